@@ -1,0 +1,1 @@
+//! The tunasync manager: store, event ingestion, HTTPS API (arrives with its issue).

@@ -1,0 +1,25 @@
+//! `tunasync-shared`: what the manager, the workers and tunasynctl have in common.
+//!
+//! # Layout
+//! - [`names`]: validated worker ids and mirror names.
+//! - [`status`]: tunasync's job status and command verb enums.
+//! - [`gotime`]: times in tunasync's formats (Go's RFC 3339, web text, zero time).
+//! - [`compat`]: tunasync's JSON types (`GET /jobs`, `POST /cmd`, …), byte-compatible.
+//! - [`wire`]: the broker protocol: a versioned envelope around commands and events.
+//! - [`broker`]: AMQP over TLS: connection, topology, confirmed publishing, consuming,
+//!   reconnection.
+//! - [`testkit`]: helpers for tests that need the private broker node.
+//!
+//! **Architecture invariant:** only this crate defines wire types, and only [`broker`] touches
+//! lapin.
+
+pub mod broker;
+pub mod compat;
+pub mod gotime;
+pub mod names;
+pub mod status;
+pub mod testkit;
+pub mod wire;
+
+/// This build's version, reported by workers in `hello`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,289 @@
+//! Commands: what the manager tells one worker, published to `<ns>.cmd` with the worker id
+//! as routing key, so they land in `<ns>.worker.<id>`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DecodeError, Header, body, open, seal};
+use crate::gotime::GoTime;
+use crate::names::{MirrorName, WorkerId};
+use crate::status::{CmdVerb, SyncStatus};
+
+/// The kinds of command, as written in `kind` and the AMQP `type` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandKind {
+    Start,
+    Stop,
+    Disable,
+    Restart,
+    Ping,
+    Reload,
+    Welcome,
+}
+
+impl CommandKind {
+    pub const ALL: [CommandKind; 7] = [
+        CommandKind::Start,
+        CommandKind::Stop,
+        CommandKind::Disable,
+        CommandKind::Restart,
+        CommandKind::Ping,
+        CommandKind::Reload,
+        CommandKind::Welcome,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Start => "start",
+            CommandKind::Stop => "stop",
+            CommandKind::Disable => "disable",
+            CommandKind::Restart => "restart",
+            CommandKind::Ping => "ping",
+            CommandKind::Reload => "reload",
+            CommandKind::Welcome => "welcome",
+        }
+    }
+
+    fn from_wire(kind: &str) -> Option<Self> {
+        CommandKind::ALL.into_iter().find(|known| known.as_str() == kind)
+    }
+}
+
+impl From<CmdVerb> for CommandKind {
+    fn from(verb: CmdVerb) -> Self {
+        match verb {
+            CmdVerb::Start => CommandKind::Start,
+            CmdVerb::Stop => CommandKind::Stop,
+            CmdVerb::Disable => CommandKind::Disable,
+            CmdVerb::Restart => CommandKind::Restart,
+            CmdVerb::Ping => CommandKind::Ping,
+            CmdVerb::Reload => CommandKind::Reload,
+        }
+    }
+}
+
+/// A command the manager sends to one worker. Every command except `welcome` is answered with
+/// a `cmd-result` event naming the command's envelope id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run the job now; `force` bypasses the concurrency limit. Re-enables a disabled job.
+    Start(StartJob),
+    /// Stop a running job (it is killed) and pause it until started again.
+    Stop(JobTarget),
+    /// Stop and disable the job.
+    Disable(JobTarget),
+    /// Kill a running job and run it again.
+    Restart(JobTarget),
+    /// Checks that the worker (and, with a mirror, that job) is there.
+    Ping(Ping),
+    /// Re-read the worker's config file and apply it.
+    Reload(Reload),
+    /// The answer to `hello`: the manager's stored state of the worker's jobs, which decides
+    /// at start-up what stays disabled or paused and when each job runs next.
+    Welcome(Welcome),
+}
+
+impl Command {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Command::Start(_) => CommandKind::Start,
+            Command::Stop(_) => CommandKind::Stop,
+            Command::Disable(_) => CommandKind::Disable,
+            Command::Restart(_) => CommandKind::Restart,
+            Command::Ping(_) => CommandKind::Ping,
+            Command::Reload(_) => CommandKind::Reload,
+            Command::Welcome(_) => CommandKind::Welcome,
+        }
+    }
+
+    /// The mirror a command is about, if any.
+    pub fn mirror(&self) -> Option<&MirrorName> {
+        match self {
+            Command::Start(target) => Some(&target.mirror),
+            Command::Stop(target) | Command::Disable(target) | Command::Restart(target) => Some(&target.mirror),
+            Command::Ping(ping) => ping.mirror.as_ref(),
+            Command::Reload(_) | Command::Welcome(_) => None,
+        }
+    }
+}
+
+/// A command aimed at one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTarget {
+    pub mirror: MirrorName,
+    /// tunasync's `args` (passed along by tunasynctl; workers ignore them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// `start`: see [`Command::Start`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartJob {
+    pub mirror: MirrorName,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Bypass the worker's concurrency limit.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Reload {}
+
+/// `welcome`: see [`Command::Welcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Welcome {
+    pub jobs: Vec<StoredJob>,
+}
+
+/// The manager's stored state of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredJob {
+    pub mirror: MirrorName,
+    pub status: SyncStatus,
+    pub last_update: GoTime,
+    pub last_started: GoTime,
+    pub last_ended: GoTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+/// A command with its envelope header (`worker` is the target).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandEnvelope {
+    pub header: Header,
+    pub command: Command,
+}
+
+impl CommandEnvelope {
+    pub fn new(worker: WorkerId, command: Command) -> Self {
+        CommandEnvelope {
+            header: Header::new(worker),
+            command,
+        }
+    }
+
+    /// The routing key on `<ns>.cmd`: the target worker's id.
+    pub fn routing_key(&self) -> &str {
+        self.header.worker.as_str()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let kind = self.command.kind().as_str();
+        match &self.command {
+            Command::Start(body) => seal(&self.header, kind, None, body),
+            Command::Stop(body) | Command::Disable(body) | Command::Restart(body) => {
+                seal(&self.header, kind, None, body)
+            }
+            Command::Ping(body) => seal(&self.header, kind, None, body),
+            Command::Reload(body) => seal(&self.header, kind, None, body),
+            Command::Welcome(body) => seal(&self.header, kind, None, body),
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let opened = open(bytes)?;
+        let kind = CommandKind::from_wire(&opened.kind)
+            .ok_or_else(|| DecodeError::UnknownKind(opened.kind.clone().into_owned()))?;
+        let name = kind.as_str();
+        let command = match kind {
+            CommandKind::Start => Command::Start(body(opened.body, name)?),
+            CommandKind::Stop => Command::Stop(body(opened.body, name)?),
+            CommandKind::Disable => Command::Disable(body(opened.body, name)?),
+            CommandKind::Restart => Command::Restart(body(opened.body, name)?),
+            CommandKind::Ping => Command::Ping(body(opened.body, name)?),
+            CommandKind::Reload => Command::Reload(body(opened.body, name)?),
+            CommandKind::Welcome => Command::Welcome(body(opened.body, name)?),
+        };
+        Ok(CommandEnvelope {
+            header: opened.header,
+            command,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(name: &str) -> MirrorName {
+        MirrorName::new(name).unwrap()
+    }
+
+    fn target() -> JobTarget {
+        JobTarget {
+            mirror: mirror("debian"),
+            args: Vec::new(),
+        }
+    }
+
+    fn start(force: bool) -> StartJob {
+        StartJob {
+            mirror: mirror("debian"),
+            args: Vec::new(),
+            force,
+        }
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        let at = GoTime::parse_rfc3339("2026-11-26T11:42:43+08:00").unwrap();
+        let commands = vec![
+            Command::Start(StartJob {
+                args: vec!["x".into(), "y".into()],
+                ..start(true)
+            }),
+            Command::Start(start(false)),
+            Command::Stop(target()),
+            Command::Disable(target()),
+            Command::Restart(target()),
+            Command::Ping(Ping::default()),
+            Command::Ping(Ping { mirror: Some(mirror("debian")) }),
+            Command::Reload(Reload {}),
+            Command::Welcome(Welcome {
+                jobs: vec![StoredJob {
+                    mirror: mirror("debian"),
+                    status: SyncStatus::Paused,
+                    last_update: at,
+                    last_started: at,
+                    last_ended: GoTime::ZERO,
+                    size: Some("5G".into()),
+                }],
+            }),
+        ];
+        for command in commands {
+            let envelope = CommandEnvelope::new(WorkerId::new("w1").unwrap(), command);
+            let decoded = CommandEnvelope::decode(&envelope.encode()).unwrap();
+            assert_eq!(decoded, envelope);
+            assert_eq!(envelope.routing_key(), "w1");
+        }
+    }
+
+    #[test]
+    fn start_body_is_plain_json() {
+        let envelope = CommandEnvelope::new(
+            WorkerId::new("w1").unwrap(),
+            Command::Start(start(true)),
+        );
+        let value: serde_json::Value = serde_json::from_slice(&envelope.encode()).unwrap();
+        assert_eq!(value["kind"], "start");
+        assert_eq!(value["body"], serde_json::json!({"mirror": "debian", "force": true}));
+        assert!(value.get("seq").is_none());
+    }
+
+    #[test]
+    fn an_event_kind_is_not_a_command() {
+        let text = r#"{"v":1,"kind":"hello","id":"7f1c5a3e-2b1d-4c57-9a43-0b8f3c1f6e21","sent_at":"2026-11-26T03:42:43Z","worker":"w1","body":{}}"#;
+        let err = CommandEnvelope::decode(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownKind(ref kind) if kind == "hello"), "{err}");
+        let text = text.replace("\"hello\"", "\"stop\"");
+        let err = CommandEnvelope::decode(text.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("invalid body of a \"stop\""), "{err}");
+    }
+}

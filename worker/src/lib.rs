@@ -1,0 +1,1 @@
+//! The tunasync worker: config, scheduler, job pipeline (arrives with its issue).
