@@ -149,7 +149,9 @@ pub struct ErrorBody {
 
 /// Decodes a request body the way Go's `encoding/json` does: object keys match field names
 /// without regard to case, so controllers that send `Name` / `Size` keep working.
-pub fn from_json_ignoring_key_case<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+pub fn from_json_ignoring_key_case<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, serde_json::Error> {
     let value: serde_json::Value = serde_json::from_slice(body)?;
     serde_json::from_value(lowercase_keys(value))
 }
@@ -213,40 +215,80 @@ mod tests {
         let sample = r#"{"id":"w1","url":"http://127.0.0.1:26100/","token":"REDACTED","last_online":"2026-11-26T03:49:04.30612841Z","last_register":"2026-11-26T03:49:04.298536163Z"}"#;
         let worker: WorkerStatus = serde_json::from_str(sample).unwrap();
         assert_eq!(serde_json::to_string(&worker).unwrap(), sample);
-        let online = WorkerStatus { online: Some(true), ..worker };
-        assert!(serde_json::to_string(&online).unwrap().ends_with(r#","online":true}"#));
+        let online = WorkerStatus {
+            online: Some(true),
+            ..worker
+        };
+        assert!(
+            serde_json::to_string(&online)
+                .unwrap()
+                .ends_with(r#","online":true}"#)
+        );
     }
 
     #[test]
     fn client_cmd_as_tunasynctl_sends_it() {
         let cases = [
-            (r#"{"cmd":"start","mirror_id":"debian","worker_id":"w1","args":["a","b"],"options":{"force":true}}"#, true),
-            (r#"{"cmd":"stop","mirror_id":"debian","worker_id":"w1","args":null,"options":null}"#, false),
-            (r#"{"cmd":"reload","mirror_id":"","worker_id":"w1","args":null,"options":null}"#, false),
+            (
+                r#"{"cmd":"start","mirror_id":"debian","worker_id":"w1","args":["a","b"],"options":{"force":true}}"#,
+                true,
+            ),
+            (
+                r#"{"cmd":"stop","mirror_id":"debian","worker_id":"w1","args":null,"options":null}"#,
+                false,
+            ),
+            (
+                r#"{"cmd":"reload","mirror_id":"","worker_id":"w1","args":null,"options":null}"#,
+                false,
+            ),
         ];
         for (sample, force) in cases {
             let cmd: ClientCmd = serde_json::from_str(sample).unwrap();
             assert_eq!(cmd.force(), force);
             assert_eq!(serde_json::to_string(&cmd).unwrap(), sample);
         }
-        assert!(serde_json::from_str::<ClientCmd>(r#"{"cmd":"frobnicate","mirror_id":"m","worker_id":"w"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientCmd>(
+                r#"{"cmd":"frobnicate","mirror_id":"m","worker_id":"w"}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn request_keys_match_without_case() {
-        let size: SizeMsg = from_json_ignoring_key_case(br#"{"Name":"debian","SIZE":"5GB"}"#).unwrap();
-        assert_eq!(size, SizeMsg { name: "debian".into(), size: "5GB".into() });
-        let cmd: ClientCmd =
-            from_json_ignoring_key_case(br#"{"Cmd":"start","Mirror_ID":"m","Worker_Id":"w","Options":{"Force":true}}"#).unwrap();
+        let size: SizeMsg =
+            from_json_ignoring_key_case(br#"{"Name":"debian","SIZE":"5GB"}"#).unwrap();
+        assert_eq!(
+            size,
+            SizeMsg {
+                name: "debian".into(),
+                size: "5GB".into()
+            }
+        );
+        let cmd: ClientCmd = from_json_ignoring_key_case(
+            br#"{"Cmd":"start","Mirror_ID":"m","Worker_Id":"w","Options":{"Force":true}}"#,
+        )
+        .unwrap();
         assert!(cmd.force());
         assert!(from_json_ignoring_key_case::<SizeMsg>(b"{not json").is_err());
     }
 
     #[test]
     fn bodies_of_info_and_error() {
-        let info = InfoBody { message: "pong".into() };
-        assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"message":"pong"}"#);
-        let error = ErrorBody { error: "invalid workerID w9".into() };
-        assert_eq!(serde_json::to_string(&error).unwrap(), r#"{"error":"invalid workerID w9"}"#);
+        let info = InfoBody {
+            message: "pong".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&info).unwrap(),
+            r#"{"message":"pong"}"#
+        );
+        let error = ErrorBody {
+            error: "invalid workerID w9".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"error":"invalid workerID w9"}"#
+        );
     }
 }

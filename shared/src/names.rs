@@ -128,7 +128,14 @@ mod tests {
 
     #[test]
     fn accepts_names_seen_in_the_field() {
-        for ok in ["debian", "debian-security", "AdoptOpenJDK", "ubuntu.releases", "mirror_worker", "a"] {
+        for ok in [
+            "debian",
+            "debian-security",
+            "AdoptOpenJDK",
+            "ubuntu.releases",
+            "mirror_worker",
+            "a",
+        ] {
             assert_eq!(MirrorName::new(ok).unwrap().as_str(), ok);
         }
     }
@@ -150,7 +157,10 @@ mod tests {
             assert!(err.contains(message), "{bad:?}: {err}");
         }
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        assert!(matches!(WorkerId::new(long), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            WorkerId::new(long),
+            Err(NameError::TooLong { .. })
+        ));
         assert!(WorkerId::new("x".repeat(MAX_NAME_LEN)).is_ok());
     }
 
@@ -158,6 +168,9 @@ mod tests {
     fn deserialising_validates() {
         let err = serde_json::from_str::<WorkerId>("\"w 1\"").unwrap_err();
         assert!(err.to_string().contains("worker id \"w 1\""), "{err}");
-        assert_eq!(serde_json::from_str::<WorkerId>("\"w1\"").unwrap().as_str(), "w1");
+        assert_eq!(
+            serde_json::from_str::<WorkerId>("\"w1\"").unwrap().as_str(),
+            "w1"
+        );
     }
 }

@@ -141,10 +141,24 @@ mod tests {
 
     #[test]
     fn statuses_use_tunasyncs_strings() {
-        let expected = ["none", "failed", "success", "syncing", "pre-syncing", "paused", "disabled"];
+        let expected = [
+            "none",
+            "failed",
+            "success",
+            "syncing",
+            "pre-syncing",
+            "paused",
+            "disabled",
+        ];
         for (status, text) in SyncStatus::ALL.into_iter().zip(expected) {
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{text}\""));
-            assert_eq!(serde_json::from_str::<SyncStatus>(&format!("\"{text}\"")).unwrap(), status);
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(
+                serde_json::from_str::<SyncStatus>(&format!("\"{text}\"")).unwrap(),
+                status
+            );
             assert_eq!(text.parse::<SyncStatus>().unwrap(), status);
             assert_eq!(status.as_str(), text);
         }

@@ -1,1 +1,141 @@
-//! testkit
+//! Helpers for tests that run against the private RabbitMQ node.
+//!
+//! The test command (`scripts/with-rabbitmq.sh cargo test --workspace`) starts a private node
+//! with a TLS listener and exports where it is; [`BrokerEnv::get`] reads that. A test that
+//! needs the broker and finds none fails, naming what to run and install: it never skips.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::broker::{BrokerConfig, QueueType};
+
+/// Where the private broker node is, from the environment the wrapper script exports.
+#[derive(Debug, Clone)]
+pub struct BrokerEnv {
+    pub amqp_url: String,
+    pub amqps_url: String,
+    pub amqps_port: u16,
+    pub ca_cert: PathBuf,
+    pub other_ca_cert: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub client_user: String,
+    node_dir: PathBuf,
+    ctl: PathBuf,
+}
+
+impl BrokerEnv {
+    /// Reads the broker's environment, or panics saying how to provide it.
+    pub fn get() -> BrokerEnv {
+        let var = |name: &str| -> String {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: this test needs the private RabbitMQ node. Run the tests with \
+                     `scripts/with-rabbitmq.sh cargo test --workspace` (it needs rabbitmq-server, openssl \
+                     and python3: `apt-get install rabbitmq-server openssl python3`)"
+                )
+            })
+        };
+        BrokerEnv {
+            amqp_url: var("AMQP_URL"),
+            amqps_url: var("AMQPS_URL"),
+            amqps_port: var("AMQPS_PORT")
+                .parse()
+                .unwrap_or_else(|_| panic!("AMQPS_PORT is not a port")),
+            ca_cert: var("AMQP_CA").into(),
+            other_ca_cert: var("AMQP_OTHER_CA").into(),
+            client_cert: var("AMQP_CLIENT_CERT").into(),
+            client_key: var("AMQP_CLIENT_KEY").into(),
+            client_user: var("AMQP_CLIENT_USER"),
+            node_dir: var("RMQ_NODE_DIR").into(),
+            ctl: var("RMQ_CTL").into(),
+        }
+    }
+
+    /// amqps with the administrator login (plain mode), under `namespace`.
+    pub fn tls_config(&self, namespace: &str) -> BrokerConfig {
+        BrokerConfig {
+            urls: vec![self.amqps_url.clone()],
+            ca_cert: Some(self.ca_cert.clone()),
+            client_cert: None,
+            client_key: None,
+            namespace: namespace.to_owned(),
+            queue_type: QueueType::Classic,
+        }
+    }
+
+    /// amqps with the certificate-only user and the EXTERNAL mechanism.
+    pub fn external_config(&self, namespace: &str) -> BrokerConfig {
+        BrokerConfig {
+            urls: vec![format!(
+                "amqps://localhost:{}/%2f?auth_mechanism=external",
+                self.amqps_port
+            )],
+            ca_cert: Some(self.ca_cert.clone()),
+            client_cert: Some(self.client_cert.clone()),
+            client_key: Some(self.client_key.clone()),
+            namespace: namespace.to_owned(),
+            queue_type: QueueType::Classic,
+        }
+    }
+
+    /// Stops the node and starts it again on the same ports and data (blocking, ~10 s).
+    pub fn restart_broker(&self) {
+        let status = std::process::Command::new(&self.ctl)
+            .arg("restart")
+            .arg(&self.node_dir)
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.ctl.display()));
+        assert!(status.success(), "restarting the broker failed: {status}");
+    }
+
+    /// Stops the node (blocking); [`BrokerEnv::restart_broker`] or `start_broker` bring it back.
+    pub fn stop_broker(&self) {
+        self.ctl_command("stop");
+    }
+
+    /// Starts a node stopped with [`BrokerEnv::stop_broker`] (blocking).
+    pub fn start_broker(&self) {
+        self.ctl_command("start");
+    }
+
+    fn ctl_command(&self, verb: &str) {
+        let output = std::process::Command::new(&self.ctl)
+            .arg(verb)
+            .arg(&self.node_dir)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.ctl.display()));
+        assert!(
+            output.status.success(),
+            "`rmq-node.sh {verb}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// A namespace no other test (or earlier run) uses, so tests can share the node.
+pub fn unique_namespace(label: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("t-{}-{}-{}", std::process::id(), n, label)
+}
+
+/// Waits until `condition` holds, checking every 20 ms, or panics after `timeout` naming `what`.
+pub async fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `future` with a deadline, panicking with `what` if it does not finish in time.
+pub async fn within<F: std::future::Future>(timeout: Duration, what: &str, future: F) -> F::Output {
+    tokio::time::timeout(timeout, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {timeout:?}: {what}"))
+}

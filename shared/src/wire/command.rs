@@ -45,7 +45,9 @@ impl CommandKind {
     }
 
     fn from_wire(kind: &str) -> Option<Self> {
-        CommandKind::ALL.into_iter().find(|known| known.as_str() == kind)
+        CommandKind::ALL
+            .into_iter()
+            .find(|known| known.as_str() == kind)
     }
 }
 
@@ -100,7 +102,9 @@ impl Command {
     pub fn mirror(&self) -> Option<&MirrorName> {
         match self {
             Command::Start(target) => Some(&target.mirror),
-            Command::Stop(target) | Command::Disable(target) | Command::Restart(target) => Some(&target.mirror),
+            Command::Stop(target) | Command::Disable(target) | Command::Restart(target) => {
+                Some(&target.mirror)
+            }
             Command::Ping(ping) => ping.mirror.as_ref(),
             Command::Reload(_) | Command::Welcome(_) => None,
         }
@@ -244,7 +248,9 @@ mod tests {
             Command::Disable(target()),
             Command::Restart(target()),
             Command::Ping(Ping::default()),
-            Command::Ping(Ping { mirror: Some(mirror("debian")) }),
+            Command::Ping(Ping {
+                mirror: Some(mirror("debian")),
+            }),
             Command::Reload(Reload {}),
             Command::Welcome(Welcome {
                 jobs: vec![StoredJob {
@@ -267,13 +273,14 @@ mod tests {
 
     #[test]
     fn start_body_is_plain_json() {
-        let envelope = CommandEnvelope::new(
-            WorkerId::new("w1").unwrap(),
-            Command::Start(start(true)),
-        );
+        let envelope =
+            CommandEnvelope::new(WorkerId::new("w1").unwrap(), Command::Start(start(true)));
         let value: serde_json::Value = serde_json::from_slice(&envelope.encode()).unwrap();
         assert_eq!(value["kind"], "start");
-        assert_eq!(value["body"], serde_json::json!({"mirror": "debian", "force": true}));
+        assert_eq!(
+            value["body"],
+            serde_json::json!({"mirror": "debian", "force": true})
+        );
         assert!(value.get("seq").is_none());
     }
 
@@ -281,9 +288,15 @@ mod tests {
     fn an_event_kind_is_not_a_command() {
         let text = r#"{"v":1,"kind":"hello","id":"7f1c5a3e-2b1d-4c57-9a43-0b8f3c1f6e21","sent_at":"2026-11-26T03:42:43Z","worker":"w1","body":{}}"#;
         let err = CommandEnvelope::decode(text.as_bytes()).unwrap_err();
-        assert!(matches!(err, DecodeError::UnknownKind(ref kind) if kind == "hello"), "{err}");
+        assert!(
+            matches!(err, DecodeError::UnknownKind(ref kind) if kind == "hello"),
+            "{err}"
+        );
         let text = text.replace("\"hello\"", "\"stop\"");
         let err = CommandEnvelope::decode(text.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("invalid body of a \"stop\""), "{err}");
+        assert!(
+            err.to_string().contains("invalid body of a \"stop\""),
+            "{err}"
+        );
     }
 }

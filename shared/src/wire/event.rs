@@ -43,7 +43,9 @@ impl EventKind {
     }
 
     fn from_wire(kind: &str) -> Option<Self> {
-        EventKind::ALL.into_iter().find(|known| known.as_str() == kind)
+        EventKind::ALL
+            .into_iter()
+            .find(|known| known.as_str() == kind)
     }
 }
 
@@ -335,7 +337,9 @@ mod tests {
                 mirror: None,
                 outcome: CmdOutcome::Accepted,
             }),
-            Event::JobRemoved(JobRemoved { mirror: mirror("old") }),
+            Event::JobRemoved(JobRemoved {
+                mirror: mirror("old"),
+            }),
         ]
     }
 
@@ -372,7 +376,9 @@ mod tests {
         let good = EventEnvelope::new(
             worker(),
             1,
-            Event::JobRemoved(JobRemoved { mirror: mirror("m") }),
+            Event::JobRemoved(JobRemoved {
+                mirror: mirror("m"),
+            }),
         );
         let good: serde_json::Value = serde_json::from_slice(&good.encode()).unwrap();
         let with = |key: &str, value: serde_json::Value| {
@@ -392,18 +398,34 @@ mod tests {
             (with("v", 2.into()), "unsupported envelope version 2"),
             (with("v", "1".into()), "not a JSON envelope"),
             (without("v"), "no \"v\" field"),
-            (with("kind", "frobnicate".into()), "unknown message kind \"frobnicate\""),
-            (with("kind", "start".into()), "unknown message kind \"start\""),
+            (
+                with("kind", "frobnicate".into()),
+                "unknown message kind \"frobnicate\"",
+            ),
+            (
+                with("kind", "start".into()),
+                "unknown message kind \"start\"",
+            ),
             (without("seq"), "no \"seq\" field"),
             (with("worker", "w/1".into()), "invalid worker"),
             (with("id", "not-a-uuid".into()), "invalid id"),
-            (with("body", serde_json::json!({"mirror": 5})), "invalid body of a \"job-removed\""),
-            (with("body", serde_json::json!({"mirror": "../etc"})), "invalid body"),
+            (
+                with("body", serde_json::json!({"mirror": 5})),
+                "invalid body of a \"job-removed\"",
+            ),
+            (
+                with("body", serde_json::json!({"mirror": "../etc"})),
+                "invalid body",
+            ),
             (without("body"), "no \"body\" field"),
         ];
         for (bytes, expected) in cases {
             let err = EventEnvelope::decode(&bytes).unwrap_err().to_string();
-            assert!(err.contains(expected), "{}: {err}", String::from_utf8_lossy(&bytes));
+            assert!(
+                err.contains(expected),
+                "{}: {err}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
 }

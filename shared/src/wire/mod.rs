@@ -129,12 +129,21 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, DecodeError> {
     })
 }
 
-fn field<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>, name: &'static str) -> Result<T, DecodeError> {
+fn field<T: serde::de::DeserializeOwned>(
+    raw: Option<&RawValue>,
+    name: &'static str,
+) -> Result<T, DecodeError> {
     let raw = raw.ok_or(DecodeError::MissingField(name))?;
-    serde_json::from_str(raw.get()).map_err(|source| DecodeError::BadField { field: name, source })
+    serde_json::from_str(raw.get()).map_err(|source| DecodeError::BadField {
+        field: name,
+        source,
+    })
 }
 
-fn body<T: serde::de::DeserializeOwned>(raw: &RawValue, kind: &'static str) -> Result<T, DecodeError> {
+fn body<T: serde::de::DeserializeOwned>(
+    raw: &RawValue,
+    kind: &'static str,
+) -> Result<T, DecodeError> {
     serde_json::from_str(raw.get()).map_err(|source| DecodeError::BadBody { kind, source })
 }
 
@@ -184,10 +193,12 @@ impl SequenceSource {
         let mut previous = self.last.load(Ordering::Relaxed);
         loop {
             let candidate = now.max(previous + 1);
-            match self
-                .last
-                .compare_exchange_weak(previous, candidate, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(
+                previous,
+                candidate,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return candidate,
                 Err(actual) => previous = actual,
             }
@@ -209,6 +220,9 @@ mod tests {
             previous = next;
         }
         let now = u64::try_from(Utc::now().timestamp_micros()).unwrap();
-        assert!(SequenceSource::new().next() >= now, "numbers follow the clock, so they survive a restart");
+        assert!(
+            SequenceSource::new().next() >= now,
+            "numbers follow the clock, so they survive a restart"
+        );
     }
 }

@@ -1,0 +1,546 @@
+//! The lapin implementation of [`Transport`]: one supervised connection per process.
+//!
+//! A supervisor task owns the connection. It connects (trying each URL in turn), declares
+//! the topology of its [`Role`], publishes the live session on a watch channel, and waits for
+//! the connection to fail; then it backs off (capped, jittered) and starts again. Publishers
+//! and subscriptions only ever read the watch channel, so there is one owner of the
+//! connection state.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::types::{FieldTable, ShortString};
+use lapin::uri::{AMQPScheme, SASLMechanism};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::config::{parse_url, redact_url};
+use super::subscription::Acker;
+use super::{
+    BrokerConfig, BrokerError, Incoming, Outgoing, QueueRole, Role, Route, Subscription, Topology,
+    Transport, error_chain,
+};
+
+/// Backoff between connection attempts: doubles from the first value up to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(15);
+/// A connection that lived this long resets the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
+/// AMQP heartbeat asked for when the URL does not say, so a dead peer is noticed quickly.
+const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// How often the supervisor double-checks the connection status.
+const STATUS_POLL: Duration = Duration::from_millis(500);
+
+/// A reconnecting AMQP client. Cheap to clone; every clone shares the connection.
+#[derive(Clone)]
+pub struct AmqpBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    topology: Topology,
+    /// The AMQP `user_id` stamped on published messages (the broker checks it is our login).
+    user_id: Option<String>,
+    link: watch::Receiver<Link>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+enum Link {
+    Down,
+    Up(Arc<Session>),
+    Closed,
+}
+
+/// One live connection.
+struct Session {
+    generation: u64,
+    connection: Connection,
+    /// The channel in confirm mode that publishes; replaced if the broker closes it.
+    publisher: Mutex<Option<Channel>>,
+}
+
+impl AmqpBroker {
+    /// Checks `config` and starts connecting in the background. The client stops when
+    /// `shutdown` is cancelled.
+    pub fn start(
+        config: BrokerConfig,
+        role: Role,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BrokerError> {
+        config.validate()?;
+        let topology = Topology::new(config.namespace.clone(), config.queue_type);
+        let user_id = publishing_user(&config, &role)?;
+        let (link_tx, link_rx) = watch::channel(Link::Down);
+        let supervisor = Supervisor {
+            config,
+            role,
+            topology: topology.clone(),
+            link: link_tx,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(supervisor.run());
+        Ok(AmqpBroker {
+            shared: Arc::new(Shared {
+                topology,
+                user_id,
+                link: link_rx,
+                shutdown,
+            }),
+        })
+    }
+
+    /// Connects once, declares the topology of `role` and disconnects: checks that the
+    /// settings work (`--check`, tests) and says why not.
+    pub async fn probe(config: BrokerConfig, role: Role) -> Result<(), BrokerError> {
+        config.validate()?;
+        let (link, _) = watch::channel(Link::Down);
+        let supervisor = Supervisor {
+            topology: Topology::new(config.namespace.clone(), config.queue_type),
+            config,
+            role,
+            link,
+            shutdown: CancellationToken::new(),
+        };
+        let connection = supervisor.connect_any().await?;
+        let _ = connection.close(200, ShortString::from("probe done")).await;
+        Ok(())
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// Waits until connected, for at most `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BrokerError> {
+        tokio::time::timeout(timeout, self.session())
+            .await
+            .map_err(|_| BrokerError::NotConnected(timeout))?
+            .map(|_| ())
+    }
+
+    /// The current session, waiting for one if the broker is away.
+    async fn session(&self) -> Result<Arc<Session>, BrokerError> {
+        self.session_after(0).await
+    }
+
+    /// A session newer than `generation`, waiting for one.
+    async fn session_after(&self, generation: u64) -> Result<Arc<Session>, BrokerError> {
+        let mut link = self.shared.link.clone();
+        loop {
+            match &*link.borrow_and_update() {
+                Link::Up(session) if session.generation > generation => return Ok(session.clone()),
+                Link::Closed => return Err(BrokerError::Closed),
+                Link::Up(_) | Link::Down => {}
+            }
+            tokio::select! {
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        return Err(BrokerError::Closed);
+                    }
+                }
+                () = self.shared.shutdown.cancelled() => return Err(BrokerError::Closed),
+            }
+        }
+    }
+
+    fn properties(&self, message: &Outgoing) -> BasicProperties {
+        let timestamp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let mut properties = BasicProperties::default()
+            .with_content_type(crate::wire::CONTENT_TYPE.into())
+            .with_delivery_mode(2)
+            .with_message_id(message.message_id.to_string().into())
+            .with_timestamp(timestamp)
+            .with_type(message.kind.into())
+            .with_app_id("tunasync".into());
+        if let Some(user_id) = &self.shared.user_id {
+            properties = properties.with_user_id(user_id.as_str().into());
+        }
+        if let Some(expiration) = message.expiration {
+            properties =
+                properties.with_expiration(expiration.as_millis().max(1).to_string().into());
+        }
+        properties
+    }
+
+    async fn publish_once(&self, message: &Outgoing) -> Result<(), BrokerError> {
+        let session = self.session().await?;
+        let channel = session.publisher().await?;
+        let (exchange, routing_key) = match &message.route {
+            Route::Event { routing_key } => {
+                (self.shared.topology.events_exchange(), routing_key.clone())
+            }
+            Route::Command { worker } => (self.shared.topology.cmd_exchange(), worker.to_string()),
+        };
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = channel
+            .basic_publish(
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                options,
+                &message.payload,
+                self.properties(message),
+            )
+            .await
+            .map_err(BrokerError::amqp("basic.publish"))?
+            .await
+            .map_err(BrokerError::amqp("publisher confirm"))?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_returned)) => Err(BrokerError::Unroutable),
+            Confirmation::Nack(_) => Err(BrokerError::Nacked),
+        }
+    }
+}
+
+impl Transport for AmqpBroker {
+    async fn publish(&self, message: Outgoing) -> Result<(), BrokerError> {
+        self.publish_once(&message).await
+    }
+
+    async fn subscribe(
+        &self,
+        queue: QueueRole,
+        prefetch: u16,
+    ) -> Result<Subscription, BrokerError> {
+        let (sender, receiver) = mpsc::channel(usize::from(prefetch.max(1)));
+        let consumer = ConsumerLoop {
+            broker: self.clone(),
+            queue: self.shared.topology.queue_name(&queue),
+            prefetch,
+            sender,
+        };
+        tokio::spawn(consumer.run());
+        Ok(Subscription::new(receiver))
+    }
+
+    fn is_connected(&self) -> bool {
+        matches!(&*self.shared.link.borrow(), Link::Up(session) if session.connection.status().connected())
+    }
+}
+
+impl Session {
+    /// The publishing channel, opened (in confirm mode) if there is none or it was closed.
+    async fn publisher(&self) -> Result<Channel, BrokerError> {
+        if let Ok(guard) = self.publisher.lock()
+            && let Some(channel) = guard.as_ref()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(BrokerError::amqp("channel.open"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(BrokerError::amqp("confirm.select"))?;
+        if let Ok(mut guard) = self.publisher.lock() {
+            *guard = Some(channel.clone());
+        }
+        Ok(channel)
+    }
+}
+
+/// The AMQP user our messages carry: the URL's user, or with EXTERNAL the certificate's
+/// subject, which by convention is the worker id.
+fn publishing_user(config: &BrokerConfig, role: &Role) -> Result<Option<String>, BrokerError> {
+    let uri = parse_url(&config.urls[0])?;
+    if uri.query.auth_mechanism == Some(SASLMechanism::External) {
+        return Ok(match role {
+            Role::Worker(worker) => Some(worker.to_string()),
+            Role::Manager | Role::Client => None,
+        });
+    }
+    Ok(Some(uri.authority.userinfo.username))
+}
+
+/// Owns the connection: connect, declare, wait for failure, back off, again.
+struct Supervisor {
+    config: BrokerConfig,
+    role: Role,
+    topology: Topology,
+    link: watch::Sender<Link>,
+    shutdown: CancellationToken,
+}
+
+impl Supervisor {
+    async fn run(self) {
+        let mut failures: u32 = 0;
+        let mut generation = 0;
+        while !self.shutdown.is_cancelled() {
+            match self.connect_any().await {
+                Ok(connection) => {
+                    generation += 1;
+                    let connected_at = tokio::time::Instant::now();
+                    let session = Arc::new(Session {
+                        generation,
+                        connection,
+                        publisher: Mutex::new(None),
+                    });
+                    self.link.send_replace(Link::Up(session.clone()));
+                    self.wait_for_failure(&session.connection).await;
+                    self.link.send_replace(Link::Down);
+                    if self.shutdown.is_cancelled() {
+                        let _ = session
+                            .connection
+                            .close(200, ShortString::from("shutting down"))
+                            .await;
+                        break;
+                    }
+                    warn!(generation, "lost the broker connection; reconnecting");
+                    if connected_at.elapsed() >= STABLE_CONNECTION {
+                        failures = 0;
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %error_chain(&err), attempt = failures + 1, "cannot reach the broker");
+                }
+            }
+            let delay = backoff(failures);
+            failures = failures.saturating_add(1);
+            debug!(?delay, "waiting before reconnecting");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.shutdown.cancelled() => break,
+            }
+        }
+        self.link.send_replace(Link::Closed);
+    }
+
+    async fn connect_any(&self) -> Result<Connection, BrokerError> {
+        let mut last_error = None;
+        for url in &self.config.urls {
+            match self.connect(url).await {
+                Ok(connection) => return Ok(connection),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.unwrap_or(BrokerError::Config(super::ConfigError::NoUrl)))
+    }
+
+    async fn connect(&self, url: &str) -> Result<Connection, BrokerError> {
+        let mut uri = parse_url(url)?;
+        if uri.query.heartbeat.is_none() {
+            uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
+        }
+        let tls = if uri.scheme == AMQPScheme::AMQPS {
+            self.tls_config()?
+        } else {
+            OwnedTLSConfig::default()
+        };
+        let name = match &self.role {
+            Role::Manager => "tunasync manager".to_owned(),
+            Role::Worker(worker) => format!("tunasync worker {worker}"),
+            Role::Client => "tunasync client".to_owned(),
+        };
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let runtime = lapin::runtime::default_runtime().map_err(|source| BrokerError::Connect {
+            url: redact_url(url),
+            source,
+        })?;
+        let connection = Connection::connect_uri_with_config(uri, properties, tls, runtime)
+            .await
+            .map_err(|source| BrokerError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        if let Err(err) = self.topology.declare(&connection, &self.role).await {
+            let _ = connection
+                .close(200, ShortString::from("topology declaration failed"))
+                .await;
+            return Err(err);
+        }
+        info!(url = %redact_url(url), "connected to the broker");
+        Ok(connection)
+    }
+
+    fn tls_config(&self) -> Result<OwnedTLSConfig, BrokerError> {
+        let read = |what: &'static str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| BrokerError::ReadFile {
+                what,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let cert_chain = match &self.config.ca_cert {
+            Some(path) => Some(String::from_utf8_lossy(&read("ca_cert", path)?).into_owned()),
+            None => None,
+        };
+        let identity = match (&self.config.client_cert, &self.config.client_key) {
+            (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+                pem: read("client_cert", cert)?,
+                key: read("client_key", key)?,
+            }),
+            _ => None,
+        };
+        Ok(OwnedTLSConfig {
+            identity,
+            cert_chain,
+        })
+    }
+
+    /// Returns when the connection has failed or shutdown was asked for.
+    async fn wait_for_failure(&self, connection: &Connection) {
+        let mut events = connection.events_listener();
+        let mut poll = tokio::time::interval(STATUS_POLL);
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(lapin::Event::Error(err)) => {
+                        warn!(error = %error_chain(&err), "broker connection error");
+                        return;
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = poll.tick() => {
+                    if !connection.status().connected() {
+                        return;
+                    }
+                }
+                () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// The delay before reconnection attempt `failures + 1`: exponential, capped, with jitter
+/// (between half and all of the step) so that many clients do not reconnect in lockstep.
+fn backoff(failures: u32) -> Duration {
+    let step = BACKOFF_FIRST
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(BACKOFF_CAP);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    step.mul_f64(jitter)
+}
+
+/// Keeps one consumer alive across reconnections and forwards what it receives.
+struct ConsumerLoop {
+    broker: AmqpBroker,
+    queue: String,
+    prefetch: u16,
+    sender: mpsc::Sender<Incoming>,
+}
+
+impl ConsumerLoop {
+    async fn run(self) {
+        let mut generation = 0;
+        let mut failures: u32 = 0;
+        loop {
+            let session = match self.broker.session_after(generation).await {
+                Ok(session) => session,
+                Err(_) => return,
+            };
+            match self.consume(&session).await {
+                Ok(ForwardEnd::ReceiverGone) => return,
+                Ok(ForwardEnd::StreamEnded) => failures = 0,
+                Err(err) => {
+                    warn!(queue = %self.queue, error = %error_chain(&err), "cannot consume; retrying");
+                }
+            }
+            if session.connection.status().connected() {
+                // Only the channel failed (or the consumer was cancelled): try again on the
+                // same connection after a pause.
+                generation = session.generation - 1;
+                let delay = backoff(failures);
+                failures = failures.saturating_add(1);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = self.sender.closed() => return,
+                }
+            } else {
+                generation = session.generation;
+            }
+        }
+    }
+
+    async fn consume(&self, session: &Session) -> Result<ForwardEnd, BrokerError> {
+        let channel = session
+            .connection
+            .create_channel()
+            .await
+            .map_err(BrokerError::amqp("channel.open"))?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(BrokerError::amqp("basic.qos"))?;
+        let mut consumer = channel
+            .basic_consume(
+                self.queue.as_str().into(),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(BrokerError::amqp("basic.consume"))?;
+        let channel_key = (session.generation, channel.id());
+        debug!(queue = %self.queue, "consuming");
+        loop {
+            tokio::select! {
+                delivery = consumer.next() => match delivery {
+                    Some(Ok(delivery)) => {
+                        let properties = &delivery.properties;
+                        let incoming = Incoming {
+                            kind: properties.kind().as_ref().map(|kind| kind.to_string()),
+                            message_id: properties.message_id().as_ref().map(|id| id.to_string()),
+                            user_id: properties.user_id().as_ref().map(|user| user.to_string()),
+                            routing_key: delivery.routing_key.to_string(),
+                            redelivered: delivery.redelivered,
+                            acker: Acker::Amqp { acker: delivery.acker, channel: channel_key },
+                            payload: delivery.data,
+                        };
+                        if self.sender.send(incoming).await.is_err() {
+                            let _ = channel.close(200, ShortString::from("subscription dropped")).await;
+                            return Ok(ForwardEnd::ReceiverGone);
+                        }
+                    }
+                    Some(Err(err)) => {
+                        debug!(queue = %self.queue, error = %error_chain(&err), "consumer ended");
+                        return Ok(ForwardEnd::StreamEnded);
+                    }
+                    None => return Ok(ForwardEnd::StreamEnded),
+                },
+                () = self.sender.closed() => {
+                    let _ = channel.close(200, ShortString::from("subscription dropped")).await;
+                    return Ok(ForwardEnd::ReceiverGone);
+                }
+            }
+        }
+    }
+}
+
+enum ForwardEnd {
+    ReceiverGone,
+    StreamEnded,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_cap_with_jitter() {
+        for failures in 0..40 {
+            let delay = backoff(failures);
+            let step = BACKOFF_FIRST
+                .saturating_mul(2u32.saturating_pow(failures.min(16)))
+                .min(BACKOFF_CAP);
+            assert!(delay <= step && delay >= step / 2, "{failures}: {delay:?}");
+        }
+        assert!(backoff(30) <= BACKOFF_CAP);
+    }
+}
