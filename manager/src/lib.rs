@@ -1,1 +1,193 @@
-//! The tunasync manager: store, event ingestion, HTTPS API (arrives with its issue).
+//! The tunasync manager: the authoritative status of every mirror job, served over HTTPS.
+//!
+//! # Layout
+//! - [`config`]: `manager.conf` and flag overrides.
+//! - [`model`]: the state and the rules that change it (pure); [`records`]: what is stored.
+//! - [`store`]: the redb file. [`state`]: the actor that owns model and store.
+//! - [`view`]: what the API reads, with the rendered `GET /jobs` bodies.
+//! - [`ingest`]: consuming worker events. [`dispatch`]: commands and their answers.
+//! - [`api`], [`api_error`], [`auth`], [`server`]: the HTTP side.
+//!
+//! Data flow: broker → [`ingest`] → [`state`] (model → store commit → view) → [`api`].
+
+pub mod api;
+pub mod api_error;
+pub mod auth;
+pub mod cidr;
+pub mod config;
+pub mod dispatch;
+pub mod ingest;
+pub mod model;
+pub mod records;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tunasync_shared::broker::{AmqpBroker, BrokerError, Role};
+
+use crate::api::Api;
+use crate::auth::{Auth, TokensError};
+use crate::config::ManagerConfig;
+use crate::dispatch::Dispatcher;
+use crate::ingest::Ingest;
+use crate::server::TlsError;
+use crate::state::StateHandle;
+use crate::store::{Store, StoreError};
+
+/// How often worker liveness is re-evaluated.
+const LIVENESS_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the store")]
+    Store(#[from] StoreError),
+    #[error("broker settings")]
+    Broker(#[from] BrokerError),
+    #[error("API authentication settings")]
+    Tokens(#[from] TokensError),
+    #[error("HTTPS settings")]
+    Tls(#[from] TlsError),
+}
+
+/// A started manager.
+pub struct Running {
+    /// Where the API listens (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// Whether the API speaks HTTPS.
+    pub https: bool,
+    server: JoinHandle<std::io::Result<()>>,
+    ingest: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the manager has stopped (after `shutdown` was cancelled).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let served = self.server.await.unwrap_or(Ok(()));
+        let _ = self.ingest.await;
+        served
+    }
+}
+
+/// Starts the manager. `listener`: an already-bound socket (tests bind port 0), or `None` to
+/// bind `[server] addr:port`. Everything stops when `shutdown` is cancelled.
+pub async fn start(
+    config: ManagerConfig,
+    listener: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    let listener = match listener {
+        Some(listener) => listener,
+        None => {
+            let addr = format!("{}:{}", config.server.addr, config.server.port);
+            let ip: std::net::IpAddr =
+                config.server.addr.parse().map_err(|_| StartError::Listen {
+                    addr: addr.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not an IP address",
+                    ),
+                })?;
+            std::net::TcpListener::bind((ip, config.server.port))
+                .map_err(|source| StartError::Listen { addr, source })?
+        }
+    };
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: "the given listener".to_owned(),
+        source,
+    })?;
+
+    let tls = match (&config.server.ssl_cert, &config.server.ssl_key) {
+        (Some(cert), Some(key)) => {
+            let client_ca = config
+                .auth
+                .require_client_cert
+                .then(|| config.client_ca())
+                .flatten();
+            Some(server::tls_config(cert, key, client_ca)?)
+        }
+        _ => {
+            warn!(
+                "no [server] ssl_cert / ssl_key: serving plain HTTP; use HTTPS anywhere but loopback"
+            );
+            None
+        }
+    };
+    let auth = Arc::new(Auth::new(
+        config.auth.tokens_file.as_deref(),
+        config.auth.trusted_networks.clone(),
+        config.auth.require_client_cert,
+    )?);
+    if auth.n_tokens() == 0
+        && config.auth.trusted_networks.is_empty()
+        && !config.auth.require_client_cert
+    {
+        warn!(
+            "no API tokens, trusted networks or client certificates: nobody can change state through the API"
+        );
+    }
+
+    let db_file = config.db_file.clone();
+    let runs_per_job = config.history.runs_per_job;
+    let (store, model) = tokio::task::spawn_blocking(move || Store::open(&db_file, runs_per_job))
+        .await
+        .map_err(|err| StoreError::Redb(Box::new(err)))??;
+    info!(db_file = %config.db_file.display(), n_workers = model.workers.len(), n_jobs = model.jobs.len(), "store opened");
+    let (state, view) = StateHandle::start(store, model, config.liveness.offline_after);
+
+    let broker = AmqpBroker::start(config.broker.clone(), Role::Manager, shutdown.clone())?;
+    let dispatcher = Arc::new(Dispatcher::new(
+        broker.clone(),
+        config.commands.timeout,
+        config.commands.expiry,
+    ));
+    let ingest = Ingest {
+        transport: broker.clone(),
+        state: state.clone(),
+        dispatcher: dispatcher.clone(),
+        require_identity: config.auth.require_worker_identity,
+    };
+    let ingest = tokio::spawn(ingest.run(shutdown.clone()));
+
+    let ticker_state = state.clone();
+    let ticker_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LIVENESS_TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => ticker_state.check_liveness(),
+                () = ticker_shutdown.cancelled() => break,
+            }
+        }
+    });
+
+    let api = Arc::new(Api {
+        view,
+        state,
+        dispatcher,
+        transport: broker,
+    });
+    let app = api::router(api, auth);
+    let https = tls.is_some();
+    info!(addr = %local_addr, https, "API listening");
+    let server = tokio::spawn(server::serve(listener, tls, app, shutdown));
+    Ok(Running {
+        local_addr,
+        https,
+        server,
+        ingest,
+    })
+}

@@ -1,0 +1,367 @@
+//! The HTTP API: tunasync's routes, keys, codes and bodies, plus health, history and auth.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tunasync_shared::broker::Transport;
+use tunasync_shared::compat::{ClientCmd, InfoBody, SizeMsg, from_json_ignoring_key_case};
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::{CmdVerb, SyncStatus};
+use tunasync_shared::wire::command::{Command, JobTarget, Ping, Reload, StartJob};
+use tunasync_shared::wire::event::CmdOutcome;
+
+use crate::api_error::{ApiError, JSON, json};
+use crate::auth::{self, Auth};
+use crate::dispatch::{DispatchError, Dispatcher};
+use crate::state::{Mutation, StateHandle};
+use crate::view::View;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the handlers share.
+pub struct Api<T> {
+    pub view: Arc<View>,
+    pub state: StateHandle,
+    pub dispatcher: Arc<Dispatcher<T>>,
+    pub transport: T,
+}
+
+type Shared<T> = State<Arc<Api<T>>>;
+
+/// The router: reads are public, changes go through [`auth::require`].
+pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>) -> Router {
+    let changes = Router::new()
+        .route("/cmd", post(command::<T>))
+        .route("/workers/{id}", delete(delete_worker::<T>))
+        .route("/jobs/disabled", delete(flush_disabled::<T>))
+        .route("/workers/{id}/jobs/{job}/size", post(set_size::<T>))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require));
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<T>))
+        .route("/jobs", get(jobs::<T>))
+        .route("/workers", get(workers::<T>))
+        .route("/workers/{id}/jobs", get(worker_jobs::<T>))
+        .route("/jobs/{worker}/{mirror}/history", get(history::<T>))
+        .merge(changes)
+        .fallback(not_found)
+        .with_state(api)
+}
+
+fn message(text: impl Into<String>) -> Response {
+    json(
+        StatusCode::OK,
+        &InfoBody {
+            message: text.into(),
+        },
+    )
+}
+
+fn ok<T: Serialize>(body: &T) -> Response {
+    json(StatusCode::OK, body)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "404 page not found",
+    )
+        .into_response()
+}
+
+async fn ping() -> Response {
+    message("pong")
+}
+
+async fn healthz() -> Response {
+    message("alive")
+}
+
+async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
+    if !api.state.is_running() {
+        return ApiError::Unavailable("the store is not available".to_owned()).into_response();
+    }
+    if !api.transport.is_connected() {
+        return ApiError::Unavailable("not connected to the broker".to_owned()).into_response();
+    }
+    message("ready")
+}
+
+/// `GET /jobs`: tunasync.json, gzip-compressed for clients that accept it.
+async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused =
+                parts.any(|param| matches!(param.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        });
+    if gzip {
+        (
+            [
+                (header::CONTENT_TYPE, JSON),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            api.view.jobs_gzip(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, JSON),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            api.view.jobs_json(),
+        )
+            .into_response()
+    }
+}
+
+async fn workers<T: Transport>(State(api): Shared<T>) -> Response {
+    ok(&api.view.workers())
+}
+
+/// A worker id from the path that must name a known worker (tunasync's `invalid workerID`).
+fn known_worker<T>(api: &Api<T>, id: &str) -> Result<WorkerId, ApiError> {
+    WorkerId::new(id)
+        .ok()
+        .filter(|worker| api.view.has_worker(worker))
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid workerID {id}")))
+}
+
+fn mirror_name(name: &str) -> Result<MirrorName, ApiError> {
+    MirrorName::new(name).map_err(|err| ApiError::BadRequest(err.to_string()))
+}
+
+async fn worker_jobs<T: Transport>(
+    State(api): Shared<T>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let worker = known_worker(&api, &id)?;
+    let jobs = api
+        .view
+        .worker_jobs(&worker)
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid workerID {id}")))?;
+    Ok(ok(&jobs))
+}
+
+async fn delete_worker<T: Transport>(
+    State(api): Shared<T>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let worker = known_worker(&api, &id)?;
+    let found = api
+        .state
+        .mutate(Mutation::RemoveWorker(worker))
+        .await
+        .map_err(|err| ApiError::internal("failed to delete worker", &err))?;
+    if !found {
+        return Err(ApiError::BadRequest(format!("invalid workerID {id}")));
+    }
+    Ok(message("deleted"))
+}
+
+async fn flush_disabled<T: Transport>(State(api): Shared<T>) -> Result<Response, ApiError> {
+    api.state
+        .mutate(Mutation::FlushDisabled)
+        .await
+        .map_err(|err| ApiError::internal("failed to flush disabled jobs", &err))?;
+    Ok(message("flushed"))
+}
+
+/// A JSON body, decoded the Go way (keys without regard to case), with JSON errors.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| ApiError::TooLarge(MAX_BODY))?;
+        decode_body(&bytes).map(Body)
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    from_json_ignoring_key_case(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
+}
+
+/// `POST /workers/{id}/jobs/{job}/size`: as tunasync, the body's name wins over the path's.
+async fn set_size<T: Transport>(
+    State(api): Shared<T>,
+    Path((id, _job)): Path<(String, String)>,
+    Body(body): Body<SizeMsg>,
+) -> Result<Response, ApiError> {
+    let worker = known_worker(&api, &id)?;
+    let mirror = mirror_name(&body.name)?;
+    if body.size.trim().is_empty() {
+        return Err(ApiError::BadRequest("size should not be empty".to_owned()));
+    }
+    let key = (mirror.clone(), worker.clone());
+    let found = api
+        .state
+        .mutate(Mutation::SetSize {
+            key,
+            size: body.size.clone(),
+        })
+        .await
+        .map_err(|err| ApiError::internal(format!("failed to update size of {mirror}"), &err))?;
+    if !found {
+        return Err(ApiError::NotFound(format!(
+            "no mirror '{mirror}' exists in worker '{worker}'"
+        )));
+    }
+    let status = api.view.job(&worker, &mirror).ok_or_else(|| {
+        ApiError::NotFound(format!("no mirror '{mirror}' exists in worker '{worker}'"))
+    })?;
+    Ok(ok(&status))
+}
+
+/// `POST /cmd`: relay a command to a worker and report whether it took it.
+async fn command<T: Transport>(
+    State(api): Shared<T>,
+    Body(cmd): Body<ClientCmd>,
+) -> Result<Response, ApiError> {
+    if cmd.worker_id.is_empty() {
+        return Err(ApiError::BadRequest(
+            "worker_id should not be empty".to_owned(),
+        ));
+    }
+    let worker = WorkerId::new(&cmd.worker_id)
+        .ok()
+        .filter(|worker| api.view.has_worker(worker))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("worker {} is not registered yet", cmd.worker_id))
+        })?;
+    let mirror = if cmd.mirror_id.is_empty() {
+        None
+    } else {
+        Some(mirror_name(&cmd.mirror_id)?)
+    };
+    let args = cmd.args.clone().unwrap_or_default();
+    let target = |verb: CmdVerb| {
+        mirror
+            .clone()
+            .map(|mirror| JobTarget {
+                mirror,
+                args: args.clone(),
+            })
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("mirror_id should not be empty for {verb}"))
+            })
+    };
+    let command = match cmd.cmd {
+        CmdVerb::Start => {
+            let target = target(CmdVerb::Start)?;
+            Command::Start(StartJob {
+                mirror: target.mirror,
+                args: target.args,
+                force: cmd.force(),
+            })
+        }
+        CmdVerb::Stop => Command::Stop(target(CmdVerb::Stop)?),
+        CmdVerb::Disable => Command::Disable(target(CmdVerb::Disable)?),
+        CmdVerb::Restart => Command::Restart(target(CmdVerb::Restart)?),
+        CmdVerb::Ping => Command::Ping(Ping {
+            mirror: mirror.clone(),
+        }),
+        CmdVerb::Reload => {
+            if mirror.is_some() {
+                return Err(ApiError::BadRequest(
+                    "reload applies to a whole worker: leave mirror_id empty".to_owned(),
+                ));
+            }
+            Command::Reload(Reload {})
+        }
+    };
+    // As tunasync's manager: stop and disable are recorded before the worker is told.
+    let recorded = match cmd.cmd {
+        CmdVerb::Stop => Some(SyncStatus::Paused),
+        CmdVerb::Disable => Some(SyncStatus::Disabled),
+        _ => None,
+    };
+    if let (Some(status), Some(mirror)) = (recorded, &mirror) {
+        api.state
+            .mutate(Mutation::SetStatus {
+                key: (mirror.clone(), worker.clone()),
+                status,
+            })
+            .await
+            .map_err(|err| ApiError::internal("failed to record the job status", &err))?;
+    }
+    match api.dispatcher.send(&worker, command).await {
+        Ok(CmdOutcome::Accepted) => Ok(message(format!(
+            "successfully send command to worker {worker}"
+        ))),
+        Ok(CmdOutcome::Refused { reason }) => Err(ApiError::BadRequest(format!(
+            "worker {worker} refused the command: {reason}"
+        ))),
+        Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
+        Err(err) => Err(ApiError::BadGateway(tunasync_shared::broker::error_chain(
+            &err,
+        ))),
+    }
+}
+
+/// One recorded run, newest first in `GET /jobs/{worker}/{mirror}/history`.
+#[derive(Debug, Serialize)]
+struct HistoryEntry {
+    run_id: String,
+    started: GoTime,
+    ended: GoTime,
+    result: SyncStatus,
+    attempts: u32,
+    size: String,
+    error_msg: String,
+}
+
+async fn history<T: Transport>(
+    State(api): Shared<T>,
+    Path((worker, mirror)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let worker = known_worker(&api, &worker)?;
+    let mirror = mirror_name(&mirror)?;
+    if api.view.job(&worker, &mirror).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no mirror '{mirror}' exists in worker '{worker}'"
+        )));
+    }
+    let runs = api
+        .state
+        .history(worker, mirror)
+        .await
+        .map_err(|err| ApiError::internal("failed to read the history", &err))?;
+    let entries: Vec<HistoryEntry> = runs
+        .into_iter()
+        .map(|run| HistoryEntry {
+            run_id: run.run_id.to_string(),
+            started: run.started,
+            ended: run.ended,
+            result: run.result,
+            attempts: run.attempts,
+            size: run.size,
+            error_msg: run.error_msg,
+        })
+        .collect();
+    Ok(ok(&entries))
+}

@@ -1,0 +1,145 @@
+//! Event ingestion: consume `<ns>.manager`, apply events in batches, ack after the commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use tunasync_shared::broker::{Incoming, QueueRole, Transport, ack_batch, error_chain};
+use tunasync_shared::wire::{Event, EventEnvelope};
+
+use crate::dispatch::Dispatcher;
+use crate::model::Verified;
+use crate::state::StateHandle;
+
+/// Unacknowledged events the broker may hand us at once.
+pub const PREFETCH: u16 = 2000;
+/// The most events applied in one store transaction.
+pub const MAX_BATCH: usize = 1000;
+
+/// Why an event was refused (and dead-lettered).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("undecodable event")]
+    Decode(#[from] tunasync_shared::wire::DecodeError),
+    #[error("routing key {routing_key:?} does not match worker {worker} and kind {kind}")]
+    RoutingKey {
+        routing_key: String,
+        worker: String,
+        kind: &'static str,
+    },
+    #[error("event claims worker {claimed} but was sent by broker user {user:?}")]
+    Identity {
+        claimed: String,
+        user: Option<String>,
+    },
+}
+
+/// Checks one delivery: decodes it and, in hardened mode, that the broker-verified sender is
+/// the worker the event names.
+pub fn check(incoming: &Incoming, require_identity: bool) -> Result<EventEnvelope, Refusal> {
+    let envelope = EventEnvelope::decode(&incoming.payload)?;
+    if incoming.routing_key != envelope.routing_key() {
+        return Err(Refusal::RoutingKey {
+            routing_key: incoming.routing_key.clone(),
+            worker: envelope.header.worker.to_string(),
+            kind: envelope.event.kind().as_str(),
+        });
+    }
+    if require_identity && incoming.user_id.as_deref() != Some(envelope.header.worker.as_str()) {
+        return Err(Refusal::Identity {
+            claimed: envelope.header.worker.to_string(),
+            user: incoming.user_id.clone(),
+        });
+    }
+    Ok(envelope)
+}
+
+pub struct Ingest<T> {
+    pub transport: T,
+    pub state: StateHandle,
+    pub dispatcher: Arc<Dispatcher<T>>,
+    pub require_identity: bool,
+}
+
+impl<T: Transport> Ingest<T> {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut events = match self.transport.subscribe(QueueRole::Manager, PREFETCH).await {
+            Ok(events) => events,
+            Err(err) => {
+                error!(error = %error_chain(&err), "cannot consume the events queue");
+                return;
+            }
+        };
+        info!("consuming worker events");
+        loop {
+            let first = tokio::select! {
+                incoming = events.next() => incoming,
+                () = shutdown.cancelled() => None,
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match events.try_next() {
+                    Some(incoming) => batch.push(incoming),
+                    None => break,
+                }
+            }
+            self.process(batch).await;
+        }
+    }
+
+    async fn process(&self, batch: Vec<Incoming>) {
+        let mut verified = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            match check(&incoming, self.require_identity) {
+                Err(refusal) => {
+                    warn!(
+                        routing_key = %incoming.routing_key,
+                        user = ?incoming.user_id,
+                        reason = %error_chain(&refusal),
+                        "event refused; dead-lettered"
+                    );
+                    if let Err(err) = incoming.dead_letter().await {
+                        warn!(error = %error_chain(&err), "cannot dead-letter an event");
+                    }
+                }
+                Ok(envelope) => {
+                    let worker = envelope.header.worker;
+                    match envelope.event {
+                        Event::CmdResult(result) => self.dispatcher.resolve(&worker, result),
+                        event => verified.push(Verified {
+                            worker,
+                            seq: envelope.seq,
+                            event,
+                        }),
+                    }
+                    accepted.push(incoming);
+                }
+            }
+        }
+        if !verified.is_empty() {
+            match self.state.apply(verified).await {
+                Ok(welcomes) => {
+                    for (worker, welcome) in welcomes {
+                        if let Err(err) = self.dispatcher.welcome(&worker, welcome).await {
+                            warn!(%worker, error = %error_chain(&err), "cannot answer hello");
+                        }
+                    }
+                }
+                Err(err) => {
+                    error!(error = %error_chain(&err), "events not stored; returning them to the queue");
+                    for incoming in &accepted {
+                        let _ = incoming.requeue().await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return;
+                }
+            }
+        }
+        if let Err(err) = ack_batch(&accepted).await {
+            warn!(error = %error_chain(&err), "cannot ack events; the broker will deliver them again");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! What the manager stores: workers, job statuses and finished runs, with a format version.
+
+use serde::{Deserialize, Serialize};
+use tunasync_shared::compat::{MirrorStatus, WorkerStatus};
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use uuid::Uuid;
+
+/// The format of the values below; the first byte of every stored value.
+pub const RECORD_FORMAT: u8 = 1;
+
+/// A worker as the manager knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub last_online: GoTime,
+    pub last_register: GoTime,
+    pub host: String,
+    pub version: String,
+    pub session: Option<Uuid>,
+    pub heartbeat_interval_secs: u32,
+    /// The highest event sequence number applied for this worker.
+    pub last_seq: u64,
+}
+
+impl WorkerRecord {
+    pub fn new(now: GoTime) -> Self {
+        WorkerRecord {
+            last_online: now,
+            last_register: now,
+            host: String::new(),
+            version: String::new(),
+            session: None,
+            heartbeat_interval_secs: 0,
+            last_seq: 0,
+        }
+    }
+
+    /// The `GET /workers` entry.
+    pub fn to_status(&self, id: &WorkerId, online: bool) -> WorkerStatus {
+        WorkerStatus {
+            id: id.to_string(),
+            url: self.host.clone(),
+            token: "REDACTED".to_owned(),
+            last_online: self.last_online,
+            last_register: self.last_register,
+            online: Some(online),
+        }
+    }
+}
+
+/// One job (a mirror on a worker) as the manager knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub is_master: bool,
+    pub status: SyncStatus,
+    pub last_update: GoTime,
+    pub last_started: GoTime,
+    pub last_ended: GoTime,
+    pub next_schedule: GoTime,
+    pub upstream: String,
+    /// tunasync's size text: empty when never known, else e.g. `1.33T`.
+    pub size: String,
+    pub error_msg: String,
+    /// The run the status belongs to.
+    pub run_id: Option<Uuid>,
+    /// The sequence number of the last status event applied, so older ones are ignored.
+    pub last_seq: u64,
+}
+
+impl Default for JobRecord {
+    fn default() -> Self {
+        JobRecord {
+            is_master: true,
+            status: SyncStatus::None,
+            last_update: GoTime::ZERO,
+            last_started: GoTime::ZERO,
+            last_ended: GoTime::ZERO,
+            next_schedule: GoTime::ZERO,
+            upstream: String::new(),
+            size: String::new(),
+            error_msg: String::new(),
+            run_id: None,
+            last_seq: 0,
+        }
+    }
+}
+
+/// The text shown for running jobs of a worker that stopped sending heartbeats.
+pub const OFFLINE_ERROR: &str = "worker offline";
+
+impl JobRecord {
+    /// The tunasync record, as `GET /workers/{id}/jobs` shows it. A running job of an offline
+    /// worker is shown failed, with the reason.
+    pub fn to_status(
+        &self,
+        mirror: &MirrorName,
+        worker: &WorkerId,
+        worker_online: bool,
+    ) -> MirrorStatus {
+        let (status, error_msg) = if !worker_online && self.status.is_running() {
+            (SyncStatus::Failed, OFFLINE_ERROR.to_owned())
+        } else {
+            (self.status, self.error_msg.clone())
+        };
+        MirrorStatus {
+            name: mirror.to_string(),
+            worker: worker.to_string(),
+            is_master: self.is_master,
+            status,
+            last_update: self.last_update,
+            last_started: self.last_started,
+            last_ended: self.last_ended,
+            next_schedule: self.next_schedule,
+            upstream: self.upstream.clone(),
+            size: self.size.clone(),
+            error_msg,
+        }
+    }
+}
+
+/// One run of a job, for `GET /jobs/{worker}/{mirror}/history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: Uuid,
+    pub started: GoTime,
+    pub ended: GoTime,
+    /// `syncing` / `pre-syncing` while running, then `success` or `failed`.
+    pub result: SyncStatus,
+    pub attempts: u32,
+    pub size: String,
+    pub error_msg: String,
+}
+
+/// A stored value that could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("stored value is empty")]
+    Empty,
+    #[error("stored value has format {0}, this build reads format {RECORD_FORMAT}")]
+    UnknownFormat(u8),
+    #[error("stored value is corrupt")]
+    Corrupt(#[source] serde_json::Error),
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![RECORD_FORMAT];
+    // Plain data with string keys: serialising into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut bytes, value);
+    bytes
+}
+
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    let (&format, json) = bytes.split_first().ok_or(RecordError::Empty)?;
+    if format != RECORD_FORMAT {
+        return Err(RecordError::UnknownFormat(format));
+    }
+    serde_json::from_slice(json).map_err(RecordError::Corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_their_format_byte() {
+        let job = JobRecord {
+            status: SyncStatus::Success,
+            size: "1.33T".into(),
+            run_id: Some(Uuid::new_v4()),
+            last_seq: 42,
+            ..JobRecord::default()
+        };
+        let bytes = encode(&job);
+        assert_eq!(bytes[0], RECORD_FORMAT);
+        assert_eq!(decode::<JobRecord>(&bytes).unwrap(), job);
+        let mut future = bytes.clone();
+        future[0] = 2;
+        assert!(matches!(
+            decode::<JobRecord>(&future),
+            Err(RecordError::UnknownFormat(2))
+        ));
+        assert!(matches!(decode::<JobRecord>(&[]), Err(RecordError::Empty)));
+        assert!(matches!(
+            decode::<JobRecord>(&[RECORD_FORMAT, b'{']),
+            Err(RecordError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn offline_workers_show_running_jobs_failed() {
+        let mirror = MirrorName::new("debian").unwrap();
+        let worker = WorkerId::new("w1").unwrap();
+        let running = JobRecord {
+            status: SyncStatus::Syncing,
+            ..JobRecord::default()
+        };
+        assert_eq!(
+            running.to_status(&mirror, &worker, true).status,
+            SyncStatus::Syncing
+        );
+        let shown = running.to_status(&mirror, &worker, false);
+        assert_eq!(
+            (shown.status, shown.error_msg.as_str()),
+            (SyncStatus::Failed, OFFLINE_ERROR)
+        );
+        let paused = JobRecord {
+            status: SyncStatus::Paused,
+            ..JobRecord::default()
+        };
+        assert_eq!(
+            paused.to_status(&mirror, &worker, false).status,
+            SyncStatus::Paused
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The redb file: the only place the manager's state is persisted.
+//!
+//! **Invariant:** only this module touches redb. Writes come from the state actor alone, one
+//! transaction per batch of changes, so the file is never half-written.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tunasync_shared::names::{MirrorName, NameError, WorkerId};
+
+use crate::model::{Changes, JobKey, Model};
+use crate::records::{self, JobRecord, RecordError, RunRecord, WorkerRecord};
+
+/// The layout of the tables below.
+const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// worker id → [`WorkerRecord`]
+const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
+/// (worker id, mirror) → [`JobRecord`]
+const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("jobs");
+/// (worker id, mirror, run key) → [`RunRecord`]; run keys grow with time.
+const HISTORY: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("history");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error("the store has schema version {found}; this build reads version {SCHEMA_VERSION}")]
+    Schema { found: u64 },
+    #[error("store operation failed")]
+    Redb(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("bad record {key} in the store")]
+    Record {
+        key: String,
+        #[source]
+        source: RecordError,
+    },
+    #[error("bad key {key:?} in the store")]
+    Key {
+        key: String,
+        #[source]
+        source: NameError,
+    },
+}
+
+fn redb_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Redb(Box::new(err))
+}
+
+pub struct Store {
+    db: Database,
+    runs_per_job: u32,
+}
+
+impl Store {
+    /// Opens (or creates) the file and reads everything into a [`Model`].
+    pub fn open(path: &Path, runs_per_job: u32) -> Result<(Store, Model), StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let store = Store { db, runs_per_job };
+        store.init_schema()?;
+        let model = store.load()?;
+        Ok((store, model))
+    }
+
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(redb_error)?;
+        {
+            let mut meta = tx.open_table(META).map_err(redb_error)?;
+            let found = meta
+                .get("schema")
+                .map_err(redb_error)?
+                .map(|value| value.value());
+            match found {
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION).map_err(redb_error)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => return Err(StoreError::Schema { found }),
+            }
+            tx.open_table(WORKERS).map_err(redb_error)?;
+            tx.open_table(JOBS).map_err(redb_error)?;
+            tx.open_table(HISTORY).map_err(redb_error)?;
+        }
+        tx.commit().map_err(redb_error)
+    }
+
+    /// Everything but the run history.
+    pub fn load(&self) -> Result<Model, StoreError> {
+        let tx = self.db.begin_read().map_err(redb_error)?;
+        let mut model = Model::default();
+        let workers = tx.open_table(WORKERS).map_err(redb_error)?;
+        for entry in workers.iter().map_err(redb_error)? {
+            let (key, value) = entry.map_err(redb_error)?;
+            let id = worker_id(key.value())?;
+            let record: WorkerRecord = decode(key.value(), value.value())?;
+            model.workers.insert(id, record);
+        }
+        let jobs = tx.open_table(JOBS).map_err(redb_error)?;
+        for entry in jobs.iter().map_err(redb_error)? {
+            let (key, value) = entry.map_err(redb_error)?;
+            let (worker, mirror) = key.value();
+            let shown = format!("{worker}/{mirror}");
+            let record: JobRecord = decode(&shown, value.value())?;
+            model
+                .jobs
+                .insert((mirror_name(mirror)?, worker_id(worker)?), record);
+        }
+        Ok(model)
+    }
+
+    /// Writes `changes` (values taken from `model`) in one transaction.
+    pub fn commit(&self, model: &Model, changes: &Changes) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(redb_error)?;
+        {
+            let mut workers = tx.open_table(WORKERS).map_err(redb_error)?;
+            let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
+            let mut history = tx.open_table(HISTORY).map_err(redb_error)?;
+            for worker in &changes.removed_workers {
+                workers.remove(worker.as_str()).map_err(redb_error)?;
+            }
+            for (mirror, worker) in &changes.removed_jobs {
+                jobs.remove((worker.as_str(), mirror.as_str()))
+                    .map_err(redb_error)?;
+                let range = (worker.as_str(), mirror.as_str(), 0)
+                    ..=(worker.as_str(), mirror.as_str(), u64::MAX);
+                history.retain_in(range, |_, _| false).map_err(redb_error)?;
+            }
+            for worker in &changes.workers {
+                if let Some(record) = model.workers.get(worker) {
+                    workers
+                        .insert(worker.as_str(), records::encode(record).as_slice())
+                        .map_err(redb_error)?;
+                }
+            }
+            for key in &changes.jobs {
+                if let Some(record) = model.jobs.get(key) {
+                    let (mirror, worker) = key;
+                    jobs.insert(
+                        (worker.as_str(), mirror.as_str()),
+                        records::encode(record).as_slice(),
+                    )
+                    .map_err(redb_error)?;
+                }
+            }
+            let mut new_runs: HashMap<&JobKey, ()> = HashMap::new();
+            for (key, run) in &changes.runs {
+                if !model.jobs.contains_key(key) {
+                    continue;
+                }
+                let (mirror, worker) = key;
+                let previous = history
+                    .insert(
+                        (worker.as_str(), mirror.as_str(), run.key),
+                        records::encode(&run.record).as_slice(),
+                    )
+                    .map_err(redb_error)?;
+                if previous.is_none() {
+                    new_runs.insert(key, ());
+                }
+            }
+            for (mirror, worker) in new_runs.into_keys() {
+                let range = (worker.as_str(), mirror.as_str(), 0)
+                    ..=(worker.as_str(), mirror.as_str(), u64::MAX);
+                let count = history.range(range.clone()).map_err(redb_error)?.count();
+                let excess = count.saturating_sub(self.runs_per_job as usize);
+                if excess > 0 {
+                    let mut dropped = 0;
+                    history
+                        .retain_in(range, |_, _| {
+                            dropped += 1;
+                            dropped > excess
+                        })
+                        .map_err(redb_error)?;
+                }
+            }
+        }
+        tx.commit().map_err(redb_error)
+    }
+
+    /// The recorded runs of one job, newest first.
+    pub fn history(
+        &self,
+        worker: &WorkerId,
+        mirror: &MirrorName,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(redb_error)?;
+        let history = tx.open_table(HISTORY).map_err(redb_error)?;
+        let range =
+            (worker.as_str(), mirror.as_str(), 0)..=(worker.as_str(), mirror.as_str(), u64::MAX);
+        let mut runs = Vec::new();
+        for entry in history.range(range).map_err(redb_error)?.rev() {
+            let (key, value) = entry.map_err(redb_error)?;
+            let (worker, mirror, run) = key.value();
+            runs.push(decode(&format!("{worker}/{mirror}#{run}"), value.value())?);
+        }
+        Ok(runs)
+    }
+
+    /// How many history entries the store holds (for tests and metrics).
+    pub fn history_len(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(redb_error)?;
+        tx.open_table(HISTORY)
+            .map_err(redb_error)?
+            .len()
+            .map_err(redb_error)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    records::decode(bytes).map_err(|source| StoreError::Record {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn worker_id(text: &str) -> Result<WorkerId, StoreError> {
+    WorkerId::new(text).map_err(|source| StoreError::Key {
+        key: text.to_owned(),
+        source,
+    })
+}
+
+fn mirror_name(text: &str) -> Result<MirrorName, StoreError> {
+    MirrorName::new(text).map_err(|source| StoreError::Key {
+        key: text.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tunasync_shared::gotime::GoTime;
+    use tunasync_shared::status::SyncStatus;
+    use tunasync_shared::wire::event::{Event, JobStatus};
+    use uuid::Uuid;
+
+    use crate::model::Verified;
+
+    fn status_event(mirror: &str, status: SyncStatus, run: Uuid) -> Event {
+        Event::Status(JobStatus {
+            mirror: MirrorName::new(mirror).unwrap(),
+            status,
+            run_id: run,
+            attempt: 1,
+            at: GoTime::now_local(),
+            upstream: "rsync://up/".into(),
+            is_master: true,
+            size: Some("1G".into()),
+            error_msg: String::new(),
+        })
+    }
+
+    #[test]
+    fn state_survives_reopening_and_history_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/tunasync.redb");
+        let worker = WorkerId::new("w1").unwrap();
+        let (store, mut model) = Store::open(&path, 3).unwrap();
+        assert!(model.jobs.is_empty());
+        let mut runs = HashMap::new();
+        let mut seq = 0;
+        for _ in 0..5 {
+            let run = Uuid::new_v4();
+            for status in [
+                SyncStatus::PreSyncing,
+                SyncStatus::Syncing,
+                SyncStatus::Success,
+            ] {
+                seq += 1;
+                let mut changes = Changes::default();
+                let verified = Verified {
+                    worker: worker.clone(),
+                    seq,
+                    event: status_event("debian", status, run),
+                };
+                model.apply(&verified, GoTime::now_local(), &mut runs, &mut changes);
+                store.commit(&model, &changes).unwrap();
+            }
+        }
+        let mirror = MirrorName::new("debian").unwrap();
+        let history = store.history(&worker, &mirror).unwrap();
+        assert_eq!(history.len(), 3, "bounded to runs_per_job");
+        assert!(history.iter().all(|run| run.result == SyncStatus::Success));
+        assert!(
+            history[0].started.as_datetime() >= history[2].started.as_datetime(),
+            "newest first"
+        );
+        drop(store);
+
+        let (store, reopened) = Store::open(&path, 3).unwrap();
+        assert_eq!(reopened, model);
+        assert_eq!(store.history_len().unwrap(), 3);
+
+        let mut changes = Changes::default();
+        let mut model = reopened;
+        assert!(model.remove_worker(&worker, &mut changes));
+        store.commit(&model, &changes).unwrap();
+        assert_eq!(
+            store.history_len().unwrap(),
+            0,
+            "removing a worker drops its history"
+        );
+        drop(store);
+        let (_, reopened) = Store::open(&path, 3).unwrap();
+        assert!(reopened.jobs.is_empty() && reopened.workers.is_empty());
+    }
+
+    #[test]
+    fn a_store_of_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("schema", 99).unwrap();
+            tx.commit().unwrap();
+        }
+        let err = Store::open(&path, 3).err().unwrap();
+        assert!(matches!(err, StoreError::Schema { found: 99 }), "{err}");
+    }
+}
