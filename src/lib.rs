@@ -1,5 +1,8 @@
-//! The `tunasync` package: thin binaries over the workspace crates.
-//!
-//! The binaries `tunasync` (subcommands `manager`, `worker`) and `tunasynctl` arrive with the
-//! manager, worker and client; until then this package only ties the workspace together.
+//! The `tunasync` package: the binaries `tunasync` (subcommands `manager`, `worker`) and
+//! `tunasynctl`, thin `main`s over the workspace crates, and what they share: logging and
+//! signal handling.
+
 pub use tunasync_shared as shared;
+
+pub mod logging;
+pub mod signals;

@@ -37,7 +37,7 @@ impl ApiError {
     ) -> ApiError {
         ApiError::Internal {
             context: context.into(),
-            detail: tunasync_shared::broker::error_chain(error),
+            detail: tunasync_shared::error_chain(error),
         }
     }
 

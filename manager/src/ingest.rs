@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use tunasync_shared::broker::{Incoming, QueueRole, Transport, ack_batch, error_chain};
+use tunasync_shared::broker::{Incoming, QueueRole, Transport, ack_batch};
+use tunasync_shared::error_chain;
 use tunasync_shared::wire::{Event, EventEnvelope};
 
 use crate::dispatch::Dispatcher;

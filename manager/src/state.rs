@@ -186,11 +186,11 @@ impl Actor {
             return Ok(());
         }
         if let Err(err) = self.store.commit(&self.model, changes) {
-            error!(error = %tunasync_shared::broker::error_chain(&err), "store commit failed; reloading the committed state");
+            error!(error = %tunasync_shared::error_chain(&err), "store commit failed; reloading the committed state");
             match self.store.load() {
                 Ok(model) => self.model = model,
                 Err(load_error) => {
-                    error!(error = %tunasync_shared::broker::error_chain(&load_error), "cannot reload the store");
+                    error!(error = %tunasync_shared::error_chain(&load_error), "cannot reload the store");
                 }
             }
             self.open_runs.clear();

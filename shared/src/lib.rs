@@ -23,3 +23,15 @@ pub mod wire;
 
 /// This build's version, reported by workers in `hello`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Formats an error with its chain of causes, for log lines and error bodies.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

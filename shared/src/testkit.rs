@@ -21,6 +21,9 @@ pub struct BrokerEnv {
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
     pub client_user: String,
+    /// A server certificate for `localhost` / `127.0.0.1` signed by `ca_cert`, and its key.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
     node_dir: PathBuf,
     ctl: PathBuf,
 }
@@ -48,6 +51,8 @@ impl BrokerEnv {
             client_cert: var("AMQP_CLIENT_CERT").into(),
             client_key: var("AMQP_CLIENT_KEY").into(),
             client_user: var("AMQP_CLIENT_USER"),
+            server_cert: PathBuf::from(var("RMQ_NODE_DIR")).join("certs/server.crt"),
+            server_key: PathBuf::from(var("RMQ_NODE_DIR")).join("certs/server.key"),
             node_dir: var("RMQ_NODE_DIR").into(),
             ctl: var("RMQ_CTL").into(),
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tunasync_shared::broker::{
     AmqpBroker, BrokerError, Outgoing, QueueRole, QueueType, Role, Route, Transport, ack_batch,
-    error_chain,
 };
+use tunasync_shared::error_chain;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::testkit::{BrokerEnv, unique_namespace, within};
 use tunasync_shared::wire::command::{Command, JobTarget, StartJob};

@@ -24,9 +24,10 @@ use tracing::{debug, info, warn};
 
 use super::config::{parse_url, redact_url};
 use super::subscription::Acker;
+use crate::error_chain;
 use super::{
     BrokerConfig, BrokerError, Incoming, Outgoing, QueueRole, Role, Route, Subscription, Topology,
-    Transport, error_chain,
+    Transport,
 };
 
 /// Backoff between connection attempts: doubles from the first value up to the cap.

@@ -135,15 +135,3 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// Whether the broker is reachable right now.
     fn is_connected(&self) -> bool;
 }
-
-/// Formats an error with its chain of causes, for log lines and error bodies.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -1,0 +1,131 @@
+//! `tunasync`: the manager and worker daemons.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tunasync::logging::{self, LogFlags};
+use tunasync_manager::config::{ManagerConfig, Overrides};
+
+#[derive(Parser)]
+#[command(name = "tunasync", version, about = "Mirror-sync cluster over AMQP: manager and worker daemons")]
+struct Cli {
+    #[command(subcommand)]
+    command: Daemon,
+}
+
+#[derive(Subcommand)]
+enum Daemon {
+    /// Run the manager: status store, HTTPS API, command relay.
+    #[command(alias = "m")]
+    Manager(ManagerArgs),
+}
+
+#[derive(Args)]
+struct LogArgs {
+    /// Log at info level (the default).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Log at debug level, with source locations.
+    #[arg(long)]
+    debug: bool,
+    /// Log without timestamps or colours, for journald.
+    #[arg(long)]
+    with_systemd: bool,
+}
+
+impl LogArgs {
+    fn flags(&self) -> LogFlags {
+        LogFlags {
+            verbose: self.verbose,
+            debug: self.debug,
+            with_systemd: self.with_systemd,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ManagerArgs {
+    /// The manager's config file.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// The address the API listens on (overrides [server] addr).
+    #[arg(long)]
+    addr: Option<String>,
+    /// The port the API listens on (overrides [server] port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// HTTPS certificate (with --key; overrides [server] ssl_cert).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// HTTPS key (with --cert; overrides [server] ssl_key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The redb store file (overrides [files] db_file).
+    #[arg(long)]
+    db_file: Option<PathBuf>,
+    /// The store type: only "redb".
+    #[arg(long)]
+    db_type: Option<String>,
+    /// Check the config file and exit.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tunasync: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Daemon::Manager(args) => runtime.block_on(run_manager(args)),
+    }
+}
+
+async fn run_manager(args: ManagerArgs) -> ExitCode {
+    logging::init(args.log.flags());
+    let overrides = Overrides {
+        addr: args.addr,
+        port: args.port,
+        cert: args.cert,
+        key: args.key,
+        db_file: args.db_file,
+        db_type: args.db_type,
+        debug: args.log.debug,
+    };
+    let loaded = match ManagerConfig::load(args.config.as_deref(), &overrides) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("tunasync manager: {}", tunasync::shared::error_chain(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if args.check {
+        println!("config OK");
+        return ExitCode::SUCCESS;
+    }
+    let shutdown = tunasync::signals::shutdown_on_signals();
+    let running = match tunasync_manager::start(loaded.config, None, shutdown).await {
+        Ok(running) => running,
+        Err(err) => {
+            tracing::error!("cannot start: {}", tunasync::shared::error_chain(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("API server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
