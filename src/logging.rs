@@ -17,7 +17,9 @@ pub struct LogFlags {
 pub fn init(flags: LogFlags) {
     let level = if flags.debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},lapin=warn,amq_protocol=warn,h2=warn,hyper=warn,rustls=warn"))
+        EnvFilter::new(format!(
+            "{level},lapin=warn,amq_protocol=warn,h2=warn,hyper=warn,rustls=warn"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

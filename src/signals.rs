@@ -9,7 +9,10 @@ pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        let (mut interrupt, mut terminate) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
             (Err(err), _) | (_, Err(err)) => {
                 warn!(error = %err, "cannot listen for signals; stop the process with SIGKILL");

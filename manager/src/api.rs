@@ -317,9 +317,7 @@ async fn command<T: Transport>(
             "worker {worker} refused the command: {reason}"
         ))),
         Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
-        Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(
-            &err,
-        ))),
+        Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(&err))),
     }
 }
 

@@ -34,7 +34,10 @@ async fn empty_manager_answers_like_tunasync() {
     let manager = TestManager::start(Setup::default()).await;
     let response = manager.get("/ping").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
     assert_eq!(response.text().await.unwrap(), r#"{"message":"pong"}"#);
     assert_eq!(manager.get("/jobs").await.text().await.unwrap(), "[]");
     assert_eq!(manager.get("/workers").await.text().await.unwrap(), "[]");
@@ -42,11 +45,25 @@ async fn empty_manager_answers_like_tunasync() {
 
     let response = manager.get("/workers/nosuch/jobs").await;
     assert_eq!(response.status(), 400);
-    assert_eq!(response.text().await.unwrap(), r#"{"error":"invalid workerID nosuch"}"#);
-    let response = manager.authed(Method::DELETE, "/workers/nosuch").send().await.unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"error":"invalid workerID nosuch"}"#
+    );
+    let response = manager
+        .authed(Method::DELETE, "/workers/nosuch")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(response.text().await.unwrap(), r#"{"error":"invalid workerID nosuch"}"#);
-    let response = manager.authed(Method::DELETE, "/jobs/disabled").send().await.unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"error":"invalid workerID nosuch"}"#
+    );
+    let response = manager
+        .authed(Method::DELETE, "/jobs/disabled")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"message":"flushed"}"#);
 
@@ -70,11 +87,20 @@ async fn worker_events_become_the_status_page() {
     assert_eq!(workers[0]["online"], true);
 
     let run = Uuid::new_v4();
-    worker.send(worker.status("debian", SyncStatus::PreSyncing, run, None)).await;
-    worker.send(worker.status("debian", SyncStatus::Syncing, run, None)).await;
-    worker.send(worker.status("debian", SyncStatus::Success, run, Some("1.33T"))).await;
+    worker
+        .send(worker.status("debian", SyncStatus::PreSyncing, run, None))
+        .await;
+    worker
+        .send(worker.status("debian", SyncStatus::Syncing, run, None))
+        .await;
+    worker
+        .send(worker.status("debian", SyncStatus::Success, run, Some("1.33T")))
+        .await;
     wait_until_async(WAIT, "debian to succeed", || async {
-        manager.job("w1", "debian").await.is_some_and(|job| job["status"] == "success")
+        manager
+            .job("w1", "debian")
+            .await
+            .is_some_and(|job| job["status"] == "success")
     })
     .await;
 
@@ -83,7 +109,12 @@ async fn worker_events_become_the_status_page() {
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0]["name"], "alpine", "sorted by name");
     let debian = &jobs[1];
-    let keys: Vec<&str> = debian.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = debian
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys.iter().copied().collect::<BTreeSet<_>>(),
         WEB_KEYS.iter().copied().collect::<BTreeSet<_>>()
@@ -92,7 +123,10 @@ async fn worker_events_become_the_status_page() {
     assert_eq!(debian["upstream"], "rsync://example.invalid/debian/");
     let text = debian["last_update"].as_str().unwrap();
     let parsed = chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z").unwrap();
-    assert_eq!(parsed.timestamp(), debian["last_update_ts"].as_i64().unwrap());
+    assert_eq!(
+        parsed.timestamp(),
+        debian["last_update_ts"].as_i64().unwrap()
+    );
     assert_eq!(jobs[0]["last_update"], "0001-01-01 00:00:00 +0000");
     assert_eq!(jobs[0]["last_update_ts"], -62135596800i64);
 
@@ -101,7 +135,9 @@ async fn worker_events_become_the_status_page() {
     let expected_order = WEB_KEYS.map(|key| format!("\"{key}\":"));
     let mut at = 0;
     for key in &expected_order {
-        let found = body[at..].find(key.as_str()).unwrap_or_else(|| panic!("{key} after byte {at}"));
+        let found = body[at..]
+            .find(key.as_str())
+            .unwrap_or_else(|| panic!("{key} after byte {at}"));
         at += found;
     }
 
@@ -130,7 +166,10 @@ async fn worker_events_become_the_status_page() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let updated: serde_json::Value = response.json().await.unwrap();
-    assert_eq!((updated["name"].clone(), updated["size"].clone()), (json!("alpine"), json!("5GB")));
+    assert_eq!(
+        (updated["name"].clone(), updated["size"].clone()),
+        (json!("alpine"), json!("5GB"))
+    );
     let response = manager
         .authed(Method::POST, "/workers/w1/jobs/x/size")
         .json(&json!({"name": "nosuch", "size": "5GB"}))
@@ -148,10 +187,21 @@ async fn worker_events_become_the_status_page() {
         .cmd(json!({"cmd": "disable", "mirror_id": "alpine", "worker_id": "w1"}))
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(manager.job("w1", "alpine").await.unwrap()["status"], "disabled");
-    manager.authed(Method::DELETE, "/jobs/disabled").send().await.unwrap();
+    assert_eq!(
+        manager.job("w1", "alpine").await.unwrap()["status"],
+        "disabled"
+    );
+    manager
+        .authed(Method::DELETE, "/jobs/disabled")
+        .send()
+        .await
+        .unwrap();
     assert!(manager.job("w1", "alpine").await.is_none());
-    let response = manager.authed(Method::DELETE, "/workers/w1").send().await.unwrap();
+    let response = manager
+        .authed(Method::DELETE, "/workers/w1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.text().await.unwrap(), r#"{"message":"deleted"}"#);
     assert_eq!(manager.get("/jobs").await.text().await.unwrap(), "[]");
     assert_eq!(manager.get("/workers").await.text().await.unwrap(), "[]");
@@ -172,7 +222,13 @@ async fn commands_reach_the_worker_and_report_its_answer() {
     let (status, body) = manager
         .cmd(json!({"cmd": "start", "mirror_id": "debian", "worker_id": "w1", "args": ["a"], "options": {"force": true}}))
         .await;
-    assert_eq!((status, body), (200, json!({"message": "successfully send command to worker w1"})));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"message": "successfully send command to worker w1"})
+        )
+    );
     match worker.commands().last().unwrap() {
         Command::Start(start) => {
             assert!(start.force);
@@ -182,28 +238,70 @@ async fn commands_reach_the_worker_and_report_its_answer() {
         other => panic!("expected start, got {other:?}"),
     }
 
-    let (status, _) = manager.cmd(json!({"cmd": "stop", "mirror_id": "debian", "worker_id": "w1"})).await;
+    let (status, _) = manager
+        .cmd(json!({"cmd": "stop", "mirror_id": "debian", "worker_id": "w1"}))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(manager.job("w1", "debian").await.unwrap()["status"], "paused");
+    assert_eq!(
+        manager.job("w1", "debian").await.unwrap()["status"],
+        "paused"
+    );
     for verb in ["restart", "ping", "disable"] {
-        let (status, body) = manager.cmd(json!({"cmd": verb, "mirror_id": "debian", "worker_id": "w1"})).await;
+        let (status, body) = manager
+            .cmd(json!({"cmd": verb, "mirror_id": "debian", "worker_id": "w1"}))
+            .await;
         assert_eq!(status, 200, "{verb}: {body}");
     }
-    let (status, _) = manager.cmd(json!({"cmd": "reload", "mirror_id": "", "worker_id": "w1"})).await;
+    let (status, _) = manager
+        .cmd(json!({"cmd": "reload", "mirror_id": "", "worker_id": "w1"}))
+        .await;
     assert_eq!(status, 200);
-    assert!(matches!(worker.commands().last().unwrap(), Command::Reload(_)));
+    assert!(matches!(
+        worker.commands().last().unwrap(),
+        Command::Reload(_)
+    ));
     // Go clients may send keys in any case.
-    let (status, _) = manager.cmd(json!({"Cmd": "ping", "Mirror_ID": "", "Worker_ID": "w1"})).await;
+    let (status, _) = manager
+        .cmd(json!({"Cmd": "ping", "Mirror_ID": "", "Worker_ID": "w1"}))
+        .await;
     assert_eq!(status, 200);
 
     let cases = [
-        (json!({"cmd": "start", "mirror_id": "nosuch", "worker_id": "w1"}), 400, "worker w1 refused the command: mirror nosuch not found"),
-        (json!({"cmd": "start", "mirror_id": "debian", "worker_id": "nosuch"}), 400, "worker nosuch is not registered yet"),
-        (json!({"cmd": "start", "mirror_id": "debian", "worker_id": ""}), 400, "worker_id should not be empty"),
-        (json!({"cmd": "frobnicate", "mirror_id": "debian", "worker_id": "w1"}), 400, "invalid JSON body"),
-        (json!({"cmd": 3, "mirror_id": "debian", "worker_id": "w1"}), 400, "invalid JSON body"),
-        (json!({"cmd": "start", "mirror_id": "", "worker_id": "w1"}), 400, "mirror_id should not be empty"),
-        (json!({"cmd": "start", "mirror_id": "../x", "worker_id": "w1"}), 400, "may only hold"),
+        (
+            json!({"cmd": "start", "mirror_id": "nosuch", "worker_id": "w1"}),
+            400,
+            "worker w1 refused the command: mirror nosuch not found",
+        ),
+        (
+            json!({"cmd": "start", "mirror_id": "debian", "worker_id": "nosuch"}),
+            400,
+            "worker nosuch is not registered yet",
+        ),
+        (
+            json!({"cmd": "start", "mirror_id": "debian", "worker_id": ""}),
+            400,
+            "worker_id should not be empty",
+        ),
+        (
+            json!({"cmd": "frobnicate", "mirror_id": "debian", "worker_id": "w1"}),
+            400,
+            "invalid JSON body",
+        ),
+        (
+            json!({"cmd": 3, "mirror_id": "debian", "worker_id": "w1"}),
+            400,
+            "invalid JSON body",
+        ),
+        (
+            json!({"cmd": "start", "mirror_id": "", "worker_id": "w1"}),
+            400,
+            "mirror_id should not be empty",
+        ),
+        (
+            json!({"cmd": "start", "mirror_id": "../x", "worker_id": "w1"}),
+            400,
+            "may only hold",
+        ),
     ];
     for (body, expected_status, expected) in cases {
         let (status, answer) = manager.cmd(body.clone()).await;
@@ -216,11 +314,17 @@ async fn commands_reach_the_worker_and_report_its_answer() {
     // A worker that does not answer: a JSON error naming it, after the configured timeout.
     *worker.answer.lock().unwrap() = Answer::Silent;
     let started = tokio::time::Instant::now();
-    let (status, answer) = manager.cmd(json!({"cmd": "ping", "mirror_id": "", "worker_id": "w1"})).await;
+    let (status, answer) = manager
+        .cmd(json!({"cmd": "ping", "mirror_id": "", "worker_id": "w1"}))
+        .await;
     assert_eq!(status, 504, "{answer}");
     assert_eq!(answer["error"], "worker w1 did not answer within 1.5s");
     assert!(started.elapsed() >= Duration::from_millis(1500));
-    assert_eq!(worker.commands().len(), n_commands + 1, "refused inputs never reached the worker");
+    assert_eq!(
+        worker.commands().len(),
+        n_commands + 1,
+        "refused inputs never reached the worker"
+    );
 }
 
 /// Malformed and oversized bodies get 4xx JSON errors and change nothing.
@@ -231,19 +335,64 @@ async fn bad_input_gets_json_errors() {
     worker.hello(&["debian"]).await;
     wait_welcomed(&worker).await;
     let cases: Vec<(Method, &str, Vec<u8>, u16, &str)> = vec![
-        (Method::POST, "/cmd", b"{not json".to_vec(), 400, "invalid JSON body"),
+        (
+            Method::POST,
+            "/cmd",
+            b"{not json".to_vec(),
+            400,
+            "invalid JSON body",
+        ),
         (Method::POST, "/cmd", b"".to_vec(), 400, "invalid JSON body"),
-        (Method::POST, "/cmd", b"[1,2]".to_vec(), 400, "invalid JSON body"),
-        (Method::POST, "/workers/w1/jobs/debian/size", br#"{"name":"debian","size":5}"#.to_vec(), 400, "invalid JSON body"),
-        (Method::POST, "/workers/w1/jobs/debian/size", br#"{"name":"debian","size":""}"#.to_vec(), 400, "size should not be empty"),
-        (Method::POST, "/workers/w1/jobs/debian/size", vec![b' '; 100 * 1024], 413, "larger than"),
+        (
+            Method::POST,
+            "/cmd",
+            b"[1,2]".to_vec(),
+            400,
+            "invalid JSON body",
+        ),
+        (
+            Method::POST,
+            "/workers/w1/jobs/debian/size",
+            br#"{"name":"debian","size":5}"#.to_vec(),
+            400,
+            "invalid JSON body",
+        ),
+        (
+            Method::POST,
+            "/workers/w1/jobs/debian/size",
+            br#"{"name":"debian","size":""}"#.to_vec(),
+            400,
+            "size should not be empty",
+        ),
+        (
+            Method::POST,
+            "/workers/w1/jobs/debian/size",
+            vec![b' '; 100 * 1024],
+            413,
+            "larger than",
+        ),
     ];
     for (method, path, body, expected_status, expected) in cases {
-        let response = manager.authed(method.clone(), path).body(body).send().await.unwrap();
-        assert_eq!(response.status().as_u16(), expected_status, "{method} {path}");
-        assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
+        let response = manager
+            .authed(method.clone(), path)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            expected_status,
+            "{method} {path}"
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json; charset=utf-8"
+        );
         let answer: serde_json::Value = response.json().await.unwrap();
-        assert!(answer["error"].as_str().unwrap().contains(expected), "{path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(expected),
+            "{path}: {answer}"
+        );
     }
     assert_eq!(manager.job("w1", "debian").await.unwrap()["size"], "");
 }
@@ -252,12 +401,27 @@ async fn bad_input_gets_json_errors() {
 #[tokio::test]
 async fn state_changes_need_authentication() {
     let manager = TestManager::start(Setup::default()).await;
-    for (method, path) in [(Method::DELETE, "/jobs/disabled"), (Method::POST, "/cmd"), (Method::DELETE, "/workers/w1")] {
-        let response = manager.client.request(method.clone(), format!("{}{path}", manager.url)).send().await.unwrap();
+    for (method, path) in [
+        (Method::DELETE, "/jobs/disabled"),
+        (Method::POST, "/cmd"),
+        (Method::DELETE, "/workers/w1"),
+    ] {
+        let response = manager
+            .client
+            .request(method.clone(), format!("{}{path}", manager.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{method} {path}");
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         let answer: serde_json::Value = response.json().await.unwrap();
-        assert!(answer["error"].as_str().unwrap().contains("Authorization: Bearer"), "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("Authorization: Bearer"),
+            "{answer}"
+        );
         let response = manager
             .client
             .request(method.clone(), format!("{}{path}", manager.url))
@@ -266,9 +430,16 @@ async fn state_changes_need_authentication() {
             .await
             .unwrap();
         assert_eq!(response.status(), 401);
-        assert_eq!(response.text().await.unwrap(), r#"{"error":"invalid token"}"#);
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"{"error":"invalid token"}"#
+        );
     }
-    assert_eq!(manager.get("/jobs").await.status(), 200, "reads stay public");
+    assert_eq!(
+        manager.get("/jobs").await.status(),
+        200,
+        "reads stay public"
+    );
 
     let trusted = TestManager::start(Setup {
         extra: "trusted_networks = [\"127.0.0.0/8\"]\n".into(),
@@ -290,7 +461,19 @@ async fn state_changes_need_authentication() {
     .await;
     let anonymous = common::client(&mtls.env, None);
     let refused = anonymous.get(format!("{}/ping", mtls.url)).send().await;
-    assert!(refused.is_err(), "a client without a certificate is refused");
-    let response = mtls.client.delete(format!("{}/jobs/disabled", mtls.url)).send().await.unwrap();
-    assert_eq!(response.status(), 200, "a client certificate from the CA authorises changes");
+    assert!(
+        refused.is_err(),
+        "a client without a certificate is refused"
+    );
+    let response = mtls
+        .client
+        .delete(format!("{}/jobs/disabled", mtls.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "a client certificate from the CA authorises changes"
+    );
 }

@@ -8,7 +8,11 @@ use tunasync::logging::{self, LogFlags};
 use tunasync_manager::config::{ManagerConfig, Overrides};
 
 #[derive(Parser)]
-#[command(name = "tunasync", version, about = "Mirror-sync cluster over AMQP: manager and worker daemons")]
+#[command(
+    name = "tunasync",
+    version,
+    about = "Mirror-sync cluster over AMQP: manager and worker daemons"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Daemon,
@@ -76,7 +80,10 @@ struct ManagerArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("tunasync: cannot start the async runtime: {err}");

@@ -26,7 +26,10 @@ pub const TOKEN: &str = "test-token-0123456789";
 
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,lapin=warn").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info,lapin=warn")
+        .try_init();
 }
 
 /// A running manager and a client for its API.
@@ -67,7 +70,9 @@ impl TestManager {
     pub async fn start(setup: Setup) -> TestManager {
         init();
         let env = BrokerEnv::get();
-        let dir = setup.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let dir = setup
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let namespace = setup.namespace.unwrap_or_else(|| unique_namespace("mgr"));
         std::fs::write(dir.path().join("tokens"), format!("# test\n{TOKEN}\n")).unwrap();
         let text = format!(
@@ -117,7 +122,10 @@ impl TestManager {
     pub async fn stop(mut self) -> (Arc<tempfile::TempDir>, String) {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
-            tokio::time::timeout(WAIT, running.wait()).await.unwrap().unwrap();
+            tokio::time::timeout(WAIT, running.wait())
+                .await
+                .unwrap()
+                .unwrap();
         }
         (self.dir.clone(), self.namespace.clone())
     }
@@ -127,7 +135,11 @@ impl TestManager {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.url)).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
@@ -144,9 +156,17 @@ impl TestManager {
     }
 
     pub async fn cmd(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self.authed(reqwest::Method::POST, "/cmd").json(&body).send().await.unwrap();
+        let response = self
+            .authed(reqwest::Method::POST, "/cmd")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// The job as `GET /workers/{worker}/jobs` shows it.
@@ -162,7 +182,9 @@ impl TestManager {
 
 pub fn client(env: &BrokerEnv, identity: Option<(&PathBuf, &PathBuf)>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca_cert).unwrap()).unwrap();
-    let mut builder = reqwest::Client::builder().tls_certs_only([ca]).timeout(WAIT);
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(WAIT);
     if let Some((cert, key)) = identity {
         let mut pem = std::fs::read(cert).unwrap();
         pem.extend(std::fs::read(key).unwrap());
@@ -178,7 +200,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -216,7 +241,10 @@ impl FakeWorker {
         broker.wait_connected(WAIT).await.unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(Mutex::new(Answer::Accept));
-        let mut commands = broker.subscribe(QueueRole::Worker(id.clone()), 16).await.unwrap();
+        let mut commands = broker
+            .subscribe(QueueRole::Worker(id.clone()), 16)
+            .await
+            .unwrap();
         {
             let broker = broker.clone();
             let received = received.clone();
@@ -264,7 +292,10 @@ impl FakeWorker {
 
     pub async fn send(&self, event: Event) -> EventEnvelope {
         let envelope = EventEnvelope::new(self.id.clone(), self.seq.next(), event);
-        self.broker.publish(Outgoing::event(&envelope)).await.unwrap();
+        self.broker
+            .publish(Outgoing::event(&envelope))
+            .await
+            .unwrap();
         envelope
     }
 
@@ -317,7 +348,11 @@ impl FakeWorker {
             upstream: format!("rsync://example.invalid/{mirror}/"),
             is_master: true,
             size: size.map(str::to_owned),
-            error_msg: if status == SyncStatus::Failed { "exit status 3".into() } else { String::new() },
+            error_msg: if status == SyncStatus::Failed {
+                "exit status 3".into()
+            } else {
+                String::new()
+            },
         })
     }
 

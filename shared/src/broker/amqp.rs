@@ -24,11 +24,11 @@ use tracing::{debug, info, warn};
 
 use super::config::{parse_url, redact_url};
 use super::subscription::Acker;
-use crate::error_chain;
 use super::{
     BrokerConfig, BrokerError, Incoming, Outgoing, QueueRole, Role, Route, Subscription, Topology,
     Transport,
 };
+use crate::error_chain;
 
 /// Backoff between connection attempts: doubles from the first value up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
