@@ -1,1 +1,1 @@
-//! The tunasync worker: config, scheduler, job pipeline (arrives with its issue).
+pub mod config;

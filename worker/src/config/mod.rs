@@ -1,0 +1,966 @@
+//! The worker's config: tunasync's `worker.conf`, read as it is, checked strictly.
+//!
+//! [`raw`] is the file as written; this module applies tunasync's defaults, nested-mirror
+//! inheritance and includes, and resolves each leaf mirror into a [`JobConfig`] with the
+//! exact command line its provider will run. Every problem is collected (not just the first)
+//! and names the file and the key.
+
+pub mod raw;
+pub mod units;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tunasync_shared::broker::BrokerConfig;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::wire::event::ProviderKind;
+
+use raw::{RawFile, RawGlobal, RawIncluded, RawMirror};
+use units::{TemplateFields, memory_bytes, render_template};
+
+/// Concurrent jobs when `concurrent` is left out (tunasync's 0 would run nothing).
+pub const DEFAULT_CONCURRENT: usize = 10;
+/// Attempts per run when `retry` is left out (tunasync's default).
+pub const DEFAULT_RETRY: u32 = 2;
+/// rsync's `--timeout` when `rsync_timeout` is left out.
+pub const DEFAULT_RSYNC_TIMEOUT: i64 = 120;
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// rsync's default option block (tunasync's).
+pub const RSYNC_DEFAULT_OPTIONS: &[&str] = &[
+    "-aHvh",
+    "--no-o",
+    "--no-g",
+    "--stats",
+    "--filter",
+    "risk .~tmp~/",
+    "--exclude",
+    ".~tmp~/",
+    "--delete",
+    "--delete-after",
+    "--delay-updates",
+    "--safe-links",
+];
+
+/// Stage 1 of two-stage rsync: no deletion, no delayed updates.
+const STAGE1_BASE_OPTIONS: &[&str] = &[
+    "-aHvh",
+    "--no-o",
+    "--no-g",
+    "--stats",
+    "--filter",
+    "risk .~tmp~/",
+    "--exclude",
+    ".~tmp~/",
+    "--safe-links",
+];
+
+const STAGE1_DEBIAN: &[&str] = &[
+    "--include=*.diff/",
+    "--include=by-hash/",
+    "--exclude=*.diff/Index",
+    "--exclude=Contents*",
+    "--exclude=Packages*",
+    "--exclude=Sources*",
+    "--exclude=Release*",
+    "--exclude=InRelease",
+    "--exclude=i18n/*",
+    "--exclude=dep11/*",
+    "--exclude=installer-*/current",
+    "--exclude=ls-lR*",
+];
+
+const STAGE1_DEBIAN_OLDSTYLE: &[&str] = &[
+    "--exclude=Packages*",
+    "--exclude=Sources*",
+    "--exclude=Release*",
+    "--exclude=InRelease",
+    "--exclude=i18n/*",
+    "--exclude=ls-lR*",
+    "--exclude=dep11/*",
+];
+
+/// The whole worker configuration, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerConfig {
+    pub file: PathBuf,
+    pub name: WorkerId,
+    pub concurrent: usize,
+    pub heartbeat_interval: Duration,
+    pub broker: BrokerConfig,
+    pub cgroup: Option<CgroupSettings>,
+    pub zfs: Option<ZfsSettings>,
+    pub btrfs: bool,
+    pub docker: bool,
+    /// In file order: the main file's mirrors, then each included file's.
+    pub jobs: Vec<JobConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CgroupSettings {
+    /// An explicit group ("manual mode"), or `None` for the worker's own cgroup.
+    pub group: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZfsSettings {
+    pub zpool: String,
+}
+
+/// One job, resolved: everything the pipeline needs, nothing left to default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobConfig {
+    pub name: MirrorName,
+    pub provider: ProviderKind,
+    pub upstream: String,
+    pub is_master: bool,
+    /// Minutes from the end of a run to the next (tunasync's rule); 0 runs again at once.
+    pub interval_minutes: u64,
+    /// A 5-field cron expression; when set it decides the next run instead of `interval`.
+    pub cron: Option<String>,
+    /// Up to this many seconds of random delay are added to each scheduled run.
+    pub jitter_secs: u64,
+    /// Attempts per run.
+    pub retry: u32,
+    /// Seconds an attempt may take; `None`: no limit.
+    pub timeout_secs: Option<u64>,
+    /// The working directory (`mirror_dir`).
+    pub mirror_dir: PathBuf,
+    /// Where the run logs go; `/dev/null` means no log files.
+    pub log_dir: PathBuf,
+    /// The command line of each stage (two for two-stage rsync).
+    pub stages: Vec<Vec<String>>,
+    /// Environment added to the worker's own (`env`, plus `USER` / `RSYNC_PASSWORD`).
+    pub env: BTreeMap<String, String>,
+    /// Non-zero exit codes that count as success.
+    pub success_exit_codes: Vec<i32>,
+    pub size_pattern: Option<String>,
+    pub fail_on_match: Option<String>,
+    pub exec_on_success: Vec<Vec<String>>,
+    pub exec_on_success_extra: Vec<Vec<String>>,
+    pub exec_on_failure: Vec<Vec<String>>,
+    pub exec_on_failure_extra: Vec<Vec<String>>,
+    pub exclude_file: Option<PathBuf>,
+    pub memory_limit: Option<u64>,
+    pub docker: Option<DockerJob>,
+    /// Btrfs: where this mirror's snapshot goes (when `[btrfs_snapshot]` is enabled).
+    pub snapshot_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DockerJob {
+    pub image: String,
+    pub volumes: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl JobConfig {
+    /// The next run after one that ended at `ended`, before jitter.
+    pub fn next_after(
+        &self,
+        ended: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        if let Some(expression) = &self.cron
+            && let Ok(cron) = croner::Cron::from_str(expression)
+            && let Ok(next) = cron.find_next_occurrence(&ended.with_timezone(&chrono::Local), false)
+        {
+            return next.with_timezone(&chrono::Utc);
+        }
+        ended
+            + chrono::Duration::minutes(
+                i64::try_from(self.interval_minutes).unwrap_or(i64::MAX / 60_000),
+            )
+    }
+}
+
+/// One problem with the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// Which key: e.g. `global.concurrent` or `mirrors.debian.upstream`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.message
+            )
+        }
+    }
+}
+
+/// Why a config cannot be used: every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+/// A loaded config and the warnings about it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: WorkerConfig,
+    pub warnings: Vec<String>,
+}
+
+struct Collector {
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Collector {
+    fn problem(&mut self, file: &Path, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, file: &Path, message: impl std::fmt::Display) {
+        self.warnings.push(format!("{}: {message}", file.display()));
+    }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    file: &Path,
+    collector: &mut Collector,
+) -> Option<T> {
+    let deserializer = match toml::Deserializer::parse(text) {
+        Ok(deserializer) => deserializer,
+        Err(err) => {
+            collector.problem(file, "", err.to_string().trim_end().to_owned());
+            return None;
+        }
+    };
+    let mut unknown = Vec::new();
+    let parsed = serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string()));
+    match parsed {
+        Ok(value) => {
+            for key in unknown {
+                collector.warn(file, format_args!("unknown key `{key}` ignored"));
+            }
+            Some(value)
+        }
+        Err(err) => {
+            collector.problem(file, "", err.to_string().trim_end().to_owned());
+            None
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Reads and checks `file` and the files it includes.
+    pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+        let mut collector = Collector {
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) => {
+                collector.problem(file, "", format!("cannot read the file: {err}"));
+                return Err(ConfigError {
+                    problems: collector.problems,
+                });
+            }
+        };
+        let config = Self::parse_collecting(&text, file, &mut collector);
+        match config {
+            Some(config) if collector.problems.is_empty() => Ok(Loaded {
+                config,
+                warnings: collector.warnings,
+            }),
+            _ => Err(ConfigError {
+                problems: collector.problems,
+            }),
+        }
+    }
+
+    fn parse_collecting(
+        text: &str,
+        file: &Path,
+        collector: &mut Collector,
+    ) -> Option<WorkerConfig> {
+        let raw: RawFile = parse_toml(text, file, collector)?;
+        let global = &raw.global;
+
+        let name = match WorkerId::new(&global.name) {
+            Ok(name) => Some(name),
+            Err(err) => {
+                collector.problem(file, "global.name", err.to_string());
+                None
+            }
+        };
+        let concurrent = match global.concurrent {
+            None => DEFAULT_CONCURRENT,
+            Some(n) if n >= 1 => usize::try_from(n).unwrap_or(DEFAULT_CONCURRENT),
+            Some(n) => {
+                collector.problem(
+                    file,
+                    "global.concurrent",
+                    format!("{n} would never run a job: set at least 1, or leave it out for {DEFAULT_CONCURRENT}"),
+                );
+                DEFAULT_CONCURRENT
+            }
+        };
+        for (key, value) in [
+            ("global.interval", global.interval),
+            ("global.retry", global.retry),
+            ("global.timeout", global.timeout),
+        ] {
+            if value < 0 {
+                collector.problem(file, key, format!("{value} is negative"));
+            }
+        }
+        let heartbeat_interval = match &global.heartbeat_interval {
+            None => DEFAULT_HEARTBEAT,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(duration) if !duration.is_zero() => duration,
+                _ => {
+                    collector.problem(
+                        file,
+                        "global.heartbeat_interval",
+                        format!("invalid duration {text:?}"),
+                    );
+                    DEFAULT_HEARTBEAT
+                }
+            },
+        };
+        if raw.manager.is_some() {
+            collector.warn(
+                file,
+                "[manager] is ignored: workers reach the manager through the broker ([broker])",
+            );
+        }
+        if raw.server.is_some() {
+            collector.warn(
+                file,
+                "[server] is ignored: workers open no port; commands arrive through the broker",
+            );
+        }
+        if global.status_file.is_some() || global.token.is_some() {
+            collector.warn(
+                file,
+                "`global.status_file` / `global.token` are ignored (tunasync ignored them too)",
+            );
+        }
+        if raw.cgroup.base_path.is_some() || raw.cgroup.subsystem.is_some() {
+            collector.warn(
+                file,
+                "`cgroup.base_path` / `cgroup.subsystem` are ignored (legacy)",
+            );
+        }
+        let broker = match raw.broker.clone() {
+            Some(broker) => match broker.validate() {
+                Ok(()) => Some(broker),
+                Err(err) => {
+                    collector.problem(file, "broker", err.to_string());
+                    None
+                }
+            },
+            None => {
+                collector.problem(file, "broker", "the [broker] section is required (url, ca_cert, …): workers reach the manager through RabbitMQ");
+                None
+            }
+        };
+        if raw.zfs.enable && raw.zfs.zpool.is_empty() {
+            collector.problem(file, "zfs.zpool", "required when [zfs] is enabled");
+        }
+        if raw.btrfs_snapshot.enable && raw.btrfs_snapshot.snapshot_path.is_empty() {
+            collector.problem(
+                file,
+                "btrfs_snapshot.snapshot_path",
+                "required when [btrfs_snapshot] is enabled",
+            );
+        }
+
+        // The main file's mirrors, then the included files' in glob order.
+        let mut sources: Vec<(PathBuf, Vec<RawMirror>)> =
+            vec![(file.to_owned(), raw.mirrors.clone())];
+        if !raw.include.include_mirrors.is_empty() {
+            let pattern = if Path::new(&raw.include.include_mirrors).is_absolute() {
+                raw.include.include_mirrors.clone()
+            } else {
+                let base = file.parent().unwrap_or(Path::new("."));
+                base.join(&raw.include.include_mirrors)
+                    .display()
+                    .to_string()
+            };
+            match glob::glob(&pattern) {
+                Err(err) => collector.problem(
+                    file,
+                    "include.include_mirrors",
+                    format!("invalid glob: {err}"),
+                ),
+                Ok(paths) => {
+                    let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                    paths.sort();
+                    for path in paths {
+                        match std::fs::read_to_string(&path) {
+                            Ok(text) => {
+                                if let Some(included) =
+                                    parse_toml::<RawIncluded>(&text, &path, collector)
+                                {
+                                    sources.push((path, included.mirrors));
+                                }
+                            }
+                            Err(err) => collector.problem(
+                                &path,
+                                "",
+                                format!("cannot read the included file: {err}"),
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut jobs = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (source, mirrors) in &sources {
+            let mut leaves = Vec::new();
+            for mirror in mirrors {
+                flatten(mirror.clone(), &mut leaves);
+            }
+            for (idx, leaf) in leaves.into_iter().enumerate() {
+                if let Some(job) = resolve_mirror(&leaf, idx, global, &raw, source, collector) {
+                    if !seen.insert(job.name.clone()) {
+                        collector.problem(
+                            source,
+                            format!("mirrors.{}", job.name),
+                            "a mirror of this name is defined twice",
+                        );
+                        continue;
+                    }
+                    jobs.push(job);
+                }
+            }
+        }
+
+        Some(WorkerConfig {
+            file: file.to_owned(),
+            name: name?,
+            concurrent,
+            heartbeat_interval,
+            broker: broker?,
+            cgroup: raw.cgroup.enable.then(|| CgroupSettings {
+                group: (!raw.cgroup.group.is_empty()).then(|| PathBuf::from(&raw.cgroup.group)),
+            }),
+            zfs: raw.zfs.enable.then(|| ZfsSettings {
+                zpool: raw.zfs.zpool.clone(),
+            }),
+            btrfs: raw.btrfs_snapshot.enable,
+            docker: raw.docker.enable,
+            jobs,
+        })
+    }
+
+    pub fn job(&self, name: &MirrorName) -> Option<&JobConfig> {
+        self.jobs.iter().find(|job| &job.name == name)
+    }
+}
+
+/// Leaves of a mirror tree, each with what it inherits from its ancestors.
+fn flatten(mirror: RawMirror, leaves: &mut Vec<RawMirror>) {
+    if mirror.mirrors.is_empty() {
+        leaves.push(mirror);
+        return;
+    }
+    let mut parent = mirror;
+    let children = std::mem::take(&mut parent.mirrors);
+    for mut child in children {
+        child.inherit_from(&parent);
+        flatten(child, leaves);
+    }
+}
+
+fn split_command(text: &str) -> Option<Vec<String>> {
+    shlex::split(text).filter(|words| !words.is_empty())
+}
+
+fn merge_codes(lists: &[&[i32]]) -> Vec<i32> {
+    let mut merged = Vec::new();
+    for code in lists.iter().flat_map(|list| list.iter()) {
+        if !merged.contains(code) {
+            merged.push(*code);
+        }
+    }
+    merged
+}
+
+fn resolve_mirror(
+    mirror: &RawMirror,
+    idx: usize,
+    global: &RawGlobal,
+    raw: &RawFile,
+    file: &Path,
+    collector: &mut Collector,
+) -> Option<JobConfig> {
+    let shown_name = mirror
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("#{}", idx + 1));
+    let key = |field: &str| format!("mirrors.{shown_name}.{field}");
+    let n_problems = collector.problems.len();
+
+    let name = match MirrorName::new(mirror.name.clone().unwrap_or_default()) {
+        Ok(name) => Some(name),
+        Err(err) => {
+            collector.problem(file, key("name"), err.to_string());
+            None
+        }
+    };
+    let provider = match mirror.provider.as_deref().unwrap_or("") {
+        "" | "rsync" => ProviderKind::Rsync,
+        "two-stage-rsync" => ProviderKind::TwoStageRsync,
+        "command" => ProviderKind::Command,
+        other => {
+            collector.problem(
+                file,
+                key("provider"),
+                format!("unknown provider {other:?}: use rsync, two-stage-rsync or command"),
+            );
+            ProviderKind::Rsync
+        }
+    };
+    let is_rsync = provider != ProviderKind::Command;
+    let upstream = mirror.upstream.clone().unwrap_or_default();
+    if is_rsync && !upstream.ends_with('/') {
+        collector.problem(
+            file,
+            key("upstream"),
+            format!("{upstream:?} must end with '/' for rsync providers"),
+        );
+    }
+    let is_master = match mirror.role.as_deref() {
+        None | Some("") | Some("master") => true,
+        Some("slave") => false,
+        Some(other) => {
+            collector.warn(
+                file,
+                format_args!(
+                    "`{}`: unknown role {other:?}, counted as master",
+                    key("role")
+                ),
+            );
+            true
+        }
+    };
+
+    let non_negative = |value: Option<i64>, field: &str, collector: &mut Collector| -> u64 {
+        match value {
+            Some(value) if value < 0 => {
+                collector.problem(file, key(field), format!("{value} is negative"));
+                0
+            }
+            Some(value) => value as u64,
+            None => 0,
+        }
+    };
+    let interval = match non_negative(mirror.interval, "interval", collector) {
+        0 => global.interval.max(0) as u64,
+        n => n,
+    };
+    let retry = match non_negative(mirror.retry, "retry", collector) {
+        0 => match global.retry {
+            n if n > 0 => u32::try_from(n).unwrap_or(DEFAULT_RETRY),
+            _ => DEFAULT_RETRY,
+        },
+        n => u32::try_from(n).unwrap_or(DEFAULT_RETRY),
+    };
+    let timeout = match non_negative(mirror.timeout, "timeout", collector) {
+        0 => global.timeout.max(0) as u64,
+        n => n,
+    };
+
+    let cron = mirror
+        .cron
+        .clone()
+        .or_else(|| global.cron.clone())
+        .filter(|cron| !cron.is_empty());
+    if let Some(expression) = &cron {
+        let n_fields = expression.split_whitespace().count();
+        if n_fields != 5 || croner::Cron::from_str(expression).is_err() {
+            collector.problem(file, key("cron"), format!("{expression:?} is not a 5-field cron expression (minute hour day month weekday)"));
+        }
+    }
+    let jitter_secs = match mirror.jitter.as_deref().or(global.jitter.as_deref()) {
+        None | Some("") => 0,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(duration) => duration.as_secs(),
+            Err(err) => {
+                collector.problem(
+                    file,
+                    key("jitter"),
+                    format!("invalid duration {text:?}: {err}"),
+                );
+                0
+            }
+        },
+    };
+
+    let name_text = name
+        .as_ref()
+        .map_or(shown_name.as_str(), MirrorName::as_str);
+    let mirror_dir = match mirror.mirror_dir.as_deref().filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let mut dir = PathBuf::from(&global.mirror_dir);
+            if let Some(subdir) = mirror
+                .mirror_subdir
+                .as_deref()
+                .filter(|dir| !dir.is_empty())
+            {
+                dir.push(subdir);
+            }
+            dir.push(name_text);
+            dir
+        }
+    };
+    if !mirror_dir.is_absolute() {
+        collector.problem(
+            file,
+            key("mirror_dir"),
+            format!(
+                "{} is not absolute: set global.mirror_dir or the mirror's mirror_dir",
+                mirror_dir.display()
+            ),
+        );
+    }
+    let log_template = mirror
+        .log_dir
+        .as_deref()
+        .filter(|dir| !dir.is_empty())
+        .unwrap_or(&global.log_dir);
+    let fields = TemplateFields {
+        name: name_text,
+        provider: provider.as_str(),
+        upstream: &upstream,
+    };
+    let log_dir = match render_template(log_template, &fields) {
+        Ok(dir) if dir.is_empty() => {
+            collector.problem(
+                file,
+                key("log_dir"),
+                "no log_dir: set global.log_dir (or \"/dev/null\" for no logs)",
+            );
+            PathBuf::new()
+        }
+        Ok(dir) => PathBuf::from(dir),
+        Err(err) => {
+            collector.problem(file, key("log_dir"), err);
+            PathBuf::new()
+        }
+    };
+
+    for (field, pattern) in [
+        ("size_pattern", &mirror.size_pattern),
+        ("fail_on_match", &mirror.fail_on_match),
+    ] {
+        if let Some(pattern) = pattern
+            && let Err(err) = regex::Regex::new(pattern)
+        {
+            let reason = err.to_string();
+            let reason = reason
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned();
+            collector.problem(
+                file,
+                key(field),
+                format!("invalid regular expression {pattern:?}: {reason}"),
+            );
+        }
+    }
+    if !is_rsync
+        && mirror
+            .rsync_success_exit_codes
+            .as_ref()
+            .is_some_and(|codes| !codes.is_empty())
+    {
+        collector.warn(
+            file,
+            format_args!(
+                "`{}` is ignored for the command provider",
+                key("rsync_success_exit_codes")
+            ),
+        );
+    }
+    let success_exit_codes = if is_rsync {
+        merge_codes(&[
+            &global.dangerous_global_success_exit_codes,
+            mirror.success_exit_codes.as_deref().unwrap_or_default(),
+            &global.dangerous_global_rsync_success_exit_codes,
+            mirror
+                .rsync_success_exit_codes
+                .as_deref()
+                .unwrap_or_default(),
+        ])
+    } else {
+        merge_codes(&[
+            &global.dangerous_global_success_exit_codes,
+            mirror.success_exit_codes.as_deref().unwrap_or_default(),
+        ])
+    };
+
+    let commands = |field: &str, list: &[String], collector: &mut Collector| -> Vec<Vec<String>> {
+        list.iter()
+            .filter_map(|text| {
+                let words = split_command(text);
+                if words.is_none() {
+                    collector.problem(
+                        file,
+                        key(field),
+                        format!("cannot split the command {text:?}"),
+                    );
+                }
+                words
+            })
+            .collect()
+    };
+    let exec_on_success = match mirror
+        .exec_on_success
+        .as_deref()
+        .filter(|list| !list.is_empty())
+    {
+        Some(list) => commands("exec_on_success", list, collector),
+        None => commands("exec_on_success", &global.exec_on_success, collector),
+    };
+    let exec_on_failure = match mirror
+        .exec_on_failure
+        .as_deref()
+        .filter(|list| !list.is_empty())
+    {
+        Some(list) => commands("exec_on_failure", list, collector),
+        None => commands("exec_on_failure", &global.exec_on_failure, collector),
+    };
+    let exec_on_success_extra = commands(
+        "exec_on_success_extra",
+        mirror.exec_on_success_extra.as_deref().unwrap_or_default(),
+        collector,
+    );
+    let exec_on_failure_extra = commands(
+        "exec_on_failure_extra",
+        mirror.exec_on_failure_extra.as_deref().unwrap_or_default(),
+        collector,
+    );
+
+    let memory_limit = match mirror
+        .memory_limit
+        .as_deref()
+        .filter(|text| !text.is_empty())
+    {
+        Some(text) => match memory_bytes(text) {
+            Ok(bytes) => Some(bytes),
+            Err(err) => {
+                collector.problem(file, key("memory_limit"), err);
+                None
+            }
+        },
+        None => None,
+    };
+    let exclude_file = mirror
+        .exclude_file
+        .as_deref()
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from);
+
+    let mut env = mirror.env.clone().unwrap_or_default();
+    let stages = match provider {
+        ProviderKind::Command => {
+            let text = mirror.command.clone().unwrap_or_default();
+            match split_command(&text) {
+                Some(argv) => vec![argv],
+                None => {
+                    collector.problem(
+                        file,
+                        key("command"),
+                        format!("the command provider needs a command line (got {text:?})"),
+                    );
+                    vec![]
+                }
+            }
+        }
+        ProviderKind::Rsync | ProviderKind::TwoStageRsync => {
+            if let Some(user) = mirror.username.as_deref().filter(|user| !user.is_empty()) {
+                env.insert("USER".into(), user.into());
+            }
+            if let Some(password) = mirror
+                .password
+                .as_deref()
+                .filter(|password| !password.is_empty())
+            {
+                env.insert("RSYNC_PASSWORD".into(), password.into());
+            }
+            let rsync = mirror
+                .command
+                .clone()
+                .filter(|command| !command.is_empty())
+                .unwrap_or_else(|| "rsync".into());
+            let mut tail: Vec<String> = Vec::new();
+            if !mirror.rsync_no_timeout.unwrap_or(false) {
+                let seconds = match mirror.rsync_timeout.unwrap_or(0) {
+                    n if n > 0 => n,
+                    n if n < 0 => {
+                        collector.problem(file, key("rsync_timeout"), format!("{n} is negative"));
+                        DEFAULT_RSYNC_TIMEOUT
+                    }
+                    _ => DEFAULT_RSYNC_TIMEOUT,
+                };
+                tail.push(format!("--timeout={seconds}"));
+            }
+            if mirror.use_ipv6.unwrap_or(false) {
+                tail.push("-6".into());
+            } else if mirror.use_ipv4.unwrap_or(false) {
+                tail.push("-4".into());
+            }
+            if let Some(exclude) = &exclude_file {
+                tail.push("--exclude-from".into());
+                tail.push(exclude.display().to_string());
+            }
+            let local_options = mirror.rsync_options.clone().unwrap_or_default();
+            let target = [upstream.clone(), mirror_dir.display().to_string()];
+            if provider == ProviderKind::Rsync {
+                let override_options = mirror
+                    .rsync_override
+                    .clone()
+                    .filter(|options| !options.is_empty());
+                let override_only = mirror.rsync_override_only.unwrap_or(false);
+                let mut argv = vec![rsync];
+                match (&override_options, override_only) {
+                    (None, true) => {
+                        collector.problem(file, key("rsync_override_only"), "needs rsync_override");
+                    }
+                    (Some(options), true) => argv.extend(options.iter().cloned()),
+                    (options, false) => {
+                        match options {
+                            Some(options) => argv.extend(options.iter().cloned()),
+                            None => argv.extend(
+                                RSYNC_DEFAULT_OPTIONS
+                                    .iter()
+                                    .map(|option| option.to_string()),
+                            ),
+                        }
+                        argv.extend(tail);
+                        argv.extend(global.rsync_options.iter().cloned());
+                        argv.extend(local_options);
+                    }
+                }
+                argv.extend(target);
+                vec![argv]
+            } else {
+                let profile: &[&str] = match mirror.stage1_profile.as_deref().unwrap_or("") {
+                    "debian" => STAGE1_DEBIAN,
+                    "debian-oldstyle" => STAGE1_DEBIAN_OLDSTYLE,
+                    other => {
+                        collector.problem(
+                            file,
+                            key("stage1_profile"),
+                            format!(
+                                "invalid stage 1 profile {other:?}: use debian or debian-oldstyle"
+                            ),
+                        );
+                        &[]
+                    }
+                };
+                let mut stage1 = vec![rsync.clone()];
+                stage1.extend(STAGE1_BASE_OPTIONS.iter().map(|option| option.to_string()));
+                stage1.extend(profile.iter().map(|option| option.to_string()));
+                stage1.extend(tail.iter().cloned());
+                stage1.extend(target.iter().cloned());
+                let mut stage2 = vec![rsync];
+                stage2.extend(
+                    RSYNC_DEFAULT_OPTIONS
+                        .iter()
+                        .map(|option| option.to_string()),
+                );
+                stage2.extend(local_options);
+                stage2.extend(tail);
+                stage2.extend(target);
+                vec![stage1, stage2]
+            }
+        }
+    };
+
+    let docker = match mirror
+        .docker_image
+        .as_deref()
+        .filter(|image| !image.is_empty())
+    {
+        Some(image) if raw.docker.enable => {
+            let mut volumes = raw.docker.volumes.clone();
+            volumes.extend(mirror.docker_volumes.clone().unwrap_or_default());
+            let mut options = raw.docker.options.clone();
+            options.extend(mirror.docker_options.clone().unwrap_or_default());
+            Some(DockerJob {
+                image: image.to_owned(),
+                volumes,
+                options,
+            })
+        }
+        _ => None,
+    };
+    let snapshot_path = raw.btrfs_snapshot.enable.then(|| {
+        mirror
+            .snapshot_path
+            .as_deref()
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(&raw.btrfs_snapshot.snapshot_path).join(name_text))
+    });
+
+    if collector.problems.len() > n_problems {
+        return None;
+    }
+    Some(JobConfig {
+        name: name?,
+        provider,
+        upstream,
+        is_master,
+        interval_minutes: interval,
+        cron,
+        jitter_secs,
+        retry,
+        timeout_secs: (timeout > 0).then_some(timeout),
+        mirror_dir,
+        log_dir,
+        stages,
+        env,
+        success_exit_codes,
+        size_pattern: mirror
+            .size_pattern
+            .clone()
+            .filter(|pattern| !pattern.is_empty()),
+        fail_on_match: mirror
+            .fail_on_match
+            .clone()
+            .filter(|pattern| !pattern.is_empty()),
+        exec_on_success,
+        exec_on_success_extra,
+        exec_on_failure,
+        exec_on_failure_extra,
+        exclude_file,
+        memory_limit,
+        docker,
+        snapshot_path,
+    })
+}
+
+#[cfg(test)]
+mod tests;
