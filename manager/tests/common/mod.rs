@@ -50,20 +50,11 @@ impl Drop for TestManager {
 }
 
 /// Extra config text appended to the test manager's file.
+#[derive(Default)]
 pub struct Setup {
     pub extra: String,
     pub namespace: Option<String>,
     pub dir: Option<Arc<tempfile::TempDir>>,
-}
-
-impl Default for Setup {
-    fn default() -> Self {
-        Setup {
-            extra: String::new(),
-            namespace: None,
-            dir: None,
-        }
-    }
 }
 
 impl TestManager {

@@ -1,0 +1,81 @@
+//! `tunasync worker --check`: the resolved jobs, as JSON, for operators to review.
+
+use serde::Serialize;
+
+use crate::config::{JobConfig, WorkerConfig};
+
+#[derive(Debug, Serialize)]
+pub struct CheckedJob<'a> {
+    pub name: &'a str,
+    pub provider: &'a str,
+    pub upstream: &'a str,
+    pub mirror_dir: String,
+    pub log_dir: String,
+    /// Minutes after a run ends until the next (unless `cron`).
+    pub interval: u64,
+    pub retry: u32,
+    /// Seconds; 0 means no limit.
+    pub timeout: u64,
+    /// "every N minutes after the last run" or "cron: …", plus jitter.
+    pub schedule: String,
+    /// The worker's limit on concurrent runs, shared by every job.
+    pub concurrent: usize,
+    pub role: &'static str,
+    /// The exact command line of each stage (`argv` is the first, for one-stage providers).
+    pub argv: &'a [String],
+    pub stages: &'a [Vec<String>],
+    pub env: Vec<String>,
+    pub success_exit_codes: &'a [i32],
+    pub docker_image: Option<&'a str>,
+    pub memory_limit: Option<u64>,
+}
+
+fn describe(job: &JobConfig) -> String {
+    let base = match &job.cron {
+        Some(cron) => format!("cron: {cron}"),
+        None => format!("every {} minutes after the last run", job.interval_minutes),
+    };
+    if job.jitter_secs > 0 {
+        format!("{base}, plus up to {}s of jitter", job.jitter_secs)
+    } else {
+        base
+    }
+}
+
+/// The JSON array `--check` prints. Passwords in the environment are masked.
+pub fn render(config: &WorkerConfig) -> String {
+    let jobs: Vec<CheckedJob<'_>> = config
+        .jobs
+        .iter()
+        .map(|job| CheckedJob {
+            name: job.name.as_str(),
+            provider: job.provider.as_str(),
+            upstream: &job.upstream,
+            mirror_dir: job.mirror_dir.display().to_string(),
+            log_dir: job.log_dir.display().to_string(),
+            interval: job.interval_minutes,
+            retry: job.retry,
+            timeout: job.timeout_secs.unwrap_or(0),
+            schedule: describe(job),
+            concurrent: config.concurrent,
+            role: if job.is_master { "master" } else { "slave" },
+            argv: job.stages.first().map(Vec::as_slice).unwrap_or_default(),
+            stages: &job.stages,
+            env: job
+                .env
+                .iter()
+                .map(|(key, value)| {
+                    if key.contains("PASSWORD") || key.contains("SECRET") || key.contains("TOKEN") {
+                        format!("{key}=***")
+                    } else {
+                        format!("{key}={value}")
+                    }
+                })
+                .collect(),
+            success_exit_codes: &job.success_exit_codes,
+            docker_image: job.docker.as_ref().map(|docker| docker.image.as_str()),
+            memory_limit: job.memory_limit,
+        })
+        .collect();
+    serde_json::to_string_pretty(&jobs).unwrap_or_else(|_| "[]".to_owned())
+}

@@ -1,0 +1,253 @@
+//! A job's controller: one task per job that owns its state (idle, running, paused,
+//! disabled) and obeys control messages, tunasync's job state machine.
+//!
+//! While running: `start` is ignored; `stop` kills the run and pauses; `disable` kills and
+//! disables; `restart` kills (reported `failed` / "killed by manager") and runs again;
+//! `halt` (shutdown) kills (reported the same way) and ends the task. While idle: `start` and
+//! `restart` run it (also when paused or disabled); `stop` pauses; `disable` disables.
+//! A changed config that arrives during a run is taken after the run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use tunasync_shared::names::MirrorName;
+use tunasync_shared::status::SyncStatus;
+
+use crate::config::JobConfig;
+use crate::hooks::HookSettings;
+use crate::outbox::Outbox;
+use crate::pipeline::{self, KILLED, RunEnd};
+use crate::report::{LocalState, Reporter};
+
+/// What the worker asks of a job.
+#[derive(Debug, Clone)]
+pub enum Control {
+    Start { force: bool },
+    Stop,
+    Disable,
+    Restart,
+    Halt,
+    Reconfigure(Arc<JobConfig>),
+}
+
+/// The job's own idea of where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Idle,
+    Waiting,
+    Running,
+    Paused,
+    Disabled,
+}
+
+/// What a job tells the worker when a run is over.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub name: MirrorName,
+    /// Whether the job should be scheduled again (the run ended by itself).
+    pub schedule: bool,
+}
+
+/// The worker's handle on a job.
+pub struct JobHandle {
+    pub control: mpsc::Sender<Control>,
+    pub mode: watch::Receiver<Mode>,
+    pub state: watch::Receiver<LocalState>,
+    pub config: Arc<JobConfig>,
+    pub task: JoinHandle<()>,
+}
+
+/// Everything a job task shares with the rest of the worker.
+#[derive(Clone)]
+pub struct JobContext {
+    pub settings: Arc<HookSettings>,
+    pub outbox: Outbox,
+    pub semaphore: Arc<Semaphore>,
+    pub finished: mpsc::Sender<Finished>,
+}
+
+/// Starts the task of `config` in `mode` (idle, paused or disabled).
+pub fn spawn(config: Arc<JobConfig>, mode: Mode, context: JobContext) -> JobHandle {
+    let (control, receiver) = mpsc::channel(16);
+    let (mode_tx, mode_rx) = watch::channel(mode);
+    let (state_tx, state_rx) = watch::channel(LocalState {
+        status: match mode {
+            Mode::Paused => SyncStatus::Paused,
+            Mode::Disabled => SyncStatus::Disabled,
+            _ => SyncStatus::None,
+        },
+        ..LocalState::default()
+    });
+    let job = Job {
+        reporter: Reporter {
+            job: config.clone(),
+            outbox: context.outbox.clone(),
+            state: Arc::new(state_tx),
+        },
+        context,
+        mode: mode_tx,
+        receiver,
+    };
+    let task = tokio::spawn(job.run());
+    JobHandle {
+        control,
+        mode: mode_rx,
+        state: state_rx,
+        config,
+        task,
+    }
+}
+
+struct Job {
+    reporter: Reporter,
+    context: JobContext,
+    mode: watch::Sender<Mode>,
+    receiver: mpsc::Receiver<Control>,
+}
+
+/// What a control message did to a run in progress.
+enum Interrupt {
+    None,
+    Stop,
+    Disable,
+    Restart,
+    Halt,
+}
+
+impl Job {
+    fn set_mode(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+
+    fn mode(&self) -> Mode {
+        *self.mode.borrow()
+    }
+
+    async fn run(mut self) {
+        while let Some(control) = self.receiver.recv().await {
+            let mut force = match control {
+                Control::Start { force } => force,
+                Control::Restart => false,
+                Control::Stop => {
+                    if self.mode() != Mode::Disabled {
+                        self.set_mode(Mode::Paused);
+                        self.reporter.set_quietly(SyncStatus::Paused);
+                    }
+                    continue;
+                }
+                Control::Disable => {
+                    self.set_mode(Mode::Disabled);
+                    self.reporter.set_quietly(SyncStatus::Disabled);
+                    continue;
+                }
+                Control::Halt => return,
+                Control::Reconfigure(config) => {
+                    self.reporter.job = config;
+                    continue;
+                }
+            };
+            loop {
+                match self.run_once(force).await {
+                    Interrupt::Restart => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        force = false;
+                    }
+                    Interrupt::Halt => return,
+                    Interrupt::None | Interrupt::Stop | Interrupt::Disable => break,
+                }
+            }
+        }
+    }
+
+    /// One run: waits for a slot (unless forced), runs, and handles control meanwhile.
+    async fn run_once(&mut self, force: bool) -> Interrupt {
+        let name = self.reporter.job.name.clone();
+        self.set_mode(Mode::Waiting);
+        let semaphore = self.context.semaphore.clone();
+        let _permit = if force {
+            None
+        } else {
+            let acquire = semaphore.acquire_owned();
+            tokio::pin!(acquire);
+            loop {
+                tokio::select! {
+                    permit = &mut acquire => break permit.ok(),
+                    control = self.receiver.recv() => match control {
+                        Some(Control::Stop) => {
+                            self.set_mode(Mode::Paused);
+                            self.reporter.set_quietly(SyncStatus::Paused);
+                            return Interrupt::Stop;
+                        }
+                        Some(Control::Disable) => {
+                            self.set_mode(Mode::Disabled);
+                            self.reporter.set_quietly(SyncStatus::Disabled);
+                            return Interrupt::Disable;
+                        }
+                        Some(Control::Halt) | None => return Interrupt::Halt,
+                        Some(Control::Start { force: true }) => break None,
+                        Some(Control::Reconfigure(config)) => self.reporter.job = config,
+                        Some(Control::Start { .. } | Control::Restart) => {}
+                    },
+                }
+            }
+        };
+        self.set_mode(Mode::Running);
+        info!(mirror = %name, force, "start");
+        let kill = CancellationToken::new();
+        let mut interrupt = Interrupt::None;
+        let mut pending_config = None;
+        let end = {
+            let reporter = self.reporter.clone();
+            let settings = self.context.settings.clone();
+            let run_kill = kill.clone();
+            let run = async move { pipeline::run(&reporter, &settings, &run_kill).await };
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    end = &mut run => break end,
+                    control = self.receiver.recv() => match control {
+                        Some(Control::Stop) => { interrupt = Interrupt::Stop; kill.cancel(); }
+                        Some(Control::Disable) => { interrupt = Interrupt::Disable; kill.cancel(); }
+                        Some(Control::Restart) => { interrupt = Interrupt::Restart; kill.cancel(); }
+                        Some(Control::Halt) | None => { interrupt = Interrupt::Halt; kill.cancel(); }
+                        Some(Control::Reconfigure(config)) => pending_config = Some(config),
+                        Some(Control::Start { .. }) => {}
+                    },
+                }
+            }
+        };
+        if let RunEnd::Killed { run_id, attempt } = &end {
+            match interrupt {
+                // tunasync reports restart and shutdown kills; stop and disable are the
+                // manager's own doing, and it already recorded paused / disabled.
+                Interrupt::Restart | Interrupt::Halt => {
+                    self.reporter
+                        .report(*run_id, *attempt, SyncStatus::Failed, KILLED, None);
+                }
+                Interrupt::Stop => self.reporter.set_quietly(SyncStatus::Paused),
+                Interrupt::Disable => self.reporter.set_quietly(SyncStatus::Disabled),
+                Interrupt::None => {}
+            }
+        }
+        if let Some(config) = pending_config {
+            self.reporter.job = config;
+        }
+        let (mode, schedule) = match interrupt {
+            Interrupt::Stop => (Mode::Paused, false),
+            Interrupt::Disable => (Mode::Disabled, false),
+            Interrupt::Restart | Interrupt::Halt => (Mode::Idle, false),
+            Interrupt::None => (Mode::Idle, true),
+        };
+        self.set_mode(mode);
+        let _ = self
+            .context
+            .finished
+            .send(Finished { name, schedule })
+            .await;
+        interrupt
+    }
+}

@@ -1,0 +1,268 @@
+//! One run of a job: pre-job hooks, then per attempt pre-exec → provider → post-exec →
+//! post-success | post-fail, reporting tunasync's status sequence
+//! `pre-syncing → (syncing → failed)* → syncing → success | failed`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use regex::Regex;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::event::ProviderKind;
+use uuid::Uuid;
+
+use crate::analysis::{count_matches, go_duration, pattern_size, rsync_exit_meaning, rsync_size};
+use crate::hooks::{self, Attempt, Hook, HookSettings, Phase, docker, tunasync_env};
+use crate::report::Reporter;
+use crate::runner::{self, Ending, Output, Spec};
+
+/// The error tunasync reports for a run stopped by a command or by shutdown.
+pub const KILLED: &str = "killed by manager";
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Success,
+    Failed(String),
+    /// Stopped by `kill`; nothing was reported for the last attempt.
+    Killed {
+        run_id: Uuid,
+        attempt: u32,
+    },
+}
+
+/// Delay before retry `attempt + 1` (tunasync retries at once; we back off a little).
+fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(5).saturating_sub(1)).min(Duration::from_secs(30))
+}
+
+/// Runs the job once (all its attempts).
+pub async fn run(reporter: &Reporter, settings: &HookSettings, kill: &CancellationToken) -> RunEnd {
+    let job = reporter.job.clone();
+    let run_id = Uuid::new_v4();
+    reporter.report(run_id, 0, SyncStatus::PreSyncing, "", None);
+    let hooks = hooks::hooks_for(&job, settings);
+    for hook in &hooks {
+        if let Err(err) = hook.pre_job(&job).await {
+            let error = format!("error exec hook {}: {err}", Phase::PreJob.as_str());
+            reporter.report(run_id, 1, SyncStatus::Failed, &error, None);
+            return RunEnd::Failed(error);
+        }
+    }
+    let mut last_error = String::new();
+    for attempt in 1..=job.retry.max(1) {
+        let mut state = Attempt::default();
+        let mut pre_exec_error = None;
+        for hook in &hooks {
+            if let Err(err) = hook.pre_exec(&job, settings, &mut state).await {
+                pre_exec_error = Some(format!(
+                    "error exec hook {}: {err}",
+                    Phase::PreExec.as_str()
+                ));
+                break;
+            }
+        }
+        if let Some(error) = pre_exec_error {
+            reporter.report(run_id, attempt, SyncStatus::Failed, &error, None);
+            return RunEnd::Failed(error);
+        }
+        reporter.report(run_id, attempt, SyncStatus::Syncing, "", None);
+        let mut result = run_provider(reporter, &hooks, &state, kill).await;
+        for hook in hooks.iter().rev() {
+            if let Err(err) = hook.post_exec(&job, &mut state).await
+                && result.is_ok()
+            {
+                result = Err(Failure::Error(format!(
+                    "error exec hook {}: {err}",
+                    Phase::PostExec.as_str()
+                )));
+            }
+        }
+        let failure = match result {
+            Ok(size) => match post_success(&hooks, &job, &state).await {
+                Ok(()) => {
+                    info!(mirror = %job.name, size = size.as_deref().unwrap_or("unknown"), "succeeded");
+                    reporter.report(run_id, attempt, SyncStatus::Success, "", size);
+                    return RunEnd::Success;
+                }
+                Err(error) => Failure::Error(error),
+            },
+            Err(failure) => failure,
+        };
+        for hook in hooks.iter().rev() {
+            if let Err(err) = hook.post_fail(&job, &mut state).await {
+                warn!(mirror = %job.name, error = %err, "post-fail hook failed");
+            }
+        }
+        match failure {
+            Failure::Killed => return RunEnd::Killed { run_id, attempt },
+            Failure::Error(error) => {
+                warn!(mirror = %job.name, attempt, %error, "failed");
+                reporter.report(run_id, attempt, SyncStatus::Failed, &error, None);
+                last_error = error;
+            }
+        }
+        if attempt < job.retry {
+            tokio::select! {
+                () = tokio::time::sleep(retry_delay(attempt)) => {}
+                () = kill.cancelled() => return RunEnd::Killed { run_id, attempt },
+            }
+        }
+    }
+    RunEnd::Failed(last_error)
+}
+
+async fn post_success(
+    hooks: &[Hook],
+    job: &crate::config::JobConfig,
+    state: &Attempt,
+) -> Result<(), String> {
+    for hook in hooks.iter().rev() {
+        hook.post_success(job, state)
+            .await
+            .map_err(|err| format!("error exec hook {}: {err}", Phase::PostSuccess.as_str()))?;
+    }
+    Ok(())
+}
+
+enum Failure {
+    Killed,
+    Error(String),
+}
+
+/// Runs the provider's stages; the size found on success.
+async fn run_provider(
+    reporter: &Reporter,
+    hooks: &[Hook],
+    attempt: &Attempt,
+    kill: &CancellationToken,
+) -> Result<Option<String>, Failure> {
+    let job = &reporter.job;
+    if let Err(err) = tokio::fs::create_dir_all(&job.mirror_dir).await {
+        return Err(Failure::Error(format!(
+            "cannot create {}: {err}",
+            job.mirror_dir.display()
+        )));
+    }
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    if job.provider == ProviderKind::Command {
+        env.extend(tunasync_env(job, attempt));
+    }
+    env.extend(job.env.clone());
+    let in_docker = hooks.contains(&Hook::Docker);
+    let cgroup = attempt.cgroup.clone();
+    let timeout = job.timeout_secs.map(Duration::from_secs);
+    for (idx, stage) in job.stages.iter().enumerate() {
+        let output = match (&attempt.log_file, idx) {
+            (None, _) => Output::Discard,
+            (Some(path), 0) => Output::Truncate(path.clone()),
+            (Some(path), _) => Output::Append(path.clone()),
+        };
+        let log_file = attempt
+            .log_file
+            .as_ref()
+            .map(|path| path.display().to_string());
+        let argv = if in_docker {
+            docker::wrap(job, stage, &env, log_file.as_deref())
+        } else {
+            stage.clone()
+        };
+        let spec = Spec {
+            argv,
+            cwd: job.mirror_dir.clone(),
+            env: env.clone(),
+            output,
+            cgroup: cgroup.clone(),
+        };
+        let ending = runner::run(&spec, timeout, kill).await.map_err(|err| {
+            let text = tunasync_shared::error_chain(&err);
+            Failure::Error(text)
+        })?;
+        match ending {
+            Ending::Exited(status) => {
+                let code = status.code();
+                let accepted = status.success()
+                    || code.is_some_and(|code| job.success_exit_codes.contains(&code));
+                if !accepted {
+                    let error = hooks::system::exit_text(status);
+                    if job.provider != ProviderKind::Command
+                        && let (Some(code), Some(path)) = (code, &attempt.log_file)
+                        && let Some(meaning) = rsync_exit_meaning(code)
+                    {
+                        append_line(path, &format!("rsync error: {meaning}")).await;
+                    }
+                    return Err(Failure::Error(error));
+                }
+            }
+            Ending::TimedOut(limit) => {
+                if in_docker {
+                    docker::stop(job).await;
+                }
+                return Err(Failure::Error(format!(
+                    "{} timeout after {}",
+                    job.name,
+                    go_duration(limit)
+                )));
+            }
+            Ending::Killed => {
+                if in_docker {
+                    docker::stop(job).await;
+                }
+                return Err(Failure::Killed);
+            }
+        }
+    }
+    analyse(reporter, attempt).await
+}
+
+async fn append_line(path: &std::path::Path, line: &str) {
+    use tokio::io::AsyncWriteExt;
+    if let Ok(mut file) = tokio::fs::OpenOptions::new().append(true).open(path).await {
+        let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+    }
+}
+
+/// After a successful exit: `fail_on_match`, then the size.
+async fn analyse(reporter: &Reporter, attempt: &Attempt) -> Result<Option<String>, Failure> {
+    let job = reporter.job.clone();
+    let log = attempt.log_file.clone();
+    let analysed = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+        match job.provider {
+            ProviderKind::Rsync | ProviderKind::TwoStageRsync => {
+                Ok(log.as_deref().and_then(rsync_size))
+            }
+            ProviderKind::Command => {
+                if job.fail_on_match.is_none() && job.size_pattern.is_none() {
+                    return Ok(None);
+                }
+                let Some(log) = log else {
+                    return Err("invalid log file".to_owned());
+                };
+                let text = std::fs::read(&log)
+                    .map_err(|err| format!("cannot read {}: {err}", log.display()))?;
+                let text = String::from_utf8_lossy(&text);
+                if let Some(pattern) = &job.fail_on_match {
+                    let pattern = Regex::new(pattern).map_err(|err| err.to_string())?;
+                    let n_matches = count_matches(&text, &pattern);
+                    if n_matches > 0 {
+                        return Err(format!("Fail-on-match regexp found {n_matches} matches"));
+                    }
+                }
+                match &job.size_pattern {
+                    Some(pattern) => {
+                        let pattern = Regex::new(pattern).map_err(|err| err.to_string())?;
+                        Ok(pattern_size(&text, &pattern))
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|err| Failure::Error(err.to_string()))?;
+    analysed.map_err(Failure::Error)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! A job's state as the worker knows it, and the status events that change it.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::event::{Event, JobStatus};
+use uuid::Uuid;
+
+use crate::config::JobConfig;
+use crate::outbox::Outbox;
+
+/// What the worker knows of one job (for `hello` snapshots and `--check`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalState {
+    pub status: SyncStatus,
+    pub run_id: Option<Uuid>,
+    pub last_update: GoTime,
+    pub last_started: GoTime,
+    pub last_ended: GoTime,
+    /// The last known size.
+    pub size: Option<String>,
+    pub error_msg: String,
+}
+
+/// Sends a job's status events and keeps its [`LocalState`] in step.
+#[derive(Clone)]
+pub struct Reporter {
+    pub job: Arc<JobConfig>,
+    pub outbox: Outbox,
+    pub state: Arc<watch::Sender<LocalState>>,
+}
+
+impl Reporter {
+    /// Reports `status` for attempt `attempt` of run `run_id`, with tunasync's timestamp rules.
+    pub fn report(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        status: SyncStatus,
+        error_msg: &str,
+        size: Option<String>,
+    ) {
+        let now = GoTime::now_local();
+        let mut shown_size = None;
+        self.state.send_modify(|state| {
+            match status {
+                SyncStatus::PreSyncing => state.last_started = now,
+                SyncStatus::Success => {
+                    state.last_update = now;
+                    state.last_ended = now;
+                }
+                SyncStatus::Failed => state.last_ended = now,
+                _ => {}
+            }
+            if size.is_some() {
+                state.size.clone_from(&size);
+            }
+            state.status = status;
+            state.run_id = Some(run_id);
+            state.error_msg = error_msg.to_owned();
+            shown_size.clone_from(&state.size);
+        });
+        self.outbox.push(Event::Status(JobStatus {
+            mirror: self.job.name.clone(),
+            status,
+            run_id,
+            attempt,
+            at: now,
+            upstream: self.job.upstream.clone(),
+            is_master: self.job.is_master,
+            size: shown_size,
+            error_msg: error_msg.to_owned(),
+        }));
+    }
+
+    /// Records a state the manager set (paused, disabled) without reporting it.
+    pub fn set_quietly(&self, status: SyncStatus) {
+        self.state.send_modify(|state| state.status = status);
+    }
+}

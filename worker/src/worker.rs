@@ -1,0 +1,524 @@
+//! The worker's main loop: the one owner of the job table and the schedule.
+//!
+//! It reacts to a closed set of inputs: commands from the worker's queue, jobs finishing,
+//! the schedule coming due, reload requests (SIGHUP), a periodic tick (heartbeats, `hello`
+//! after every (re)connection, the start-up deadline for the manager's `welcome`), and
+//! shutdown (every running job is stopped and reported, then the process may exit).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tunasync_shared::broker::{BrokerError, Incoming, QueueRole, Transport};
+use tunasync_shared::error_chain;
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::MirrorName;
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::CommandEnvelope;
+use tunasync_shared::wire::command::{Command, Welcome};
+use tunasync_shared::wire::event::{
+    CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobRemoved, JobSnapshot,
+    Schedule as ScheduleEvent, ScheduledRun,
+};
+use uuid::Uuid;
+
+use crate::config::{JobConfig, WorkerConfig};
+use crate::hooks::HookSettings;
+use crate::job::{self, Control, Finished, JobContext, JobHandle, Mode};
+use crate::outbox::Outbox;
+use crate::schedule::Schedule;
+
+/// Tunables that are not in worker.conf.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait at start-up for the manager's `welcome` before running every job.
+    pub welcome_wait: Duration,
+    /// How long shutdown waits for running jobs to stop and events to be sent.
+    pub shutdown_wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            welcome_wait: Duration::from_secs(10),
+            shutdown_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot consume the worker's command queue")]
+    Subscribe(#[source] BrokerError),
+}
+
+pub struct Worker<T> {
+    config: WorkerConfig,
+    transport: T,
+    options: Options,
+    outbox: Outbox,
+    context: JobContext,
+    jobs: BTreeMap<MirrorName, JobHandle>,
+    schedule: Schedule,
+    schedule_changed: bool,
+    finished: mpsc::Receiver<Finished>,
+    session: Uuid,
+    welcomed: bool,
+    concurrent: usize,
+}
+
+fn jittered(at: DateTime<Utc>, job: &JobConfig) -> DateTime<Utc> {
+    if job.jitter_secs == 0 {
+        return at;
+    }
+    let extra = rand::rng().random_range(0..=job.jitter_secs);
+    at + chrono::Duration::seconds(i64::try_from(extra).unwrap_or(0))
+}
+
+impl<T: Transport> Worker<T> {
+    pub fn new(
+        config: WorkerConfig,
+        transport: T,
+        settings: HookSettings,
+        options: Options,
+    ) -> Self {
+        let outbox = Outbox::new(config.name.clone());
+        let (finished_tx, finished) = mpsc::channel(256);
+        let context = JobContext {
+            settings: Arc::new(settings),
+            outbox: outbox.clone(),
+            semaphore: Arc::new(Semaphore::new(config.concurrent)),
+            finished: finished_tx,
+        };
+        let concurrent = config.concurrent;
+        let mut worker = Worker {
+            config,
+            transport,
+            options,
+            outbox,
+            context,
+            jobs: BTreeMap::new(),
+            schedule: Schedule::default(),
+            schedule_changed: false,
+            finished,
+            session: Uuid::new_v4(),
+            welcomed: false,
+            concurrent,
+        };
+        let configs: Vec<JobConfig> = worker.config.jobs.clone();
+        for job in configs {
+            worker.add_job(Arc::new(job), Mode::Idle);
+        }
+        worker
+    }
+
+    fn add_job(&mut self, config: Arc<JobConfig>, mode: Mode) {
+        let handle = job::spawn(config.clone(), mode, self.context.clone());
+        self.jobs.insert(config.name.clone(), handle);
+    }
+
+    /// Runs until `shutdown`; `reload` asks for the config file to be applied again.
+    pub async fn run(
+        mut self,
+        mut reload: mpsc::Receiver<()>,
+        shutdown: CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let mut commands = self
+            .transport
+            .subscribe(QueueRole::Worker(self.config.name.clone()), 16)
+            .await
+            .map_err(WorkerError::Subscribe)?;
+        let outbox_stop = CancellationToken::new();
+        let publisher = tokio::spawn(self.outbox.clone().run(
+            self.transport.clone(),
+            outbox_stop.clone(),
+            self.options.shutdown_wait,
+        ));
+        info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.concurrent, "worker started");
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut was_connected = false;
+        let mut last_heartbeat: Option<tokio::time::Instant> = None;
+        loop {
+            let due_in = self
+                .schedule
+                .next_due()
+                .map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                incoming = commands.next() => match incoming {
+                    Some(incoming) => self.on_command(incoming).await,
+                    None => break,
+                },
+                finished = self.finished.recv() => {
+                    if let Some(finished) = finished {
+                        self.on_finished(finished);
+                    }
+                }
+                () = tokio::time::sleep(due_in) => self.start_due().await,
+                request = reload.recv() => {
+                    if request.is_some() {
+                        match self.reload().await {
+                            Ok(()) => info!("config reloaded"),
+                            Err(err) => warn!("reload refused, the old config stays:\n{err}"),
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let connected = self.transport.is_connected();
+                    if connected && !was_connected {
+                        self.send_hello();
+                    }
+                    was_connected = connected;
+                    if last_heartbeat.is_none_or(|at| at.elapsed() >= self.config.heartbeat_interval) {
+                        self.send_heartbeat();
+                        last_heartbeat = Some(tokio::time::Instant::now());
+                    }
+                    if !self.welcomed && started.elapsed() >= self.options.welcome_wait {
+                        warn!("no welcome from the manager: running every job now");
+                        self.welcomed = true;
+                        self.schedule_all_now();
+                    }
+                }
+                () = shutdown.cancelled() => break,
+            }
+            if self.schedule_changed {
+                self.schedule_changed = false;
+                self.send_schedule();
+            }
+        }
+        self.halt().await;
+        outbox_stop.cancel();
+        let _ = publisher.await;
+        info!("worker stopped");
+        Ok(())
+    }
+
+    async fn halt(&mut self) {
+        info!(n_jobs = self.jobs.len(), "stopping every job");
+        for handle in self.jobs.values() {
+            let _ = handle.control.send(Control::Halt).await;
+        }
+        let deadline = tokio::time::Instant::now() + self.options.shutdown_wait;
+        for (name, handle) in std::mem::take(&mut self.jobs) {
+            let task = handle.task;
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                warn!(mirror = %name, "job did not stop in time");
+            }
+        }
+    }
+
+    fn schedule_at(&mut self, name: &MirrorName, at: DateTime<Utc>) {
+        if let Some(handle) = self.jobs.get(name) {
+            let at = jittered(at, &handle.config);
+            self.schedule.set(name.clone(), at);
+            self.schedule_changed = true;
+        }
+    }
+
+    fn unschedule(&mut self, name: &MirrorName) {
+        if self.schedule.get(name).is_some() {
+            self.schedule.remove(name);
+            self.schedule_changed = true;
+        }
+    }
+
+    fn schedule_all_now(&mut self) {
+        let now = Utc::now();
+        let idle: Vec<MirrorName> = self
+            .jobs
+            .iter()
+            .filter(|(_, handle)| *handle.mode.borrow() == Mode::Idle)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in idle {
+            self.schedule_at(&name, now);
+        }
+    }
+
+    async fn start_due(&mut self) {
+        let due = self.schedule.pop_due(Utc::now());
+        if due.is_empty() {
+            return;
+        }
+        self.schedule_changed = true;
+        for name in due {
+            if let Some(handle) = self.jobs.get(&name) {
+                let _ = handle.control.send(Control::Start { force: false }).await;
+            }
+        }
+    }
+
+    fn on_finished(&mut self, finished: Finished) {
+        if !finished.schedule {
+            return;
+        }
+        let Some(handle) = self.jobs.get(&finished.name) else {
+            return;
+        };
+        let next = handle.config.next_after(Utc::now());
+        info!(mirror = %finished.name, next = %next, "next run scheduled");
+        self.schedule_at(&finished.name, next);
+    }
+
+    async fn on_command(&mut self, incoming: Incoming) {
+        let envelope = match CommandEnvelope::decode(&incoming.payload) {
+            Ok(envelope) if envelope.header.worker == self.config.name => envelope,
+            Ok(envelope) => {
+                warn!(target_worker = %envelope.header.worker, "command for another worker; dead-lettered");
+                let _ = incoming.dead_letter().await;
+                return;
+            }
+            Err(err) => {
+                warn!(error = %error_chain(&err), "undecodable command; dead-lettered");
+                let _ = incoming.dead_letter().await;
+                return;
+            }
+        };
+        let kind = envelope.command.kind();
+        let mirror = envelope.command.mirror().cloned();
+        info!(command = kind.as_str(), mirror = ?mirror.as_ref().map(MirrorName::as_str), "received command");
+        let outcome = self.apply(envelope.command).await;
+        if let Err(err) = incoming.ack().await {
+            warn!(error = %error_chain(&err), "cannot ack a command");
+        }
+        if let Some(outcome) = outcome {
+            self.outbox.push(Event::CmdResult(CmdResult {
+                cmd_id: envelope.header.id,
+                cmd: kind,
+                mirror,
+                outcome,
+            }));
+        }
+    }
+
+    /// Applies a command; the answer to send (none for `welcome`).
+    async fn apply(&mut self, command: Command) -> Option<CmdOutcome> {
+        let not_found = |mirror: &MirrorName| CmdOutcome::Refused {
+            reason: format!("mirror {mirror} not found"),
+        };
+        let (mirror, control) = match command {
+            Command::Welcome(welcome) => {
+                self.apply_welcome(welcome).await;
+                return None;
+            }
+            Command::Reload(_) => {
+                return Some(match self.reload().await {
+                    Ok(()) => CmdOutcome::Accepted,
+                    Err(reason) => CmdOutcome::Refused { reason },
+                });
+            }
+            Command::Ping(ping) => {
+                return Some(match ping.mirror {
+                    Some(mirror) if !self.jobs.contains_key(&mirror) => not_found(&mirror),
+                    _ => CmdOutcome::Accepted,
+                });
+            }
+            Command::Start(start) => (start.mirror, Control::Start { force: start.force }),
+            Command::Stop(target) => (target.mirror, Control::Stop),
+            Command::Disable(target) => (target.mirror, Control::Disable),
+            Command::Restart(target) => (target.mirror, Control::Restart),
+        };
+        let Some(handle) = self.jobs.get(&mirror) else {
+            return Some(not_found(&mirror));
+        };
+        let sender = handle.control.clone();
+        self.unschedule(&mirror);
+        if sender.send(control).await.is_err() {
+            return Some(CmdOutcome::Refused {
+                reason: format!("job {mirror} has stopped"),
+            });
+        }
+        Some(CmdOutcome::Accepted)
+    }
+
+    /// The manager's stored state decides, at start-up, what stays disabled or paused and
+    /// when each job runs next (the last success plus its interval).
+    async fn apply_welcome(&mut self, welcome: Welcome) {
+        if self.welcomed {
+            return;
+        }
+        self.welcomed = true;
+        let now = Utc::now();
+        let mut known = Vec::new();
+        for stored in welcome.jobs {
+            let Some(handle) = self.jobs.get(&stored.mirror) else {
+                continue;
+            };
+            known.push(stored.mirror.clone());
+            match stored.status {
+                SyncStatus::Disabled => {
+                    let _ = handle.control.send(Control::Disable).await;
+                }
+                SyncStatus::Paused => {
+                    let _ = handle.control.send(Control::Stop).await;
+                }
+                _ => {
+                    let next = if stored.last_update.is_zero() {
+                        now
+                    } else {
+                        handle
+                            .config
+                            .next_after(stored.last_update.as_datetime().to_utc())
+                            .max(now)
+                    };
+                    self.schedule_at(&stored.mirror, next);
+                }
+            }
+        }
+        let unknown: Vec<MirrorName> = self
+            .jobs
+            .keys()
+            .filter(|name| !known.contains(name))
+            .cloned()
+            .collect();
+        for name in unknown {
+            self.schedule_at(&name, now);
+        }
+        info!(
+            n_scheduled = self.schedule.len(),
+            "welcome from the manager applied"
+        );
+    }
+
+    /// Applies the config file again. On error nothing changes.
+    pub async fn reload(&mut self) -> Result<(), String> {
+        let loaded = WorkerConfig::load(&self.config.file).map_err(|err| err.to_string())?;
+        for warning in &loaded.warnings {
+            warn!("{warning}");
+        }
+        let new = loaded.config;
+        if new.name != self.config.name || new.broker != self.config.broker {
+            warn!("global.name and [broker] changes take effect after a restart");
+        }
+        if new.concurrent > self.concurrent {
+            self.context
+                .semaphore
+                .add_permits(new.concurrent - self.concurrent);
+        } else if new.concurrent < self.concurrent {
+            self.context
+                .semaphore
+                .forget_permits(self.concurrent - new.concurrent);
+        }
+        self.concurrent = new.concurrent;
+
+        let new_jobs: BTreeMap<MirrorName, JobConfig> = new
+            .jobs
+            .iter()
+            .map(|job| (job.name.clone(), job.clone()))
+            .collect();
+        let removed: Vec<MirrorName> = self
+            .jobs
+            .keys()
+            .filter(|name| !new_jobs.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(handle) = self.jobs.remove(&name) {
+                let _ = handle.control.send(Control::Disable).await;
+                let _ = handle.control.send(Control::Halt).await;
+            }
+            self.unschedule(&name);
+            info!(mirror = %name, "job removed by reload");
+            self.outbox
+                .push(Event::JobRemoved(JobRemoved { mirror: name }));
+        }
+        let now = Utc::now();
+        for (name, job) in new_jobs {
+            match self.jobs.get_mut(&name) {
+                None => {
+                    info!(mirror = %name, "job added by reload");
+                    self.add_job(Arc::new(job), Mode::Idle);
+                    self.schedule_at(&name, now);
+                }
+                Some(handle) if *handle.config != job => {
+                    info!(mirror = %name, "job changed by reload");
+                    let config = Arc::new(job);
+                    handle.config = config.clone();
+                    let _ = handle.control.send(Control::Reconfigure(config)).await;
+                    if *handle.mode.borrow() == Mode::Idle {
+                        self.schedule_at(&name, now);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let file = self.config.file.clone();
+        self.config = WorkerConfig { file, ..new };
+        self.send_hello();
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Vec<JobSnapshot> {
+        self.jobs
+            .iter()
+            .map(|(name, handle)| {
+                let state = handle.state.borrow().clone();
+                let config = &handle.config;
+                JobSnapshot {
+                    mirror: name.clone(),
+                    provider: config.provider,
+                    upstream: config.upstream.clone(),
+                    is_master: config.is_master,
+                    interval_minutes: config.interval_minutes,
+                    cron: config.cron.clone(),
+                    status: state.status,
+                    run_id: state.run_id,
+                    last_update: state.last_update,
+                    last_started: state.last_started,
+                    last_ended: state.last_ended,
+                    next_schedule: self.schedule.get(name).map_or(GoTime::ZERO, GoTime::from),
+                    size: state.size,
+                    error_msg: state.error_msg,
+                }
+            })
+            .collect()
+    }
+
+    fn send_hello(&self) {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default();
+        self.outbox.push(Event::Hello(Hello {
+            version: tunasync_shared::VERSION.to_owned(),
+            host,
+            session: self.session,
+            heartbeat_interval_secs: u32::try_from(self.config.heartbeat_interval.as_secs())
+                .unwrap_or(u32::MAX),
+            jobs: self.snapshot(),
+        }));
+    }
+
+    fn send_heartbeat(&self) {
+        let running = self
+            .jobs
+            .iter()
+            .filter(|(_, handle)| *handle.mode.borrow() == Mode::Running)
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.outbox.push(Event::Heartbeat(Heartbeat {
+            session: self.session,
+            interval_secs: u32::try_from(self.config.heartbeat_interval.as_secs())
+                .unwrap_or(u32::MAX),
+            running,
+        }));
+    }
+
+    fn send_schedule(&self) {
+        let schedules = self
+            .schedule
+            .entries()
+            .map(|(name, at)| ScheduledRun {
+                mirror: name.clone(),
+                next_schedule: GoTime::from(at),
+            })
+            .collect();
+        self.outbox
+            .push(Event::Schedule(ScheduleEvent { schedules }));
+    }
+}
