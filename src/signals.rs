@@ -27,3 +27,23 @@ pub fn shutdown_on_signals() -> CancellationToken {
     });
     token
 }
+
+/// Sends a reload request on every SIGHUP.
+pub fn reload_on_sighup() -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(err) => {
+                warn!(error = %err, "cannot listen for SIGHUP; use `tunasynctl reload`");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP: reloading the config");
+            // A reload already pending covers this one too.
+            let _ = sender.try_send(());
+        }
+    });
+    receiver
+}

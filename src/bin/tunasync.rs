@@ -23,6 +23,22 @@ enum Daemon {
     /// Run the manager: status store, HTTPS API, command relay.
     #[command(alias = "m")]
     Manager(ManagerArgs),
+    /// Run a worker: the mirror jobs of a tunasync worker.conf.
+    #[command(alias = "w")]
+    Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The worker's config file (tunasync's worker.conf plus a [broker] section).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Check the config, print the resolved jobs as JSON (with the exact command lines)
+    /// and exit; a bad file prints every problem and exits 1.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args)]
@@ -92,6 +108,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Daemon::Manager(args) => runtime.block_on(run_manager(args)),
+        Daemon::Worker(args) => runtime.block_on(run_worker(args)),
     }
 }
 
@@ -132,6 +149,45 @@ async fn run_manager(args: ManagerArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("API server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_worker(args: WorkerArgs) -> ExitCode {
+    use tunasync_worker::config::WorkerConfig;
+    if args.check {
+        return match WorkerConfig::load(&args.config) {
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!("{}", tunasync_worker::check::render(&loaded.config));
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    logging::init(args.log.flags());
+    let loaded = match WorkerConfig::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let shutdown = tunasync::signals::shutdown_on_signals();
+    let reload = tunasync::signals::reload_on_sighup();
+    match tunasync_worker::start(loaded.config, reload, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{}", tunasync::shared::error_chain(&err));
             ExitCode::FAILURE
         }
     }

@@ -22,3 +22,38 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod worker;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tunasync_shared::broker::{AmqpBroker, BrokerError, Role};
+
+/// Why the worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("broker settings")]
+    Broker(#[from] BrokerError),
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    #[error("worker")]
+    Worker(#[from] worker::WorkerError),
+}
+
+/// Runs the worker of `config` until `shutdown`: connects to the broker, runs the jobs,
+/// applies `reload` requests.
+pub async fn start(
+    config: config::WorkerConfig,
+    reload: mpsc::Receiver<()>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let broker_stop = CancellationToken::new();
+    let broker = AmqpBroker::start(config.broker.clone(), Role::Worker(config.name.clone()), broker_stop.clone())?;
+    let cgroup = match &config.cgroup {
+        Some(settings) => Some(hooks::cgroup::CgroupBase::prepare(settings).map_err(StartError::Cgroup)?),
+        None => None,
+    };
+    let settings = hooks::HookSettings::from_config(&config, cgroup);
+    let worker = worker::Worker::new(config, broker, settings, worker::Options::default());
+    let result = worker.run(reload, shutdown).await;
+    broker_stop.cancel();
+    Ok(result?)
+}
