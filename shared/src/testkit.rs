@@ -144,3 +144,88 @@ pub async fn within<F: std::future::Future>(timeout: Duration, what: &str, futur
         .await
         .unwrap_or_else(|_| panic!("timed out after {timeout:?}: {what}"))
 }
+
+/// A real `rsync --daemon` on a free loopback port, serving one module `pub`; stopped (by its
+/// own PID) when dropped.
+pub struct RsyncDaemon {
+    pub port: u16,
+    pub root: PathBuf,
+    child: std::process::Child,
+    _dir: TempDirGuard,
+}
+
+/// Removes a directory when dropped.
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl RsyncDaemon {
+    /// Serves `root` as module `pub`. Panics (saying what to install) without rsync.
+    pub fn start(root: &std::path::Path) -> RsyncDaemon {
+        let dir = std::env::temp_dir().join(format!(
+            "rsyncd-{}-{}",
+            std::process::id(),
+            unique_namespace("d")
+        ));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+        let config = dir.join("rsyncd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "use chroot = no\nmax connections = 20\npid file = {}/rsyncd.pid\nlog file = {}/rsyncd.log\n[pub]\npath = {}\nread only = yes\n",
+                dir.display(),
+                dir.display(),
+                root.display()
+            ),
+        )
+        .unwrap_or_else(|err| panic!("cannot write {}: {err}", config.display()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|err| panic!("no free port: {err}"));
+        let child = std::process::Command::new("rsync")
+            .arg("--daemon")
+            .arg("--no-detach")
+            .arg(format!("--config={}", config.display()))
+            .arg(format!("--port={port}"))
+            .arg("--address=127.0.0.1")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start `rsync --daemon` ({err}): install it with `apt-get install rsync`"
+                )
+            });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rsync daemon did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RsyncDaemon {
+            port,
+            root: root.to_owned(),
+            child,
+            _dir: TempDirGuard(dir),
+        }
+    }
+
+    /// `rsync://127.0.0.1:<port>/pub/`
+    pub fn url(&self) -> String {
+        format!("rsync://127.0.0.1:{}/pub/", self.port)
+    }
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

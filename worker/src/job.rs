@@ -118,6 +118,18 @@ enum Interrupt {
     Halt,
 }
 
+impl Interrupt {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Interrupt::None => "none",
+            Interrupt::Stop => "stop",
+            Interrupt::Disable => "disable",
+            Interrupt::Restart => "restart",
+            Interrupt::Halt => "shutdown",
+        }
+    }
+}
+
 impl Job {
     fn set_mode(&self, mode: Mode) {
         self.mode.send_replace(mode);
@@ -221,6 +233,7 @@ impl Job {
             }
         };
         if let RunEnd::Killed { run_id, attempt } = &end {
+            info!(mirror = %name, reason = interrupt.as_str(), "run killed");
             match interrupt {
                 // tunasync reports restart and shutdown kills; stop and disable are the
                 // manager's own doing, and it already recorded paused / disabled.

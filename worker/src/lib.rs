@@ -46,9 +46,15 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let broker_stop = CancellationToken::new();
-    let broker = AmqpBroker::start(config.broker.clone(), Role::Worker(config.name.clone()), broker_stop.clone())?;
+    let broker = AmqpBroker::start(
+        config.broker.clone(),
+        Role::Worker(config.name.clone()),
+        broker_stop.clone(),
+    )?;
     let cgroup = match &config.cgroup {
-        Some(settings) => Some(hooks::cgroup::CgroupBase::prepare(settings).map_err(StartError::Cgroup)?),
+        Some(settings) => {
+            Some(hooks::cgroup::CgroupBase::prepare(settings).map_err(StartError::Cgroup)?)
+        }
         None => None,
     };
     let settings = hooks::HookSettings::from_config(&config, cgroup);

@@ -84,6 +84,16 @@ impl Outbox {
         self.len() == 0
     }
 
+    fn pop_if_front(&self, envelope: &EventEnvelope) {
+        let mut queue = self.queue();
+        if queue
+            .front()
+            .is_some_and(|front| front.header.id == envelope.header.id)
+        {
+            queue.pop_front();
+        }
+    }
+
     /// Publishes queued events in order until `shutdown`; then tries to flush what is left
     /// for at most `drain`.
     pub async fn run<T: Transport>(
@@ -97,13 +107,20 @@ impl Outbox {
             let Some(envelope) = next else {
                 tokio::select! {
                     () = self.shared.notify.notified() => continue,
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => break,
                 }
             };
             let publish = transport.publish(Outgoing::event(&envelope));
+            tokio::pin!(publish);
             let result = tokio::select! {
-                result = publish => result,
-                () = shutdown.cancelled() => break,
+                result = &mut publish => result,
+                () = shutdown.cancelled() => {
+                    // Let the message in flight finish, so the flush below does not send it twice.
+                    if let Ok(Ok(())) = tokio::time::timeout(drain, publish).await {
+                        self.pop_if_front(&envelope);
+                    }
+                    break;
+                }
             };
             match result {
                 Ok(()) => {
@@ -135,11 +152,13 @@ impl Outbox {
             loop {
                 let next = self.queue().pop_front();
                 let Some(envelope) = next else { break };
-                if transport.publish(Outgoing::event(&envelope)).await.is_err() {
+                if let Err(err) = transport.publish(Outgoing::event(&envelope)).await {
+                    warn!(error = %error_chain(&err), "cannot send the last events");
                     break;
                 }
             }
         };
+
         if tokio::time::timeout(drain, flush).await.is_err() {
             warn!(n_left = self.len(), "events left unsent at shutdown");
         }

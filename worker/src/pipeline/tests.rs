@@ -7,8 +7,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tunasync_shared::names::WorkerId;
 use tunasync_shared::status::SyncStatus;
-use tunasync_shared::wire::event::JobStatus;
 use tunasync_shared::wire::Event;
+use tunasync_shared::wire::event::JobStatus;
 
 use super::*;
 use crate::config::WorkerConfig;
@@ -62,7 +62,12 @@ fn sequence(statuses: &[JobStatus]) -> Vec<SyncStatus> {
 }
 
 async fn run_case(case: &Case) -> RunEnd {
-    run(&case.reporter, &HookSettings::default(), &CancellationToken::new()).await
+    run(
+        &case.reporter,
+        &HookSettings::default(),
+        &CancellationToken::new(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -79,16 +84,36 @@ env = { MY_VAR = "my value", TUNASYNC_UPSTREAM_URL = "overridden" }
     );
     assert_eq!(run_case(&case).await, RunEnd::Success);
     let reported = statuses(&case);
-    assert_eq!(sequence(&reported), [SyncStatus::PreSyncing, SyncStatus::Syncing, SyncStatus::Success]);
+    assert_eq!(
+        sequence(&reported),
+        [
+            SyncStatus::PreSyncing,
+            SyncStatus::Syncing,
+            SyncStatus::Success
+        ]
+    );
     assert_eq!(reported[2].size.as_deref(), Some("12.5M"));
-    assert!(reported.iter().all(|status| status.run_id == reported[0].run_id));
+    assert!(
+        reported
+            .iter()
+            .all(|status| status.run_id == reported[0].run_id)
+    );
     let log_dir = case.dir.path().join("log/cmd-ok");
     let latest = std::fs::read_link(log_dir.join("latest")).unwrap();
     let log = std::fs::read_to_string(log_dir.join(&latest)).unwrap();
     let data = case.dir.path().join("data/cmd-ok");
-    assert!(log.contains(&format!("name=cmd-ok dir={}", data.display())), "{log}");
-    assert!(log.contains("up=overridden"), "the env table wins over TUNASYNC_*: {log}");
-    assert!(log.contains(&format!("file={}", log_dir.join(&latest).display())), "{log}");
+    assert!(
+        log.contains(&format!("name=cmd-ok dir={}", data.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains("up=overridden"),
+        "the env table wins over TUNASYNC_*: {log}"
+    );
+    assert!(
+        log.contains(&format!("file={}", log_dir.join(&latest).display())),
+        "{log}"
+    );
     assert!(log.contains("mine=my value"), "{log}");
     assert!(log.contains(&format!("pwd={}", data.display())), "{log}");
     let state = case.reporter.state.borrow().clone();
@@ -117,15 +142,30 @@ retry = 2
     let reported = statuses(&case);
     assert_eq!(
         sequence(&reported),
-        [SyncStatus::PreSyncing, SyncStatus::Syncing, SyncStatus::Failed, SyncStatus::Syncing, SyncStatus::Failed]
+        [
+            SyncStatus::PreSyncing,
+            SyncStatus::Syncing,
+            SyncStatus::Failed,
+            SyncStatus::Syncing,
+            SyncStatus::Failed
+        ]
     );
     assert_eq!(reported[2].error_msg, "exit status 3");
     assert_eq!((reported[2].attempt, reported[4].attempt), (1, 2));
-    assert_eq!(std::fs::read_to_string(&hook_log).unwrap(), "cmd-fail failure\ncmd-fail failure\n");
+    assert_eq!(
+        std::fs::read_to_string(&hook_log).unwrap(),
+        "cmd-fail failure\ncmd-fail failure\n"
+    );
     let log_dir = case.dir.path().join("log/cmd-fail");
     let latest = std::fs::read_link(log_dir.join("latest")).unwrap();
-    assert!(latest.to_str().unwrap().ends_with(".log.fail"), "{latest:?}");
-    assert_eq!(std::fs::read_to_string(log_dir.join(latest)).unwrap(), "trying\n");
+    assert!(
+        latest.to_str().unwrap().ends_with(".log.fail"),
+        "{latest:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(log_dir.join(latest)).unwrap(),
+        "trying\n"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +179,10 @@ fail_on_match = "ERROR"
 retry = 1
 "#,
     );
-    assert_eq!(run_case(&failmatch).await, RunEnd::Failed("Fail-on-match regexp found 2 matches".into()));
+    assert_eq!(
+        run_case(&failmatch).await,
+        RunEnd::Failed("Fail-on-match regexp found 2 matches".into())
+    );
 
     let exitcode = case(
         r#"[[mirrors]]
@@ -172,7 +215,10 @@ timeout = 1
 retry = 1
 "#,
     );
-    assert_eq!(run_case(&timeout).await, RunEnd::Failed("t-timeout timeout after 1s".into()));
+    assert_eq!(
+        run_case(&timeout).await,
+        RunEnd::Failed("t-timeout timeout after 1s".into())
+    );
 }
 
 #[tokio::test]
@@ -184,11 +230,18 @@ upstream = "rsync://127.0.0.1:1/nothing/"
 retry = 1
 "#,
     );
-    let RunEnd::Failed(error) = run_case(&case).await else { panic!("expected a failure") };
+    let RunEnd::Failed(error) = run_case(&case).await else {
+        panic!("expected a failure")
+    };
     assert_eq!(error, "exit status 10");
     let log_dir = case.dir.path().join("log/rsync-noconn");
-    let log = std::fs::read_to_string(log_dir.join(std::fs::read_link(log_dir.join("latest")).unwrap())).unwrap();
-    assert!(log.trim_end().ends_with("rsync error: Error in socket I/O"), "{log}");
+    let log =
+        std::fs::read_to_string(log_dir.join(std::fs::read_link(log_dir.join("latest")).unwrap()))
+            .unwrap();
+    assert!(
+        log.trim_end().ends_with("rsync error: Error in socket I/O"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +266,13 @@ log_dir = "/dev/null"
     .await;
     kill.cancel();
     let outcome = running.await.unwrap();
-    assert!(matches!(outcome, RunEnd::Killed { attempt: 1, .. }), "{outcome:?}");
-    assert_eq!(sequence(&statuses(&case)), [SyncStatus::PreSyncing, SyncStatus::Syncing]);
+    assert!(
+        matches!(outcome, RunEnd::Killed { attempt: 1, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        sequence(&statuses(&case)),
+        [SyncStatus::PreSyncing, SyncStatus::Syncing]
+    );
     assert!(!Path::new("/dev/null/latest").exists());
 }

@@ -1,0 +1,409 @@
+//! The worker against the private broker and a real `rsync --daemon` on loopback, with the
+//! test playing the manager: full job cycles, commands, reload, shutdown.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tunasync_shared::broker::{AmqpBroker, Outgoing, QueueRole, Role, Transport};
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, unique_namespace, wait_until, within};
+use tunasync_shared::wire::command::{Command, JobTarget, Ping, Reload, StartJob, Welcome};
+use tunasync_shared::wire::event::{CmdOutcome, CmdResult, Event, JobStatus};
+use tunasync_shared::wire::{CommandEnvelope, EventEnvelope};
+use tunasync_worker::config::WorkerConfig;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The test's stand-in for the manager: records every event, sends commands.
+struct FakeManager {
+    broker: AmqpBroker,
+    worker: WorkerId,
+    events: Arc<Mutex<Vec<EventEnvelope>>>,
+}
+
+impl FakeManager {
+    async fn start(
+        env: &BrokerEnv,
+        namespace: &str,
+        worker: &WorkerId,
+        shutdown: &CancellationToken,
+    ) -> FakeManager {
+        let broker =
+            AmqpBroker::start(env.tls_config(namespace), Role::Manager, shutdown.clone()).unwrap();
+        broker.wait_connected(WAIT).await.unwrap();
+        let mut subscription = broker.subscribe(QueueRole::Manager, 100).await.unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = subscription.next().await {
+                let envelope = EventEnvelope::decode(&incoming.payload).unwrap();
+                sink.lock().unwrap().push(envelope);
+                incoming.ack().await.unwrap();
+            }
+        });
+        FakeManager {
+            broker,
+            worker: worker.clone(),
+            events,
+        }
+    }
+
+    fn statuses(&self, mirror: &str) -> Vec<JobStatus> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|envelope| match &envelope.event {
+                Event::Status(status) if status.mirror.as_str() == mirror => Some(status.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sequence(&self, mirror: &str) -> Vec<SyncStatus> {
+        self.statuses(mirror)
+            .iter()
+            .map(|status| status.status)
+            .collect()
+    }
+
+    fn count(&self, predicate: impl Fn(&Event) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|envelope| predicate(&envelope.event))
+            .count()
+    }
+
+    /// Publishes a command; its envelope id.
+    async fn send(&self, command: Command) -> uuid::Uuid {
+        let envelope = CommandEnvelope::new(self.worker.clone(), command);
+        self.broker
+            .publish(Outgoing::command(&envelope, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        envelope.header.id
+    }
+
+    /// Publishes a command and waits for the worker's answer.
+    async fn command(&self, command: Command) -> CmdOutcome {
+        let id = self.send(command).await;
+        let find = || {
+            self.events
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|event| match &event.event {
+                    Event::CmdResult(CmdResult {
+                        cmd_id, outcome, ..
+                    }) if *cmd_id == id => Some(outcome.clone()),
+                    _ => None,
+                })
+        };
+        wait_until(WAIT, "the command's answer", || find().is_some()).await;
+        find().unwrap()
+    }
+}
+
+fn mirror(name: &str) -> MirrorName {
+    MirrorName::new(name).unwrap()
+}
+
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("dists/stable")).unwrap();
+    std::fs::create_dir_all(root.join("pool/main/p")).unwrap();
+    std::fs::write(root.join("README"), "a mirror for tests\n").unwrap();
+    std::fs::write(root.join("dists/stable/Release"), "Suite: stable\n").unwrap();
+    let blob: Vec<u8> = (0..20_000u32).map(|idx| (idx * 7 % 251) as u8).collect();
+    std::fs::write(root.join("pool/main/p/pkg_1.0.deb"), &blob).unwrap();
+    for idx in 0..50 {
+        std::fs::write(
+            root.join(format!("pool/main/p/file{idx}")),
+            format!("file {idx}\n").repeat(idx + 1),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("README", root.join("README.link")).unwrap();
+}
+
+fn assert_same_tree(left: &Path, right: &Path) {
+    let mut stack = vec![std::path::PathBuf::new()];
+    let mut n_files = 0;
+    while let Some(relative) = stack.pop() {
+        for entry in std::fs::read_dir(left.join(&relative)).unwrap() {
+            let entry = entry.unwrap();
+            let path = relative.join(entry.file_name());
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink() {
+                assert_eq!(
+                    std::fs::read_link(left.join(&path)).unwrap(),
+                    std::fs::read_link(right.join(&path)).unwrap()
+                );
+            } else {
+                assert_eq!(
+                    std::fs::read(left.join(&path)).unwrap(),
+                    std::fs::read(right.join(&path)).unwrap(),
+                    "{}",
+                    path.display()
+                );
+                n_files += 1;
+            }
+        }
+    }
+    assert!(n_files > 50);
+}
+
+fn write_config(path: &Path, env: &BrokerEnv, namespace: &str, root: &Path, mirrors: &str) {
+    let text = format!(
+        r#"[broker]
+url = "{url}"
+ca_cert = "{ca}"
+namespace = "{namespace}"
+[global]
+name = "w1"
+log_dir = "{root}/log/{{{{.Name}}}}"
+mirror_dir = "{root}/data"
+interval = 1440
+concurrent = 3
+heartbeat_interval = "1s"
+{mirrors}"#,
+        url = env.amqps_url,
+        ca = env.ca_cert.display(),
+        root = root.display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_its_jobs_obeys_commands_and_reloads() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info,lapin=warn")
+        .try_init();
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("worker");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = dir.path().join("upstream");
+    make_tree(&upstream);
+    let daemon = RsyncDaemon::start(&upstream);
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+
+    let mirrors = format!(
+        r#"
+[[mirrors]]
+name = "rsync-real"
+upstream = "{upstream}"
+
+[[mirrors]]
+name = "cmd-ok"
+provider = "command"
+upstream = "https://example.org/"
+command = "/bin/sh -c 'echo \"Total size is 12.5M\"'"
+size_pattern = "Total size is ([0-9\\.]+[KMGTP]?)"
+
+[[mirrors]]
+name = "cmd-fail"
+provider = "command"
+command = "/bin/sh -c 'exit 3'"
+retry = 2
+
+[[mirrors]]
+name = "cmd-slow"
+provider = "command"
+command = "/bin/sleep 60"
+"#,
+        upstream = daemon.url()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let config = WorkerConfig::load(&config_path).unwrap().config;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let worker_shutdown = CancellationToken::new();
+    let worker = tokio::spawn(tunasync_worker::start(
+        config,
+        reload_rx,
+        worker_shutdown.clone(),
+    ));
+
+    // hello, then (our) welcome: the manager knows nothing, so everything runs now.
+    wait_until(WAIT, "hello", || {
+        manager.count(|event| matches!(event, Event::Hello(_))) > 0
+    })
+    .await;
+    {
+        let events = manager.events.lock().unwrap();
+        let Event::Hello(hello) = &events
+            .iter()
+            .find(|e| matches!(e.event, Event::Hello(_)))
+            .unwrap()
+            .event
+        else {
+            unreachable!()
+        };
+        assert_eq!(hello.jobs.len(), 4);
+    }
+    manager.send(Command::Welcome(Welcome::default())).await;
+
+    wait_until(WAIT, "rsync-real to succeed", || {
+        manager
+            .sequence("rsync-real")
+            .contains(&SyncStatus::Success)
+    })
+    .await;
+    assert_eq!(
+        manager.sequence("rsync-real"),
+        [
+            SyncStatus::PreSyncing,
+            SyncStatus::Syncing,
+            SyncStatus::Success
+        ]
+    );
+    assert_same_tree(&upstream, &dir.path().join("data/rsync-real"));
+    let size = manager
+        .statuses("rsync-real")
+        .last()
+        .unwrap()
+        .size
+        .clone()
+        .unwrap();
+    assert!(size.ends_with('K'), "rsync's Total file size: {size}");
+
+    wait_until(WAIT, "cmd-ok", || {
+        manager.sequence("cmd-ok").contains(&SyncStatus::Success)
+    })
+    .await;
+    assert_eq!(
+        manager.statuses("cmd-ok").last().unwrap().size.as_deref(),
+        Some("12.5M")
+    );
+    wait_until(WAIT, "cmd-fail's two attempts", || {
+        manager.sequence("cmd-fail").len() == 5
+    })
+    .await;
+    assert_eq!(
+        manager.sequence("cmd-fail"),
+        [
+            SyncStatus::PreSyncing,
+            SyncStatus::Syncing,
+            SyncStatus::Failed,
+            SyncStatus::Syncing,
+            SyncStatus::Failed
+        ]
+    );
+    assert_eq!(manager.statuses("cmd-fail")[2].error_msg, "exit status 3");
+    assert!(dir.path().join("log/cmd-fail/latest").exists());
+    wait_until(WAIT, "cmd-slow to sync", || {
+        manager.sequence("cmd-slow").contains(&SyncStatus::Syncing)
+    })
+    .await;
+    wait_until(WAIT, "a heartbeat naming cmd-slow", || {
+        manager.count(|event| matches!(event, Event::Heartbeat(beat) if beat.running.contains(&mirror("cmd-slow")))) > 0
+    })
+    .await;
+    wait_until(WAIT, "a schedule", || {
+        manager.count(|event| matches!(event, Event::Schedule(s) if s.schedules.iter().any(|run| run.mirror.as_str() == "cmd-ok"))) > 0
+    })
+    .await;
+
+    // Commands.
+    assert_eq!(
+        manager
+            .command(Command::Ping(Ping {
+                mirror: Some(mirror("nosuch"))
+            }))
+            .await,
+        CmdOutcome::Refused {
+            reason: "mirror nosuch not found".into()
+        }
+    );
+    let n_ok = manager.sequence("cmd-ok").len();
+    let start = Command::Start(StartJob {
+        mirror: mirror("cmd-ok"),
+        args: vec![],
+        force: true,
+    });
+    assert_eq!(manager.command(start).await, CmdOutcome::Accepted);
+    wait_until(WAIT, "cmd-ok to run again", || {
+        manager.sequence("cmd-ok").len() == n_ok + 3
+    })
+    .await;
+    let stop = Command::Stop(JobTarget {
+        mirror: mirror("cmd-slow"),
+        args: vec![],
+    });
+    assert_eq!(manager.command(stop).await, CmdOutcome::Accepted);
+    let after_stop = manager.sequence("cmd-slow");
+    assert_eq!(
+        after_stop,
+        [SyncStatus::PreSyncing, SyncStatus::Syncing],
+        "a stop is not reported (tunasync)"
+    );
+
+    // Reload after editing the file: one job removed, one added.
+    let edited = mirrors
+        .replace("name = \"cmd-fail\"", "name = \"cmd-new\"")
+        .replace("exit 3", "exit 0");
+    write_config(&config_path, &env, &namespace, dir.path(), &edited);
+    assert_eq!(
+        manager.command(Command::Reload(Reload {})).await,
+        CmdOutcome::Accepted
+    );
+    wait_until(WAIT, "cmd-fail reported removed", || {
+        manager.count(|event| matches!(event, Event::JobRemoved(removed) if removed.mirror.as_str() == "cmd-fail")) == 1
+    })
+    .await;
+    wait_until(WAIT, "cmd-new to run", || {
+        manager.sequence("cmd-new").contains(&SyncStatus::Success)
+    })
+    .await;
+    // SIGHUP's path: a bad file is refused and the old config keeps running.
+    std::fs::write(&config_path, "[global]\nname = \"w1\"\nconcurrent = -1\n").unwrap();
+    let CmdOutcome::Refused { reason } = manager.command(Command::Reload(Reload {})).await else {
+        panic!("a bad config must be refused");
+    };
+    assert!(reason.contains("global.concurrent"), "{reason}");
+    reload_tx.send(()).await.unwrap();
+    assert_eq!(
+        manager
+            .command(Command::Ping(Ping {
+                mirror: Some(mirror("cmd-new"))
+            }))
+            .await,
+        CmdOutcome::Accepted
+    );
+
+    // Shutdown while a job runs: it is stopped and reported, then the worker exits.
+    let start = Command::Start(StartJob {
+        mirror: mirror("cmd-slow"),
+        args: vec![],
+        force: false,
+    });
+    assert_eq!(manager.command(start).await, CmdOutcome::Accepted);
+    wait_until(WAIT, "cmd-slow to run again", || {
+        manager.sequence("cmd-slow").len() == 4
+    })
+    .await;
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+    wait_until(WAIT, "the killed run's report", || {
+        manager.sequence("cmd-slow").len() >= 5
+    })
+    .await;
+    let last = manager.statuses("cmd-slow")[4].clone();
+    assert_eq!(
+        (last.status, last.error_msg.as_str()),
+        (SyncStatus::Failed, "killed by manager")
+    );
+}
