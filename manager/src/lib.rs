@@ -71,13 +71,18 @@ pub struct Running {
     pub https: bool,
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+    store_closed: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Running {
-    /// Waits until the manager has stopped (after `shutdown` was cancelled).
+    /// Waits until the manager has stopped (after `shutdown` was cancelled) and its store
+    /// file is closed.
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.ingest.await;
+        let _ = self.ticker.await;
+        let _ = self.store_closed.await;
         served
     }
 }
@@ -146,7 +151,8 @@ pub async fn start(
         .await
         .map_err(|err| StoreError::Redb(Box::new(err)))??;
     info!(db_file = %config.db_file.display(), n_workers = model.workers.len(), n_jobs = model.jobs.len(), "store opened");
-    let (state, view) = StateHandle::start(store, model, config.liveness.offline_after);
+    let (state, view, store_closed) =
+        StateHandle::start(store, model, config.liveness.offline_after);
 
     let broker = AmqpBroker::start(config.broker.clone(), Role::Manager, shutdown.clone())?;
     let dispatcher = Arc::new(Dispatcher::new(
@@ -164,7 +170,7 @@ pub async fn start(
 
     let ticker_state = state.clone();
     let ticker_shutdown = shutdown.clone();
-    tokio::spawn(async move {
+    let ticker = tokio::spawn(async move {
         let mut tick = tokio::time::interval(LIVENESS_TICK);
         loop {
             tokio::select! {
@@ -189,5 +195,7 @@ pub async fn start(
         https,
         server,
         ingest,
+        ticker,
+        store_closed,
     })
 }

@@ -61,11 +61,18 @@ pub struct StateHandle {
 }
 
 impl StateHandle {
-    /// Starts the actor over an opened store and its model; returns the handle and the view.
-    pub fn start(store: Store, model: Model, offline_after: Duration) -> (StateHandle, Arc<View>) {
+    /// Starts the actor over an opened store and its model; returns the handle, the view, and
+    /// a signal that fires once the actor has ended and closed the store (after every handle
+    /// is dropped).
+    pub fn start(
+        store: Store,
+        model: Model,
+        offline_after: Duration,
+    ) -> (StateHandle, Arc<View>, oneshot::Receiver<()>) {
         let store = Arc::new(store);
         let view = View::new(model.clone());
         let (sender, receiver) = mpsc::channel(QUEUE);
+        let (closed_tx, closed) = oneshot::channel();
         let actor = Actor {
             store: store.clone(),
             model,
@@ -76,11 +83,14 @@ impl StateHandle {
         };
         let spawned = std::thread::Builder::new()
             .name("tunasync-state".into())
-            .spawn(move || actor.run(receiver));
+            .spawn(move || {
+                actor.run(receiver);
+                let _ = closed_tx.send(());
+            });
         if let Err(err) = spawned {
             error!(error = %err, "cannot start the state thread");
         }
-        (StateHandle { sender, store }, view)
+        (StateHandle { sender, store }, view, closed)
     }
 
     /// Applies a batch of events in one transaction; returns the `welcome`s to send.
@@ -140,6 +150,7 @@ struct Actor {
 }
 
 impl Actor {
+    /// Serves requests until every handle is gone; the store closes when this returns.
     fn run(mut self, mut receiver: mpsc::Receiver<Request>) {
         self.refresh_liveness();
         while let Some(request) = receiver.blocking_recv() {

@@ -264,3 +264,106 @@ impl Job {
         interrupt
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WorkerConfig;
+    use tunasync_shared::names::WorkerId;
+    use tunasync_shared::testkit::wait_until;
+    use tunasync_shared::wire::Event;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn jobs(dir: &std::path::Path) -> Vec<Arc<JobConfig>> {
+        let text = format!(
+            "[broker]\nurl = \"amqp://localhost\"\n[global]\nname = \"w\"\nlog_dir = \"/dev/null\"\nmirror_dir = \"{}\"\n\
+             [[mirrors]]\nname = \"a\"\nprovider = \"command\"\ncommand = \"/bin/sleep 30\"\n\
+             [[mirrors]]\nname = \"b\"\nprovider = \"command\"\ncommand = \"/bin/sleep 30\"\n\
+             [[mirrors]]\nname = \"c\"\nprovider = \"command\"\ncommand = \"/bin/sleep 30\"\n",
+            dir.display()
+        );
+        let path = dir.join("w.conf");
+        std::fs::write(&path, text).unwrap();
+        WorkerConfig::load(&path)
+            .unwrap()
+            .config
+            .jobs
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    }
+
+    fn mode(handle: &JobHandle) -> Mode {
+        *handle.mode.borrow()
+    }
+
+    /// tunasync's concurrency test: the limit holds, `force` bypasses it, and stopping a job
+    /// that waits for a slot works; a shutdown kill is reported, a stop is not.
+    #[tokio::test]
+    async fn concurrency_force_stop_and_halt() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(WorkerId::new("w").unwrap());
+        let (finished, mut finished_rx) = mpsc::channel(16);
+        let context = JobContext {
+            settings: Arc::new(HookSettings::default()),
+            outbox: outbox.clone(),
+            semaphore: Arc::new(Semaphore::new(1)),
+            finished,
+        };
+        let handles: Vec<JobHandle> = jobs(dir.path())
+            .into_iter()
+            .map(|config| spawn(config, Mode::Idle, context.clone()))
+            .collect();
+        let [a, b, c] = &handles[..] else {
+            panic!("three jobs")
+        };
+        a.control
+            .send(Control::Start { force: false })
+            .await
+            .unwrap();
+        wait_until(WAIT, "a to run", || mode(a) == Mode::Running).await;
+        b.control
+            .send(Control::Start { force: false })
+            .await
+            .unwrap();
+        wait_until(WAIT, "b to wait for a slot", || mode(b) == Mode::Waiting).await;
+        c.control
+            .send(Control::Start { force: true })
+            .await
+            .unwrap();
+        wait_until(WAIT, "c to run past the limit", || mode(c) == Mode::Running).await;
+        assert_eq!(mode(b), Mode::Waiting, "the limit still holds for b");
+
+        b.control.send(Control::Stop).await.unwrap();
+        wait_until(WAIT, "b paused", || mode(b) == Mode::Paused).await;
+        c.control.send(Control::Stop).await.unwrap();
+        wait_until(WAIT, "c paused", || mode(c) == Mode::Paused).await;
+        // b never ran, so only c's run ends; a stopped run is not scheduled again.
+        let stopped = finished_rx.recv().await.unwrap();
+        assert_eq!((stopped.name.as_str(), stopped.schedule), ("c", false));
+
+        a.control.send(Control::Halt).await.unwrap();
+        wait_until(WAIT, "a to end", || a.task.is_finished()).await;
+        let statuses: Vec<(String, SyncStatus, String)> = outbox
+            .take_all()
+            .into_iter()
+            .filter_map(|envelope| match envelope.event {
+                Event::Status(status) => {
+                    Some((status.mirror.to_string(), status.status, status.error_msg))
+                }
+                _ => None,
+            })
+            .collect();
+        let failed: Vec<&(String, SyncStatus, String)> = statuses
+            .iter()
+            .filter(|(_, status, _)| *status == SyncStatus::Failed)
+            .collect();
+        assert_eq!(
+            failed,
+            [&("a".to_owned(), SyncStatus::Failed, KILLED.to_owned())],
+            "{statuses:?}"
+        );
+        assert_eq!(c.state.borrow().status, SyncStatus::Paused);
+    }
+}
