@@ -82,6 +82,7 @@ EOT
   "$ROOT/certs/mkcerts.sh" ca "$certs" >/dev/null
   "$ROOT/certs/mkcerts.sh" host "$certs" server localhost 127.0.0.1 >/dev/null
   "$ROOT/certs/mkcerts.sh" client "$certs" tls-worker >/dev/null
+  "$ROOT/certs/mkcerts.sh" client "$certs" hw1 >/dev/null
   CA_NAME=other-ca "$ROOT/certs/mkcerts.sh" ca "$certs/other" >/dev/null
   "$ROOT/certs/mkcerts.sh" host "$certs/other" server localhost 127.0.0.1 >/dev/null
   chmod 644 "$certs"/*.key
@@ -110,18 +111,24 @@ log.console = false
 EOT
   local guest_hash
   guest_hash=$(password_hash guest)
-  # tls-worker: certificate only (empty hash), with the hardened worker permissions of
-  # DESIGN.md on namespace "hard" (plus write on hard.dead, which declaring a queue with a
-  # dead-letter exchange needs).
-  cat >"$dir/definitions.json" <<EOT
-{"vhosts":[{"name":"/"}],
- "users":[{"name":"guest","password_hash":"$guest_hash","hashing_algorithm":"rabbit_password_hashing_sha256","tags":["administrator"]},
-          {"name":"tls-worker","password_hash":"","hashing_algorithm":"rabbit_password_hashing_sha256","tags":[]}],
- "permissions":[{"user":"guest","vhost":"/","configure":".*","write":".*","read":".*"},
-                {"user":"tls-worker","vhost":"/","configure":"^hard\\\\.worker\\\\.tls-worker\$",
-                 "write":"^(hard\\\\.events|hard\\\\.worker\\\\.tls-worker|hard\\\\.dead)\$",
-                 "read":"^(hard\\\\.worker\\\\.tls-worker|hard\\\\.cmd)\$"}]}
-EOT
+  # Certificate-only users (empty hash) with the hardened worker permissions of DESIGN.md
+  # (plus write on <ns>.dead, which declaring a queue with a dead-letter exchange needs):
+  # tls-worker on namespace "hard" (broker tests), hw1 on namespace "cluster" (end-to-end).
+  python3 - "$guest_hash" >"$dir/definitions.json" <<'PY'
+import json, sys
+def hardened(user, ns):
+    q = lambda name: name.replace(".", "\\.")
+    return {"user": user, "vhost": "/",
+            "configure": f"^{q(ns)}\\.worker\\.{q(user)}$",
+            "write": f"^({q(ns)}\\.events|{q(ns)}\\.worker\\.{q(user)}|{q(ns)}\\.dead)$",
+            "read": f"^({q(ns)}\\.worker\\.{q(user)}|{q(ns)}\\.cmd)$"}
+users = [{"name": "guest", "password_hash": sys.argv[1], "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}]
+perms = [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
+for user, ns in [("tls-worker", "hard"), ("hw1", "cluster")]:
+    users.append({"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []})
+    perms.append(hardened(user, ns))
+json.dump({"vhosts": [{"name": "/"}], "users": users, "permissions": perms}, sys.stdout, indent=1)
+PY
   python3 -m json.tool "$dir/definitions.json" >/dev/null || die "bad definitions.json"
 }
 

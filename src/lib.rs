@@ -4,5 +4,6 @@
 
 pub use tunasync_shared as shared;
 
+pub mod ctl;
 pub mod logging;
 pub mod signals;

@@ -85,6 +85,15 @@ impl BrokerEnv {
         }
     }
 
+    /// A client certificate made for the node (`tls-worker`, `hw1`) and its key.
+    pub fn client_identity(&self, user: &str) -> (PathBuf, PathBuf) {
+        let dir = self.node_dir.join("certs");
+        (
+            dir.join(format!("{user}.crt")),
+            dir.join(format!("{user}.key")),
+        )
+    }
+
     /// Stops the node and starts it again on the same ports and data (blocking, ~10 s).
     pub fn restart_broker(&self) {
         let status = std::process::Command::new(&self.ctl)
