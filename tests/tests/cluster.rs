@@ -1,0 +1,429 @@
+//! The whole cluster as an operator runs it: the real `tunasync manager`, two
+//! `tunasync worker`s (one hardened: its own broker user, client certificate, EXTERNAL
+//! login), a private broker over TLS and a real `rsync --daemon`, driven only through
+//! tunasynctl, the HTTP API and files on disk.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tunasync_e2e::{Daemon, ctl_ok, tunasynctl, wait_for};
+use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon};
+
+const WAIT: Duration = Duration::from_secs(60);
+const TOKEN: &str = "e2e-token-4f1c";
+
+fn make_tree(root: &Path) -> usize {
+    std::fs::create_dir_all(root.join("dists/stable/main")).unwrap();
+    std::fs::create_dir_all(root.join("pool/main/p")).unwrap();
+    std::fs::write(root.join("README"), "a mirror\n").unwrap();
+    std::os::unix::fs::symlink("README", root.join("README.link")).unwrap();
+    let mut n_files = 1;
+    for idx in 0..200 {
+        let body: Vec<u8> = (0..(idx * 97 % 5000))
+            .map(|byte| (byte * 31 + idx) as u8)
+            .collect();
+        std::fs::write(root.join(format!("pool/main/p/pkg{idx}.deb")), body).unwrap();
+        n_files += 1;
+    }
+    std::fs::write(root.join("dists/stable/Release"), "Suite: stable\n").unwrap();
+    n_files + 1
+}
+
+fn same_tree(left: &Path, right: &Path) -> bool {
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(left.join(&relative)) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = relative.join(entry.file_name());
+            let Ok(kind) = entry.file_type() else {
+                return false;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink() {
+                if std::fs::read_link(left.join(&path)).ok()
+                    != std::fs::read_link(right.join(&path)).ok()
+                {
+                    return false;
+                }
+            } else if std::fs::read(left.join(&path)).ok() != std::fs::read(right.join(&path)).ok()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// `tunasynctl list -a` as JSON.
+fn jobs(ctl: &Path) -> Vec<Value> {
+    serde_json::from_str(&ctl_ok(ctl, &["list", "-a"])).unwrap()
+}
+
+fn status_of(ctl: &Path, worker: &str, mirror: &str) -> Option<Value> {
+    let output = tunasynctl(ctl, &["list", worker]);
+    if !output.status.success() {
+        return None;
+    }
+    let list: Vec<Value> = serde_json::from_slice(&output.stdout).ok()?;
+    list.into_iter().find(|job| job["name"] == mirror)
+}
+
+fn wait_status(ctl: &Path, worker: &str, mirror: &str, status: &str) -> Value {
+    let mut last = None;
+    wait_for(WAIT, &format!("{worker}/{mirror} to be {status}"), || {
+        last = status_of(ctl, worker, mirror);
+        last.as_ref().is_some_and(|job| job["status"] == status)
+    });
+    last.unwrap()
+}
+
+fn get_json(url: &str, ca: &Path) -> Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        client.get(url).send().await.unwrap().json().await.unwrap()
+    })
+}
+
+struct Files<'a> {
+    dir: &'a Path,
+    env: &'a BrokerEnv,
+}
+
+impl Files<'_> {
+    fn manager_conf(&self, port: u16) -> std::path::PathBuf {
+        let path = self.dir.join("manager.conf");
+        std::fs::write(self.dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\naddr = \"127.0.0.1\"\nport = {port}\nssl_cert = {cert:?}\nssl_key = {key:?}\n\
+                 [files]\ndb_file = {db:?}\n\
+                 [broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = \"cluster\"\n\
+                 [auth]\ntokens_file = {tokens:?}\n\
+                 [liveness]\noffline_after = \"3s\"\n",
+                cert = self.env.server_cert,
+                key = self.env.server_key,
+                db = self.dir.join("state/tunasync.redb"),
+                url = self.env.amqps_url,
+                ca = self.env.ca_cert,
+                tokens = self.dir.join("tokens"),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn worker_conf(&self, name: &str, broker: &str, mirrors: &str) -> std::path::PathBuf {
+        let path = self.dir.join(format!("{name}.conf"));
+        std::fs::write(
+            &path,
+            format!(
+                "{broker}\n[global]\nname = \"{name}\"\nlog_dir = \"{root}/log/{name}/{{{{.Name}}}}\"\nmirror_dir = \"{root}/data/{name}\"\n\
+                 interval = 1440\nconcurrent = 1\nheartbeat_interval = \"1s\"\n{mirrors}",
+                root = self.dir.display(),
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+#[test]
+fn a_cluster_of_real_binaries() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let upstream = dir.join("upstream");
+    make_tree(&upstream);
+    let rsyncd = RsyncDaemon::start(&upstream);
+    let files = Files { dir, env: &env };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manager_conf = files.manager_conf(port);
+    let ctl = dir.join("ctl.conf");
+    std::fs::write(
+        &ctl,
+        format!(
+            "manager_addr = \"localhost\"\nmanager_port = {port}\nca_cert = {:?}\ntoken_file = {:?}\n",
+            env.ca_cert,
+            dir.join("tokens")
+        ),
+    )
+    .unwrap();
+    let mut manager = Daemon::start(
+        "manager",
+        &["manager", "-c", manager_conf.to_str().unwrap()],
+        &dir.join("manager.log"),
+    );
+    wait_for(WAIT, "the manager's API", || {
+        tunasynctl(&ctl, &["workers"]).status.success()
+    });
+
+    // Worker w1: plain mode (the cluster-wide broker login).
+    let trigger = dir.join("slow.trigger");
+    let plain_broker = format!(
+        "[broker]\nurl = {:?}\nca_cert = {:?}\nnamespace = \"cluster\"",
+        env.amqps_url, env.ca_cert
+    );
+    let w1_mirrors = format!(
+        r#"
+[[mirrors]]
+name = "rsync-real"
+upstream = "{upstream}"
+
+[[mirrors]]
+name = "cmd-ok"
+provider = "command"
+upstream = "https://example.org/ok/"
+command = "/bin/sh -c 'echo Total size is 12.5M'"
+size_pattern = "Total size is ([0-9\\.]+[KMGTP]?)"
+
+[[mirrors]]
+name = "cmd-fail"
+provider = "command"
+command = "/bin/sh -c 'echo broken; exit 3'"
+retry = 1
+
+[[mirrors]]
+name = "cmd-slow"
+provider = "command"
+command = "/bin/sh -c 'if test -e {trigger}; then exec sleep 120; fi'"
+"#,
+        upstream = rsyncd.url(),
+        trigger = trigger.display()
+    );
+    let w1_conf = files.worker_conf("w1", &plain_broker, &w1_mirrors);
+    let check = std::process::Command::new(tunasync_e2e::binary("tunasync"))
+        .args(["worker", "--check", "-c", w1_conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    let resolved: Vec<Value> = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(resolved.len(), 4);
+    let mut w1 = Daemon::start(
+        "w1",
+        &["worker", "-c", w1_conf.to_str().unwrap()],
+        &dir.join("w1.log"),
+    );
+
+    // Worker hw1: hardened (its own broker user; client certificate; EXTERNAL).
+    let (hw1_cert, hw1_key) = env.client_identity("hw1");
+    let hardened_broker = format!(
+        "[broker]\nurl = \"amqps://localhost:{}/%2f?auth_mechanism=external\"\nca_cert = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nnamespace = \"cluster\"",
+        env.amqps_port, env.ca_cert, hw1_cert, hw1_key
+    );
+    let hw1_conf = files.worker_conf(
+        "hw1",
+        &hardened_broker,
+        "[[mirrors]]\nname = \"hard-cmd\"\nprovider = \"command\"\ncommand = \"/bin/echo hello\"\n",
+    );
+    let _hw1 = Daemon::start(
+        "hw1",
+        &["worker", "-c", hw1_conf.to_str().unwrap()],
+        &dir.join("hw1.log"),
+    );
+
+    // Every job's first run, as the status page shows it.
+    let rsync = wait_status(&ctl, "w1", "rsync-real", "success");
+    assert!(
+        same_tree(&upstream, &dir.join("data/w1/rsync-real")),
+        "the tree is mirrored byte for byte"
+    );
+    assert!(rsync["size"].as_str().unwrap().ends_with('K'), "{rsync}");
+    assert_eq!(
+        wait_status(&ctl, "w1", "cmd-ok", "success")["size"],
+        "12.5M"
+    );
+    let failed = wait_status(&ctl, "w1", "cmd-fail", "failed");
+    assert_eq!(failed["error_msg"], "exit status 3");
+    let fail_logs: Vec<String> = std::fs::read_dir(dir.join("log/w1/cmd-fail"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        fail_logs.iter().any(|name| name.ends_with(".log.fail")),
+        "{fail_logs:?}"
+    );
+    wait_status(&ctl, "w1", "cmd-slow", "success");
+    wait_status(&ctl, "hw1", "hard-cmd", "success");
+
+    // tunasync.json keeps its keys and formats.
+    let web = get_json(&format!("https://localhost:{port}/jobs"), &env.ca_cert);
+    let first = web[0].as_object().unwrap();
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "is_master",
+            "last_ended",
+            "last_ended_ts",
+            "last_started",
+            "last_started_ts",
+            "last_update",
+            "last_update_ts",
+            "name",
+            "next_schedule",
+            "next_schedule_ts",
+            "size",
+            "status",
+            "upstream"
+        ]
+    );
+    let formatted = ctl_ok(&ctl, &["list", "-a", "-f", "{{.Name}} {{.Status}}"]);
+    assert!(
+        formatted.contains("cmd-fail failed\n") && formatted.contains("rsync-real success\n"),
+        "{formatted}"
+    );
+
+    // start past the concurrency limit (1): cmd-slow holds the slot, cmd-ok waits; -f runs it.
+    std::fs::write(&trigger, "").unwrap();
+    assert_eq!(
+        ctl_ok(&ctl, &["start", "-w", "w1", "cmd-slow"]),
+        "Successfully send the command\n"
+    );
+    wait_status(&ctl, "w1", "cmd-slow", "syncing");
+    let before = status_of(&ctl, "w1", "cmd-ok").unwrap()["last_update"].clone();
+    ctl_ok(&ctl, &["start", "-w", "w1", "cmd-ok"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        status_of(&ctl, "w1", "cmd-ok").unwrap()["last_update"],
+        before,
+        "waits for the slot"
+    );
+    ctl_ok(&ctl, &["start", "-f", "-w", "w1", "cmd-ok"]);
+    wait_for(WAIT, "the forced run", || {
+        status_of(&ctl, "w1", "cmd-ok").unwrap()["last_update"] != before
+    });
+    assert_eq!(
+        status_of(&ctl, "w1", "cmd-slow").unwrap()["status"],
+        "syncing"
+    );
+
+    // stop → paused; disable + flush → gone; restart; set-size.
+    ctl_ok(&ctl, &["stop", "-w", "w1", "cmd-slow"]);
+    wait_status(&ctl, "w1", "cmd-slow", "paused");
+    ctl_ok(&ctl, &["disable", "-w", "w1", "cmd-fail"]);
+    wait_status(&ctl, "w1", "cmd-fail", "disabled");
+    assert_eq!(
+        ctl_ok(&ctl, &["flush"]),
+        "Successfully flushed disabled jobs\n"
+    );
+    assert!(!jobs(&ctl).iter().any(|job| job["name"] == "cmd-fail"));
+    ctl_ok(&ctl, &["restart", "-w", "w1", "cmd-ok"]);
+    assert_eq!(
+        ctl_ok(&ctl, &["set-size", "-w", "w1", "rsync-real", "99G"]),
+        "Successfully updated mirror size to 99G\n"
+    );
+    assert_eq!(status_of(&ctl, "w1", "rsync-real").unwrap()["size"], "99G");
+    let history: Vec<Value> =
+        serde_json::from_str(&ctl_ok(&ctl, &["history", "-w", "w1", "cmd-ok"])).unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    // Without the token, changes are refused.
+    std::fs::write(dir.join("no-token.conf"), "").unwrap();
+    let unauthorised = tunasynctl(
+        &dir.join("no-token.conf"),
+        &[
+            "-m",
+            "localhost",
+            "-p",
+            &port.to_string(),
+            "--ca-cert",
+            env.ca_cert.to_str().unwrap(),
+            "flush",
+        ],
+    );
+    assert!(!unauthorised.status.success());
+    let stderr = String::from_utf8_lossy(&unauthorised.stderr);
+    assert!(stderr.contains("authentication required"), "{stderr}");
+
+    // reload after editing the file: a new job appears and runs.
+    let edited = format!(
+        "{w1_mirrors}\n[[mirrors]]\nname = \"cmd-new\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n"
+    );
+    files.worker_conf("w1", &plain_broker, &edited);
+    assert_eq!(
+        ctl_ok(&ctl, &["reload", "-w", "w1"]),
+        "Successfully send the command\n"
+    );
+    wait_status(&ctl, "w1", "cmd-new", "success");
+    // And by SIGHUP.
+    let edited = format!(
+        "{edited}\n[[mirrors]]\nname = \"cmd-hup\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n"
+    );
+    files.worker_conf("w1", &plain_broker, &edited);
+    w1.hangup();
+    wait_status(&ctl, "w1", "cmd-hup", "success");
+
+    // A worker killed with SIGKILL: offline, and its running job failed.
+    ctl_ok(&ctl, &["start", "-w", "w1", "cmd-slow"]);
+    wait_status(&ctl, "w1", "cmd-slow", "syncing");
+    w1.kill();
+    wait_for(WAIT, "w1 offline", || {
+        let workers: Vec<Value> = serde_json::from_str(&ctl_ok(&ctl, &["workers"])).unwrap();
+        workers
+            .iter()
+            .any(|worker| worker["id"] == "w1" && worker["online"] == false)
+    });
+    let dead = status_of(&ctl, "w1", "cmd-slow").unwrap();
+    assert_eq!(
+        (dead["status"].as_str(), dead["error_msg"].as_str()),
+        (Some("failed"), Some("worker offline"))
+    );
+
+    // A manager restart loses nothing.
+    let before_restart = jobs(&ctl);
+    assert_eq!(manager.stop().map(|status| status.success()), Some(true));
+    drop(manager);
+    let mut manager = Daemon::start(
+        "manager",
+        &["manager", "-c", manager_conf.to_str().unwrap()],
+        &dir.join("manager2.log"),
+    );
+    wait_for(WAIT, "the restarted manager", || {
+        tunasynctl(&ctl, &["workers"]).status.success()
+    });
+    let after_restart = jobs(&ctl);
+    let names = |list: &[Value]| {
+        list.iter()
+            .map(|job| (job["name"].clone(), job["last_update_ts"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&after_restart), names(&before_restart));
+
+    // A broker restart: both sides carry on.
+    env.restart_broker();
+    let before = status_of(&ctl, "hw1", "hard-cmd").unwrap()["last_update"].clone();
+    wait_for(WAIT, "a command after the broker restart", || {
+        tunasynctl(&ctl, &["start", "-w", "hw1", "hard-cmd"])
+            .status
+            .success()
+    });
+    wait_for(WAIT, "a run after the broker restart", || {
+        status_of(&ctl, "hw1", "hard-cmd").is_some_and(|job| job["last_update"] != before)
+    });
+
+    // rm-worker.
+    assert_eq!(
+        ctl_ok(&ctl, &["rm-worker", "-w", "w1"]),
+        "Successfully removed the worker\n"
+    );
+    assert!(!jobs(&ctl).iter().any(|job| job["name"] == "rsync-real"));
+    manager.stop();
+}
