@@ -9,6 +9,8 @@
 # Everything lives under DIR: config, data, logs, certificates, its own epmd. Nothing is
 # written to /etc/rabbitmq or /var/lib/rabbitmq, and no system service is touched.
 #
+# RMQ_DEFINITIONS=FILE: load these users / vhosts / permissions instead of the test ones.
+#
 # DIR/env exports: AMQP_URL (plain, loopback), AMQPS_URL, AMQP_CA, AMQP_OTHER_CA (a CA the node
 # does not trust), AMQP_CLIENT_CERT / AMQP_CLIENT_KEY / AMQP_CLIENT_USER (a certificate-only
 # user, "tls-worker", whose permissions are the hardened worker's on namespace "hard"),
@@ -109,6 +111,11 @@ log.file = rabbit.log
 log.file.level = info
 log.console = false
 EOT
+  if [ -n "${RMQ_DEFINITIONS:-}" ]; then
+    # Users, vhosts and permissions given by the caller (the quickstart uses compose's).
+    cp "$RMQ_DEFINITIONS" "$dir/definitions.json"
+    return
+  fi
   local guest_hash
   guest_hash=$(password_hash guest)
   # Certificate-only users (empty hash) with the hardened worker permissions of DESIGN.md
