@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 if [ $# -eq 0 ]; then set -- --workspace; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# The end-to-end tests run the binaries, which `cargo test` alone does not build.
+cargo build --workspace --bins --quiet || exit 1
 scripts/with-rabbitmq.sh cargo test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 awk '/^test result:/ { passed += $4; failed += $6 }

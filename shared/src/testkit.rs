@@ -238,3 +238,55 @@ impl Drop for RsyncDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// Writes a small mirror tree under `root` (nested directories, a symlink, 200 files of
+/// varied sizes) for rsync tests; returns how many regular files it holds.
+pub fn make_tree(root: &std::path::Path) -> usize {
+    let write = |path: PathBuf, body: &[u8]| {
+        std::fs::write(&path, body)
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+    };
+    for dir in ["dists/stable/main", "pool/main/p"] {
+        std::fs::create_dir_all(root.join(dir))
+            .unwrap_or_else(|err| panic!("cannot create {dir}: {err}"));
+    }
+    write(root.join("README"), b"a mirror for tests\n");
+    write(root.join("dists/stable/Release"), b"Suite: stable\n");
+    for idx in 0..200usize {
+        let body: Vec<u8> = (0..(idx * 97 % 5000))
+            .map(|byte| (byte * 31 + idx) as u8)
+            .collect();
+        write(root.join(format!("pool/main/p/pkg{idx}.deb")), &body);
+    }
+    let _ = std::os::unix::fs::symlink("README", root.join("README.link"));
+    202
+}
+
+/// Whether every file and symlink under `left` is the same under `right`.
+pub fn same_tree(left: &std::path::Path, right: &std::path::Path) -> bool {
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(left.join(&relative)) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = relative.join(entry.file_name());
+            let Ok(kind) = entry.file_type() else {
+                return false;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink() {
+                if std::fs::read_link(left.join(&path)).ok()
+                    != std::fs::read_link(right.join(&path)).ok()
+                {
+                    return false;
+                }
+            } else if std::fs::read(left.join(&path)).ok() != std::fs::read(right.join(&path)).ok()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}

@@ -206,12 +206,18 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| format!("{} \"{url}\": {}", go_method(&method), error_text(&err)))?;
+        let response = request.send().await.map_err(|err| {
+            format!(
+                "{} \"{url}\": {}",
+                go_method(&method),
+                tunasync_shared::error_chain(&err)
+            )
+        })?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|err| error_text(&err))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|err| tunasync_shared::error_chain(&err))?;
         Ok((status, text))
     }
 }
@@ -223,17 +229,6 @@ fn go_method(method: &reqwest::Method) -> &'static str {
         reqwest::Method::DELETE => "Delete",
         _ => "Request",
     }
-}
-
-fn error_text(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn pretty(value: &Value) -> String {

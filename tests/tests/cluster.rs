@@ -8,55 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tunasync_e2e::{Daemon, ctl_ok, tunasynctl, wait_for};
-use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon};
+use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, make_tree, same_tree};
 
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "e2e-token-4f1c";
-
-fn make_tree(root: &Path) -> usize {
-    std::fs::create_dir_all(root.join("dists/stable/main")).unwrap();
-    std::fs::create_dir_all(root.join("pool/main/p")).unwrap();
-    std::fs::write(root.join("README"), "a mirror\n").unwrap();
-    std::os::unix::fs::symlink("README", root.join("README.link")).unwrap();
-    let mut n_files = 1;
-    for idx in 0..200 {
-        let body: Vec<u8> = (0..(idx * 97 % 5000))
-            .map(|byte| (byte * 31 + idx) as u8)
-            .collect();
-        std::fs::write(root.join(format!("pool/main/p/pkg{idx}.deb")), body).unwrap();
-        n_files += 1;
-    }
-    std::fs::write(root.join("dists/stable/Release"), "Suite: stable\n").unwrap();
-    n_files + 1
-}
-
-fn same_tree(left: &Path, right: &Path) -> bool {
-    let mut stack = vec![std::path::PathBuf::new()];
-    while let Some(relative) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(left.join(&relative)) else {
-            return false;
-        };
-        for entry in entries.flatten() {
-            let path = relative.join(entry.file_name());
-            let Ok(kind) = entry.file_type() else {
-                return false;
-            };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_symlink() {
-                if std::fs::read_link(left.join(&path)).ok()
-                    != std::fs::read_link(right.join(&path)).ok()
-                {
-                    return false;
-                }
-            } else if std::fs::read(left.join(&path)).ok() != std::fs::read(right.join(&path)).ok()
-            {
-                return false;
-            }
-        }
-    }
-    true
-}
 
 /// `tunasynctl list -a` as JSON.
 fn jobs(ctl: &Path) -> Vec<Value> {

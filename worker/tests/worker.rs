@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tunasync_shared::broker::{AmqpBroker, Outgoing, QueueRole, Role, Transport};
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
-use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, unique_namespace, wait_until, within};
+use tunasync_shared::testkit::{
+    BrokerEnv, RsyncDaemon, make_tree, same_tree, unique_namespace, wait_until, within,
+};
 use tunasync_shared::wire::command::{Command, JobTarget, Ping, Reload, StartJob, Welcome};
 use tunasync_shared::wire::event::{CmdOutcome, CmdResult, Event, JobStatus};
 use tunasync_shared::wire::{CommandEnvelope, EventEnvelope};
@@ -111,52 +113,6 @@ impl FakeManager {
 
 fn mirror(name: &str) -> MirrorName {
     MirrorName::new(name).unwrap()
-}
-
-fn make_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("dists/stable")).unwrap();
-    std::fs::create_dir_all(root.join("pool/main/p")).unwrap();
-    std::fs::write(root.join("README"), "a mirror for tests\n").unwrap();
-    std::fs::write(root.join("dists/stable/Release"), "Suite: stable\n").unwrap();
-    let blob: Vec<u8> = (0..20_000u32).map(|idx| (idx * 7 % 251) as u8).collect();
-    std::fs::write(root.join("pool/main/p/pkg_1.0.deb"), &blob).unwrap();
-    for idx in 0..50 {
-        std::fs::write(
-            root.join(format!("pool/main/p/file{idx}")),
-            format!("file {idx}\n").repeat(idx + 1),
-        )
-        .unwrap();
-    }
-    std::os::unix::fs::symlink("README", root.join("README.link")).unwrap();
-}
-
-fn assert_same_tree(left: &Path, right: &Path) {
-    let mut stack = vec![std::path::PathBuf::new()];
-    let mut n_files = 0;
-    while let Some(relative) = stack.pop() {
-        for entry in std::fs::read_dir(left.join(&relative)).unwrap() {
-            let entry = entry.unwrap();
-            let path = relative.join(entry.file_name());
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_symlink() {
-                assert_eq!(
-                    std::fs::read_link(left.join(&path)).unwrap(),
-                    std::fs::read_link(right.join(&path)).unwrap()
-                );
-            } else {
-                assert_eq!(
-                    std::fs::read(left.join(&path)).unwrap(),
-                    std::fs::read(right.join(&path)).unwrap(),
-                    "{}",
-                    path.display()
-                );
-                n_files += 1;
-            }
-        }
-    }
-    assert!(n_files > 50);
 }
 
 fn write_config(path: &Path, env: &BrokerEnv, namespace: &str, root: &Path, mirrors: &str) {
@@ -267,7 +223,10 @@ command = "/bin/sleep 60"
             SyncStatus::Success
         ]
     );
-    assert_same_tree(&upstream, &dir.path().join("data/rsync-real"));
+    assert!(
+        same_tree(&upstream, &dir.path().join("data/rsync-real")),
+        "the tree is mirrored byte for byte"
+    );
     let size = manager
         .statuses("rsync-real")
         .last()
