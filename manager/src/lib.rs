@@ -69,6 +69,7 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Whether the API speaks HTTPS.
     pub https: bool,
+    view: Arc<view::View>,
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
     ticker: JoinHandle<()>,
@@ -76,6 +77,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Worker events applied and committed since start.
+    pub fn events_applied(&self) -> u64 {
+        self.view.events_applied()
+    }
+
     /// Waits until the manager has stopped (after `shutdown` was cancelled) and its store
     /// file is closed.
     pub async fn wait(self) -> std::io::Result<()> {
@@ -181,7 +187,7 @@ pub async fn start(
     });
 
     let api = Arc::new(Api {
-        view,
+        view: view.clone(),
         state,
         dispatcher,
         transport: broker,
@@ -193,6 +199,7 @@ pub async fn start(
     Ok(Running {
         local_addr,
         https,
+        view,
         server,
         ingest,
         ticker,

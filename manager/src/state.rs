@@ -163,6 +163,9 @@ impl Actor {
                             .apply(event, now, &mut self.open_runs, &mut changes);
                     }
                     let result = self.commit(&changes).map(|()| changes.welcomes);
+                    if result.is_ok() {
+                        self.view.count_applied(events.len());
+                    }
                     let _ = reply.send(result);
                 }
                 Request::Mutate { mutation, reply } => {

@@ -19,6 +19,8 @@ use crate::model::Model;
 #[derive(Default)]
 pub struct View {
     inner: RwLock<ViewState>,
+    /// Events applied and committed since start (for benchmarks and metrics).
+    events_applied: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -36,7 +38,19 @@ impl View {
                 model,
                 ..ViewState::default()
             }),
+            events_applied: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    pub(crate) fn count_applied(&self, n_events: usize) {
+        self.events_applied
+            .fetch_add(n_events as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Events applied and committed since the manager started.
+    pub fn events_applied(&self) -> u64 {
+        self.events_applied
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, ViewState> {

@@ -1,0 +1,64 @@
+//! `tunasync-bench`: the control plane measured against baselines taken in the same run.
+//!
+//! Run it (release build, private broker) with `scripts/bench.sh`. Needs `wrk` for the HTTP
+//! rows (`apt-get install wrk`). Each row prints the figure, its baseline and the ratio;
+//! nothing here is a pass/fail test.
+
+mod rows;
+mod setup;
+
+use std::time::Duration;
+
+/// One line of the results table.
+pub struct Row {
+    pub what: String,
+    pub figure: String,
+    pub baseline: String,
+    pub ratio: String,
+    pub target: String,
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!("| what | figure | baseline (same run) | ratio | target |");
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.what, row.figure, row.baseline, row.ratio, row.target
+        );
+    }
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|arg| arg == name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut rows = Vec::new();
+    runtime.block_on(async {
+        if wanted("jobs") {
+            rows.extend(rows::get_jobs(&[1000, 10_000]).await);
+        }
+        if wanted("events") {
+            rows.extend(rows::events_persisted(50_000).await);
+        }
+        if wanted("cmd") {
+            rows.extend(rows::command_round_trip(300).await);
+        }
+        if wanted("rsync") {
+            rows.extend(rows::rsync_job(20_000).await);
+        }
+        if wanted("rss") {
+            rows.extend(rows::idle_rss(1000, 20).await);
+        }
+        if wanted("heartbeats") {
+            rows.extend(rows::heartbeat_cpu(1000, 20, Duration::from_secs(30)).await);
+        }
+    });
+    print_table(&rows);
+}

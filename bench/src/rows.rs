@@ -1,0 +1,692 @@
+//! The benchmark rows. Each sets up what it needs, measures, and returns table rows.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use tokio_util::sync::CancellationToken;
+use tunasync_shared::broker::{AmqpBroker, Outgoing, QueueRole, Role, Transport, ack_batch};
+use tunasync_shared::names::WorkerId;
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, unique_namespace};
+use tunasync_shared::wire::command::Command;
+use tunasync_shared::wire::event::{
+    CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobSnapshot, ProviderKind,
+};
+use tunasync_shared::wire::{CommandEnvelope, EventEnvelope, SequenceSource};
+
+use crate::Row;
+use crate::setup::{self, Child};
+
+/// tunasync v0.10.0 on a machine like ours (reference/peers.md).
+const TUNASYNC_JOBS_RPS: f64 = 60.0;
+const TUNASYNC_RSS_MB: f64 = 23.0;
+const WRK_SECONDS: u64 = 5;
+
+fn ratio(figure: f64, baseline: f64) -> String {
+    if baseline > 0.0 {
+        format!("{:.2}×", figure / baseline)
+    } else {
+        "–".to_owned()
+    }
+}
+
+async fn feed_jobs(
+    env: &BrokerEnv,
+    namespace: &str,
+    n_jobs: usize,
+    manager: &tunasync_manager::Running,
+) {
+    let shutdown = CancellationToken::new();
+    let publisher = setup::publisher(env, namespace, &shutdown).await;
+    let seq = SequenceSource::new();
+    let n_workers = 10;
+    let envelopes: Vec<EventEnvelope> = (0..n_jobs)
+        .map(|idx| {
+            let worker =
+                WorkerId::new(format!("worker-{:02}", idx % n_workers)).expect("a worker id");
+            setup::status_event(&worker, idx, SyncStatus::Success, &seq)
+        })
+        .collect();
+    let before = manager.events_applied();
+    setup::publish_all(&publisher, envelopes, 64).await;
+    while manager.events_applied() < before + n_jobs as u64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+}
+
+/// A server that answers every request with `body` from memory: the ceiling for that body.
+async fn baseline_server(
+    body: Bytes,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> (String, axum_server::Handle<std::net::SocketAddr>) {
+    let app = axum::Router::new().route(
+        "/jobs",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json; charset=utf-8",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let handle = axum_server::Handle::<std::net::SocketAddr>::new();
+    let served = handle.clone();
+    let scheme = match tls {
+        Some((cert, key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .expect("TLS config");
+            tokio::spawn(async move {
+                let _ = axum_server::from_tcp_rustls(listener, config)
+                    .expect("a server")
+                    .handle(served)
+                    .serve(app.into_make_service())
+                    .await;
+            });
+            "https"
+        }
+        None => {
+            tokio::spawn(async move {
+                let _ = axum_server::from_tcp(listener)
+                    .expect("a server")
+                    .handle(served)
+                    .serve(app.into_make_service())
+                    .await;
+            });
+            "http"
+        }
+    };
+    (format!("{scheme}://localhost:{port}/jobs"), handle)
+}
+
+/// `GET /jobs` with N jobs: the manager vs a handler returning the same bytes from memory,
+/// over HTTP and HTTPS, and with gzip against tunasync's figure.
+pub async fn get_jobs(sizes: &[usize]) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let mut rows = Vec::new();
+    for &n_jobs in sizes {
+        for tls in [false, true] {
+            let transport = if tls { "HTTPS" } else { "HTTP" };
+            let manager = setup::start_manager(&env, None, tls).await;
+            feed_jobs(&env, &manager.namespace, n_jobs, &manager.running).await;
+            let client = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(
+                    &std::fs::read(&env.ca_cert).expect("the CA"),
+                )
+                .expect("a CA")])
+                .build()
+                .expect("a client");
+            let body = client
+                .get(format!("{}/jobs", manager.url))
+                .send()
+                .await
+                .expect("GET /jobs")
+                .bytes()
+                .await
+                .expect("a body");
+            let tls_files = tls.then(|| (env.server_cert.clone(), env.server_key.clone()));
+            let (baseline_url, handle) = baseline_server(body.clone(), tls_files).await;
+            let jobs_url = format!("{}/jobs", manager.url);
+            let ours =
+                tokio::task::spawn_blocking(move || setup::wrk(&jobs_url, 32, WRK_SECONDS, &[]))
+                    .await
+                    .expect("wrk");
+            let ceiling = tokio::task::spawn_blocking(move || {
+                setup::wrk(&baseline_url, 32, WRK_SECONDS, &[])
+            })
+            .await
+            .expect("wrk");
+            rows.push(Row {
+                what: format!(
+                    "GET /jobs, {n_jobs} jobs ({} KB), {transport}, 32 conns",
+                    body.len() / 1024
+                ),
+                figure: format!("{ours:.0} req/s"),
+                baseline: format!("{ceiling:.0} req/s (same bytes from memory)"),
+                ratio: ratio(ours, ceiling),
+                target: "≥ 0.9×".into(),
+            });
+            let jobs_url = format!("{}/jobs", manager.url);
+            let gzip = tokio::task::spawn_blocking(move || {
+                setup::wrk(&jobs_url, 32, WRK_SECONDS, &["Accept-Encoding: gzip"])
+            })
+            .await
+            .expect("wrk");
+            rows.push(Row {
+                what: format!("GET /jobs, {n_jobs} jobs, {transport}, gzip"),
+                figure: format!("{gzip:.0} req/s"),
+                baseline: format!("tunasync {TUNASYNC_JOBS_RPS:.0} req/s (1000 jobs, HTTP)"),
+                ratio: ratio(gzip, TUNASYNC_JOBS_RPS),
+                target: "≥ 100×".into(),
+            });
+            handle.shutdown();
+            manager.shutdown.cancel();
+            let _ = manager.running.wait().await;
+        }
+    }
+    rows
+}
+
+/// Status events from many workers, waiting in the queue: drained and committed by the
+/// manager vs drained and acked by a bare consumer.
+pub async fn events_persisted(n_events: usize) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let shutdown = CancellationToken::new();
+    let n_workers = 100;
+    let build = || {
+        let seq = SequenceSource::new();
+        (0..n_events)
+            .map(|idx| {
+                let worker =
+                    WorkerId::new(format!("sim-{:03}", idx % n_workers)).expect("a worker id");
+                let status = [
+                    SyncStatus::PreSyncing,
+                    SyncStatus::Syncing,
+                    SyncStatus::Success,
+                ][idx / n_workers % 3];
+                setup::status_event(&worker, idx / n_workers / 3, status, &seq)
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Bare consumer: the broker's own delivery + ack rate for the same messages.
+    let bare_namespace = unique_namespace("bare");
+    let declarer = AmqpBroker::start(
+        env.tls_config(&bare_namespace),
+        Role::Manager,
+        shutdown.clone(),
+    )
+    .expect("broker");
+    declarer
+        .wait_connected(Duration::from_secs(30))
+        .await
+        .expect("the broker");
+    setup::publish_all(&declarer, build(), 64).await;
+    let mut subscription = declarer
+        .subscribe(QueueRole::Manager, 2000)
+        .await
+        .expect("a subscription");
+    let started = Instant::now();
+    let mut received = 0;
+    while received < n_events {
+        let Some(first) = subscription.next().await else {
+            break;
+        };
+        let mut batch = vec![first];
+        while batch.len() < 1000 {
+            match subscription.try_next() {
+                Some(incoming) => batch.push(incoming),
+                None => break,
+            }
+        }
+        received += batch.len();
+        ack_batch(&batch).await.expect("acks");
+    }
+    let bare_rate = n_events as f64 / started.elapsed().as_secs_f64();
+
+    // The manager: decode, apply, commit to redb, ack after the commit.
+    let namespace = unique_namespace("persist");
+    let declarer = AmqpBroker::start(env.tls_config(&namespace), Role::Manager, shutdown.clone())
+        .expect("broker");
+    declarer
+        .wait_connected(Duration::from_secs(30))
+        .await
+        .expect("the broker");
+    setup::publish_all(&declarer, build(), 64).await;
+    let started = Instant::now();
+    let manager = setup::start_manager(&env, Some(namespace), false).await;
+    while manager.running.events_applied() < n_events as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = n_events as f64 / started.elapsed().as_secs_f64();
+    manager.shutdown.cancel();
+    let _ = manager.running.wait().await;
+    shutdown.cancel();
+    vec![Row {
+        what: format!(
+            "status events persisted ({n_events} from {n_workers} workers, TLS, ack after commit)"
+        ),
+        figure: format!("{rate:.0} events/s"),
+        baseline: format!("{bare_rate:.0} msg/s (bare consumer, same broker)"),
+        ratio: ratio(rate, bare_rate),
+        target: "≥ 20,000/s and ≥ 0.8×".into(),
+    }]
+}
+
+/// `POST /cmd` until the worker's `cmd-result`, with a worker that answers at once.
+pub async fn command_round_trip(n_commands: usize) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let manager = setup::start_manager(&env, None, false).await;
+    let shutdown = CancellationToken::new();
+    let worker_id = WorkerId::new("bench-worker").expect("a worker id");
+    let worker = AmqpBroker::start(
+        env.tls_config(&manager.namespace),
+        Role::Worker(worker_id.clone()),
+        shutdown.clone(),
+    )
+    .expect("broker");
+    worker
+        .wait_connected(Duration::from_secs(30))
+        .await
+        .expect("the broker");
+    let seq = std::sync::Arc::new(SequenceSource::new());
+    let mut commands = worker
+        .subscribe(QueueRole::Worker(worker_id.clone()), 16)
+        .await
+        .expect("a subscription");
+    {
+        let worker = worker.clone();
+        let worker_id = worker_id.clone();
+        let seq = seq.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = commands.next().await {
+                let _ = incoming.ack().await;
+                let Ok(envelope) = CommandEnvelope::decode(&incoming.payload) else {
+                    continue;
+                };
+                if matches!(envelope.command, Command::Welcome(_)) {
+                    continue;
+                }
+                let reply = Event::CmdResult(CmdResult {
+                    cmd_id: envelope.header.id,
+                    cmd: envelope.command.kind(),
+                    mirror: None,
+                    outcome: CmdOutcome::Accepted,
+                });
+                let _ = worker
+                    .publish(Outgoing::event(&EventEnvelope::new(
+                        worker_id.clone(),
+                        seq.next(),
+                        reply,
+                    )))
+                    .await;
+            }
+        });
+    }
+    let hello = Event::Hello(Hello {
+        version: "bench".into(),
+        host: "bench".into(),
+        session: uuid::Uuid::new_v4(),
+        heartbeat_interval_secs: 10,
+        jobs: vec![],
+    });
+    worker
+        .publish(Outgoing::event(&EventEnvelope::new(
+            worker_id.clone(),
+            seq.next(),
+            hello,
+        )))
+        .await
+        .expect("hello");
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"cmd": "ping", "mirror_id": "", "worker_id": "bench-worker"});
+    let url = format!("{}/cmd", manager.url);
+    // Until the worker is registered.
+    while client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map(|response| response.status() != 200)
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut latencies = Vec::with_capacity(n_commands);
+    for _ in 0..n_commands {
+        let started = Instant::now();
+        let response = client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /cmd");
+        assert_eq!(response.status(), 200);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    shutdown.cancel();
+    manager.shutdown.cancel();
+    let _ = manager.running.wait().await;
+    vec![Row {
+        what: format!("POST /cmd → worker's cmd-result, {n_commands} sequential, loopback"),
+        figure: format!(
+            "p50 {:.1} ms, p99 {:.1} ms",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        ),
+        baseline: "–".into(),
+        ratio: "–".into(),
+        target: "p99 < 50 ms".into(),
+    }]
+}
+
+fn rsync_tree(root: &std::path::Path, n_files: usize) {
+    for idx in 0..n_files {
+        let dir = root.join(format!("d{:03}", idx / 200));
+        if idx % 200 == 0 {
+            std::fs::create_dir_all(&dir).expect("a directory");
+        }
+        std::fs::write(
+            dir.join(format!("f{idx:05}")),
+            format!("{idx}\n").repeat(idx % 64 + 1),
+        )
+        .expect("a file");
+    }
+}
+
+/// A worker-run rsync job vs the same command by hand, from a local rsync daemon.
+pub async fn rsync_job(n_files: usize) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let upstream = dir.path().join("upstream");
+    rsync_tree(&upstream, n_files);
+    let daemon = RsyncDaemon::start(&upstream);
+    let manager = setup::start_manager(&env, None, false).await;
+    let conf = dir.path().join("worker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[broker]\nurl = {:?}\nca_cert = {:?}\nnamespace = {:?}\n[global]\nname = \"rsync-bench\"\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\n\
+             mirror_dir = \"{root}/data\"\ninterval = 1440\n[[mirrors]]\nname = \"tree\"\nupstream = \"{url}\"\n",
+            env.amqps_url,
+            env.ca_cert,
+            manager.namespace,
+            root = dir.path().display(),
+            url = daemon.url()
+        ),
+    )
+    .expect("a config");
+    let check = std::process::Command::new(setup::binary("tunasync"))
+        .args(["worker", "--check", "-c", conf.to_str().expect("a path")])
+        .output()
+        .expect("tunasync worker --check");
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&check.stdout).expect("--check JSON");
+    let argv: Vec<String> = jobs[0]["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .map(|arg| arg.as_str().unwrap_or_default().to_owned())
+        .collect();
+    // By hand: warm the page cache once, then time the same argv into a fresh directory.
+    let by_hand = |target: &std::path::Path| {
+        let mut args = argv.clone();
+        let last = args.len() - 1;
+        args[last] = target.display().to_string();
+        let started = Instant::now();
+        let status = std::process::Command::new(&args[0])
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("rsync");
+        assert!(status.success());
+        started.elapsed()
+    };
+    by_hand(&dir.path().join("warm"));
+    let hand = by_hand(&dir.path().join("by-hand"));
+    let started = Instant::now();
+    let child = Child(
+        std::process::Command::new(setup::binary("tunasync"))
+            .args(["worker", "-c", conf.to_str().expect("a path")])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("a worker"),
+    );
+    let client = reqwest::Client::new();
+    let history_url = format!("{}/jobs/rsync-bench/tree/history", manager.url);
+    let run = loop {
+        if let Ok(response) = client.get(&history_url).send().await
+            && let Ok(runs) = response.json::<Vec<serde_json::Value>>().await
+            && let Some(run) = runs.first()
+            && run["result"] == "success"
+        {
+            break run.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the rsync job did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let parse = |field: &str| chrono_seconds(run[field].as_str().unwrap_or_default());
+    let job = Duration::from_secs_f64((parse("ended") - parse("started")).max(0.0));
+    drop(child);
+    manager.shutdown.cancel();
+    let _ = manager.running.wait().await;
+    vec![Row {
+        what: format!("rsync job, {n_files}-file tree from a local daemon (pre-syncing → success)"),
+        figure: format!("{:.2} s", job.as_secs_f64()),
+        baseline: format!("{:.2} s (same argv by hand)", hand.as_secs_f64()),
+        ratio: ratio(job.as_secs_f64(), hand.as_secs_f64()),
+        target: "≤ 1.05×".into(),
+    }]
+}
+
+fn chrono_seconds(text: &str) -> f64 {
+    tunasync_shared::gotime::GoTime::parse_rfc3339(text)
+        .map(|time| {
+            let at = time.as_datetime();
+            at.timestamp() as f64 + f64::from(at.timestamp_subsec_nanos()) / 1e9
+        })
+        .unwrap_or(0.0)
+}
+
+fn snapshot(idx: usize) -> JobSnapshot {
+    JobSnapshot {
+        mirror: tunasync_shared::names::MirrorName::new(format!("mirror-{idx:02}"))
+            .expect("a name"),
+        provider: ProviderKind::Rsync,
+        upstream: format!("rsync://upstream.example.org/m{idx}/"),
+        is_master: true,
+        interval_minutes: 60,
+        cron: None,
+        status: SyncStatus::Success,
+        run_id: None,
+        last_update: tunasync_shared::gotime::GoTime::now_local(),
+        last_started: tunasync_shared::gotime::GoTime::now_local(),
+        last_ended: tunasync_shared::gotime::GoTime::now_local(),
+        next_schedule: tunasync_shared::gotime::GoTime::ZERO,
+        size: Some("1.5G".into()),
+        error_msg: String::new(),
+    }
+}
+
+struct ManagerProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProcess {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let text = format!(
+        "[server]\nport = {port}\n{}",
+        setup::manager_config(env, namespace, dir.path(), false)
+    );
+    let conf = dir.path().join("manager.conf");
+    std::fs::write(&conf, text).expect("a config");
+    let child = Child(
+        std::process::Command::new(setup::binary("tunasync"))
+            .args(["manager", "-c", conf.to_str().expect("a path")])
+            .env("RUST_LOG", "warn")
+            .envs(
+                std::env::var("BENCH_MALLOC_ARENA_MAX")
+                    .ok()
+                    .map(|value| ("MALLOC_ARENA_MAX", value)),
+            )
+            .spawn()
+            .expect("the manager binary"),
+    );
+    ManagerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+async fn wait_jobs(url: &str, n_jobs: usize) {
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(response) = client.get(format!("{url}/jobs")).send().await
+            && let Ok(jobs) = response.json::<Vec<serde_json::Value>>().await
+            && jobs.len() >= n_jobs
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Idle resident memory of the release binaries: a manager with N jobs stored, a worker
+/// with M jobs.
+pub async fn idle_rss(n_manager_jobs: usize, n_worker_jobs: usize) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("rss");
+    let manager = manager_process(&env, &namespace);
+    let shutdown = CancellationToken::new();
+    let publisher = setup::publisher(&env, &namespace, &shutdown).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seq = SequenceSource::new();
+    let envelopes = (0..n_manager_jobs)
+        .map(|idx| {
+            setup::status_event(
+                &WorkerId::new(format!("w{}", idx % 10)).expect("id"),
+                idx,
+                SyncStatus::Success,
+                &seq,
+            )
+        })
+        .collect();
+    setup::publish_all(&publisher, envelopes, 32).await;
+    wait_jobs(&manager.url, n_manager_jobs).await;
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut conf = format!(
+        "[broker]\nurl = {:?}\nca_cert = {:?}\nnamespace = {namespace:?}\n[global]\nname = \"rss-worker\"\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\nmirror_dir = \"{root}/data\"\ninterval = 1440\n",
+        env.amqps_url,
+        env.ca_cert,
+        root = dir.path().display()
+    );
+    for idx in 0..n_worker_jobs {
+        conf.push_str(&format!(
+            "[[mirrors]]\nname = \"job-{idx}\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n"
+        ));
+    }
+    let path = dir.path().join("worker.conf");
+    std::fs::write(&path, conf).expect("a config");
+    let worker = Child(
+        std::process::Command::new(setup::binary("tunasync"))
+            .args(["worker", "-c", path.to_str().expect("a path")])
+            .env("RUST_LOG", "warn")
+            .envs(
+                std::env::var("BENCH_MALLOC_ARENA_MAX")
+                    .ok()
+                    .map(|value| ("MALLOC_ARENA_MAX", value)),
+            )
+            .spawn()
+            .expect("the worker binary"),
+    );
+    wait_jobs(&manager.url, n_manager_jobs + n_worker_jobs).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (manager_mb, manager_text) = setup::rss_text(manager.child.0.id());
+    let (worker_mb, worker_text) = setup::rss_text(worker.0.id());
+    shutdown.cancel();
+    vec![
+        Row {
+            what: format!("idle RSS, manager, {n_manager_jobs} jobs stored"),
+            figure: manager_text,
+            baseline: format!("tunasync {TUNASYNC_RSS_MB:.0} MB"),
+            ratio: ratio(manager_mb, TUNASYNC_RSS_MB),
+            target: "≤ 10 MB".into(),
+        },
+        Row {
+            what: format!("idle RSS, worker, {n_worker_jobs} jobs"),
+            figure: worker_text,
+            baseline: format!("tunasync {TUNASYNC_RSS_MB:.0} MB"),
+            ratio: ratio(worker_mb, TUNASYNC_RSS_MB),
+            target: "≤ 6 MB".into(),
+        },
+    ]
+}
+
+/// Manager CPU while N simulated workers with M jobs each send heartbeats every 10 s.
+pub async fn heartbeat_cpu(n_workers: usize, n_jobs: usize, window: Duration) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("beats");
+    let manager = manager_process(&env, &namespace);
+    let shutdown = CancellationToken::new();
+    let publisher = setup::publisher(&env, &namespace, &shutdown).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seq = SequenceSource::new();
+    let sessions: Vec<uuid::Uuid> = (0..n_workers).map(|_| uuid::Uuid::new_v4()).collect();
+    let hellos = (0..n_workers)
+        .map(|idx| {
+            EventEnvelope::new(
+                WorkerId::new(format!("sim-{idx:04}")).expect("id"),
+                seq.next(),
+                Event::Hello(Hello {
+                    version: "bench".into(),
+                    host: "sim".into(),
+                    session: sessions[idx],
+                    heartbeat_interval_secs: 10,
+                    jobs: (0..n_jobs).map(snapshot).collect(),
+                }),
+            )
+        })
+        .collect();
+    setup::publish_all(&publisher, hellos, 32).await;
+    wait_jobs(&manager.url, n_workers * n_jobs).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = manager.child.0.id();
+    let cpu_before = setup::cpu_seconds(pid);
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < window {
+        // One tenth of the workers each second: every worker every 10 s.
+        let beats: Vec<EventEnvelope> = (0..n_workers)
+            .filter(|idx| (*idx as u64 + round).is_multiple_of(10))
+            .map(|idx| {
+                EventEnvelope::new(
+                    WorkerId::new(format!("sim-{idx:04}")).expect("id"),
+                    seq.next(),
+                    Event::Heartbeat(Heartbeat {
+                        session: sessions[idx],
+                        interval_secs: 10,
+                        running: vec![],
+                    }),
+                )
+            })
+            .collect();
+        setup::publish_all(&publisher, beats, 16).await;
+        round += 1;
+        let next = Duration::from_secs(round);
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let cpu = setup::cpu_seconds(pid) - cpu_before;
+    let elapsed = started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    vec![Row {
+        what: format!("{n_workers} simulated workers × {n_jobs} jobs, heartbeats every 10 s"),
+        figure: format!("{:.1}% of one core", cpu / elapsed * 100.0),
+        baseline: "–".into(),
+        ratio: "–".into(),
+        target: "< 10%".into(),
+    }]
+}

@@ -1,0 +1,224 @@
+//! What the rows need: managers (in-process and as a binary), simulated workers, wrk.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tunasync_manager::config::{ManagerConfig, Overrides};
+use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::testkit::{BrokerEnv, unique_namespace};
+use tunasync_shared::wire::event::{Event, JobStatus};
+use tunasync_shared::wire::{EventEnvelope, SequenceSource};
+
+/// A manager running in this process.
+pub struct InProcess {
+    pub running: tunasync_manager::Running,
+    pub url: String,
+    pub namespace: String,
+    pub shutdown: CancellationToken,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn manager_config(env: &BrokerEnv, namespace: &str, dir: &Path, tls: bool) -> String {
+    let mut text = String::new();
+    if tls {
+        text.push_str(&format!(
+            "[server]\nssl_cert = {:?}\nssl_key = {:?}\n",
+            env.server_cert, env.server_key
+        ));
+    }
+    text.push_str(&format!(
+        "[files]\ndb_file = {:?}\n[broker]\nurl = {:?}\nca_cert = {:?}\nnamespace = {namespace:?}\n\
+         [auth]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+        dir.join("bench.redb"),
+        env.amqps_url,
+        env.ca_cert
+    ));
+    text
+}
+
+pub async fn start_manager(env: &BrokerEnv, namespace: Option<String>, tls: bool) -> InProcess {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let namespace = namespace.unwrap_or_else(|| unique_namespace("bench"));
+    let text = manager_config(env, &namespace, dir.path(), tls);
+    let config = ManagerConfig::parse(&text, Path::new("bench.conf"), &Overrides::default())
+        .expect("a valid manager config")
+        .config;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let shutdown = CancellationToken::new();
+    let running = tunasync_manager::start(config, Some(listener), shutdown.clone())
+        .await
+        .expect("the manager starts");
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://localhost:{}", running.local_addr.port());
+    // Ready means connected to the broker with the topology declared.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca_cert).expect("the CA"))
+        .expect("a CA");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("a client");
+    while !client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    InProcess {
+        running,
+        url,
+        namespace,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+/// A broker client that publishes events as simulated workers would.
+pub async fn publisher(
+    env: &BrokerEnv,
+    namespace: &str,
+    shutdown: &CancellationToken,
+) -> AmqpBroker {
+    let broker = AmqpBroker::start(env.tls_config(namespace), Role::Client, shutdown.clone())
+        .expect("broker settings");
+    broker
+        .wait_connected(Duration::from_secs(30))
+        .await
+        .expect("the broker");
+    broker
+}
+
+pub fn status_event(
+    worker: &WorkerId,
+    mirror: usize,
+    status: SyncStatus,
+    seq: &SequenceSource,
+) -> EventEnvelope {
+    EventEnvelope::new(
+        worker.clone(),
+        seq.next(),
+        Event::Status(JobStatus {
+            mirror: MirrorName::new(format!("mirror-{mirror:05}")).expect("a mirror name"),
+            status,
+            run_id: uuid::Uuid::new_v4(),
+            attempt: 1,
+            at: GoTime::now_local(),
+            upstream: format!("rsync://upstream.example.org/mirror-{mirror:05}/"),
+            is_master: true,
+            size: (status == SyncStatus::Success)
+                .then(|| format!("{}.{}G", mirror % 900, mirror % 10)),
+            error_msg: String::new(),
+        }),
+    )
+}
+
+/// Publishes `envelopes` with `parallel` publishers in flight (each waits for its confirm).
+pub async fn publish_all(broker: &AmqpBroker, envelopes: Vec<EventEnvelope>, parallel: usize) {
+    let chunks: Vec<Vec<EventEnvelope>> = envelopes
+        .chunks(envelopes.len().div_ceil(parallel).max(1))
+        .map(<[EventEnvelope]>::to_vec)
+        .collect();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                for envelope in chunk {
+                    broker
+                        .publish(Outgoing::event(&envelope))
+                        .await
+                        .expect("a confirmed publish");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a publisher task");
+    }
+}
+
+/// `wrk -t2 -c<connections> -d<seconds>s`: requests per second.
+pub fn wrk(url: &str, connections: usize, seconds: u64, headers: &[&str]) -> f64 {
+    let mut command = std::process::Command::new("wrk");
+    command
+        .arg("-t2")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"));
+    for header in headers {
+        command.arg("-H").arg(header);
+    }
+    let output = command.arg(url).output().unwrap_or_else(|err| {
+        panic!("cannot run wrk ({err}): install it with `apt-get install wrk`")
+    });
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected wrk output:\n{text}"))
+}
+
+/// A release binary of the workspace next to this one.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this binary's path");
+    exe.parent().expect("a directory").join(name)
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `RssAnon`, `RssFile`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)
+                .and_then(|rest| rest.strip_prefix(':'))
+        })
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory as "total MB (anonymous + file-backed)".
+pub fn rss_text(pid: u32) -> (f64, String) {
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    let total = mb(status_kib(pid, "VmRSS"));
+    (
+        total,
+        format!(
+            "{total:.1} MB ({:.1} anon + {:.1} file)",
+            mb(status_kib(pid, "RssAnon")),
+            mb(status_kib(pid, "RssFile"))
+        ),
+    )
+}
+
+/// CPU time (user + system) of a process, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based over the whole line).
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / CLOCK_TICKS_PER_SECOND
+}
+
+/// The kernel's USER_HZ for /proc times: 100 on every Linux configuration in use.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// A child process stopped (SIGKILL by PID) when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
