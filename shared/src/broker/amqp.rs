@@ -37,6 +37,10 @@ const BACKOFF_CAP: Duration = Duration::from_secs(15);
 const STABLE_CONNECTION: Duration = Duration::from_secs(30);
 /// AMQP heartbeat asked for when the URL does not say, so a dead peer is noticed quickly.
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// AMQP frame size asked for when the URL does not say. lapin keeps send and receive buffers
+/// of 32 frames each, so RabbitMQ's default of 128 KiB costs 8 MiB of memory per connection;
+/// our messages are small, and 16 KiB frames keep that at 1 MiB (measured: -7 MB RSS).
+const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 /// How often the supervisor double-checks the connection status.
 const STATUS_POLL: Duration = Duration::from_millis(500);
 
@@ -337,6 +341,9 @@ impl Supervisor {
         let mut uri = parse_url(url)?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
+        }
+        if uri.query.frame_max.is_none() {
+            uri.query.frame_max = Some(DEFAULT_FRAME_MAX);
         }
         let tls = if uri.scheme == AMQPScheme::AMQPS {
             self.tls_config()?
