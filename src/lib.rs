@@ -6,4 +6,5 @@ pub use tunasync_shared as shared;
 
 pub mod ctl;
 pub mod logging;
+pub mod memory;
 pub mod signals;

@@ -138,6 +138,7 @@ async fn run_manager(args: ManagerArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let shutdown = tunasync::signals::shutdown_on_signals();
+    tunasync::memory::start_trimming();
     let running = match tunasync_manager::start(loaded.config, None, shutdown).await {
         Ok(running) => running,
         Err(err) => {
@@ -184,6 +185,7 @@ async fn run_worker(args: WorkerArgs) -> ExitCode {
     }
     let shutdown = tunasync::signals::shutdown_on_signals();
     let reload = tunasync::signals::reload_on_sighup();
+    tunasync::memory::start_trimming();
     match tunasync_worker::start(loaded.config, reload, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
