@@ -50,6 +50,7 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>) -> Router {
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<T>))
+        .route("/metrics", get(metrics::<T>))
         .route("/jobs", get(jobs::<T>))
         .route("/workers", get(workers::<T>))
         .route("/workers/{id}/jobs", get(worker_jobs::<T>))
@@ -97,6 +98,17 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
         return ApiError::Unavailable("not connected to the broker".to_owned()).into_response();
     }
     message("ready")
+}
+
+async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.view.metrics(),
+    )
+        .into_response()
 }
 
 /// `GET /jobs`: tunasync.json, gzip-compressed for clients that accept it.

@@ -17,6 +17,7 @@ pub mod cidr;
 pub mod config;
 pub mod dispatch;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod records;
 pub mod server;

@@ -147,6 +147,16 @@ impl View {
             .map(|job| job.to_status(mirror, worker, online))
     }
 
+    /// `GET /metrics`: the Prometheus text of the current state.
+    pub fn metrics(&self) -> String {
+        let state = self.read();
+        crate::metrics::render(
+            &state.model,
+            |worker| !state.offline.contains(worker),
+            self.events_applied(),
+        )
+    }
+
     pub fn is_online(&self, worker: &WorkerId) -> bool {
         let state = self.read();
         state.model.workers.contains_key(worker) && !state.offline.contains(worker)

@@ -151,6 +151,18 @@ async fn worker_events_become_the_status_page() {
         .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
 
+    let metrics = manager.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "tunasync_mirror_status{mirror=\"debian\",worker=\"w1\",status=\"success\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tunasync_worker_online{worker=\"w1\"} 1"),
+        "{metrics}"
+    );
+
     let history = manager.get_json("/jobs/w1/debian/history").await;
     assert_eq!(history.as_array().unwrap().len(), 1);
     assert_eq!(history[0]["result"], "success");
