@@ -435,13 +435,7 @@ pub async fn rsync_job(n_files: usize) -> Vec<Row> {
     by_hand(&dir.path().join("warm"));
     let hand = by_hand(&dir.path().join("by-hand"));
     let started = Instant::now();
-    let child = Child(
-        std::process::Command::new(setup::binary("tunasync"))
-            .args(["worker", "-c", conf.to_str().expect("a path")])
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("a worker"),
-    );
+    let child = setup::tunasync(&["worker", "-c", conf.to_str().expect("a path")]);
     let client = reqwest::Client::new();
     let history_url = format!("{}/jobs/rsync-bench/tree/history", manager.url);
     let run = loop {
@@ -520,18 +514,7 @@ fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProcess {
     );
     let conf = dir.path().join("manager.conf");
     std::fs::write(&conf, text).expect("a config");
-    let child = Child(
-        std::process::Command::new(setup::binary("tunasync"))
-            .args(["manager", "-c", conf.to_str().expect("a path")])
-            .env("RUST_LOG", "warn")
-            .envs(
-                std::env::var("BENCH_MALLOC_ARENA_MAX")
-                    .ok()
-                    .map(|value| ("MALLOC_ARENA_MAX", value)),
-            )
-            .spawn()
-            .expect("the manager binary"),
-    );
+    let child = setup::tunasync(&["manager", "-c", conf.to_str().expect("a path")]);
     ManagerProcess {
         child,
         url: format!("http://127.0.0.1:{port}"),
@@ -589,18 +572,7 @@ pub async fn idle_rss(n_manager_jobs: usize, n_worker_jobs: usize) -> Vec<Row> {
     }
     let path = dir.path().join("worker.conf");
     std::fs::write(&path, conf).expect("a config");
-    let worker = Child(
-        std::process::Command::new(setup::binary("tunasync"))
-            .args(["worker", "-c", path.to_str().expect("a path")])
-            .env("RUST_LOG", "warn")
-            .envs(
-                std::env::var("BENCH_MALLOC_ARENA_MAX")
-                    .ok()
-                    .map(|value| ("MALLOC_ARENA_MAX", value)),
-            )
-            .spawn()
-            .expect("the worker binary"),
-    );
+    let worker = setup::tunasync(&["worker", "-c", path.to_str().expect("a path")]);
     wait_jobs(&manager.url, n_manager_jobs + n_worker_jobs).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (manager_mb, manager_text) = setup::rss_text(manager.child.0.id());

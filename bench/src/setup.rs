@@ -213,6 +213,17 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// The kernel's USER_HZ for /proc times: 100 on every Linux configuration in use.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
+/// Starts the release `tunasync` binary with `args` (quiet logs), stopped when dropped.
+pub fn tunasync(args: &[&str]) -> Child {
+    Child(
+        std::process::Command::new(binary("tunasync"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start tunasync {args:?}: {err}")),
+    )
+}
+
 /// A child process stopped (SIGKILL by PID) when dropped.
 pub struct Child(pub std::process::Child);
 

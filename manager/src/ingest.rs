@@ -40,7 +40,11 @@ pub enum Refusal {
 /// the worker the event names.
 pub fn check(incoming: &Incoming, require_identity: bool) -> Result<EventEnvelope, Refusal> {
     let envelope = EventEnvelope::decode(&incoming.payload)?;
-    if incoming.routing_key != envelope.routing_key() {
+    let expected = (
+        envelope.header.worker.as_str(),
+        envelope.event.kind().as_str(),
+    );
+    if incoming.routing_key.split_once('.') != Some(expected) {
         return Err(Refusal::RoutingKey {
             routing_key: incoming.routing_key.clone(),
             worker: envelope.header.worker.to_string(),

@@ -216,7 +216,6 @@ impl Actor {
             self.offline.remove(worker);
         }
         let model = &self.model;
-        let offline = &self.offline;
         self.view.update(|shown, shown_offline| {
             for worker in &changes.removed_workers {
                 shown.workers.remove(worker);
@@ -234,7 +233,9 @@ impl Actor {
                     shown.jobs.insert(key.clone(), record.clone());
                 }
             }
-            shown_offline.clone_from(offline);
+            for worker in &changes.workers {
+                shown_offline.remove(worker);
+            }
         });
         Ok(())
     }

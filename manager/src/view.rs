@@ -156,11 +156,6 @@ impl View {
             self.events_applied(),
         )
     }
-
-    pub fn is_online(&self, worker: &WorkerId) -> bool {
-        let state = self.read();
-        state.model.workers.contains_key(worker) && !state.offline.contains(worker)
-    }
 }
 
 fn render_jobs(model: &Model, offline: &BTreeSet<WorkerId>) -> Vec<u8> {

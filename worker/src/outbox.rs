@@ -76,12 +76,8 @@ impl Outbox {
         self.queue().drain(..).collect()
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.queue().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn pop_if_front(&self, envelope: &EventEnvelope) {

@@ -68,6 +68,8 @@ pub struct Worker<T> {
     schedule_changed: bool,
     finished: mpsc::Receiver<Finished>,
     session: Uuid,
+    /// This host's name, for `hello`.
+    host: String,
     welcomed: bool,
     concurrent: usize,
 }
@@ -107,6 +109,9 @@ impl<T: Transport> Worker<T> {
             schedule_changed: false,
             finished,
             session: Uuid::new_v4(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_default(),
             welcomed: false,
             concurrent,
         };
@@ -388,13 +393,23 @@ impl<T: Transport> Worker<T> {
 
     /// Applies the config file again. On error nothing changes.
     pub async fn reload(&mut self) -> Result<(), String> {
-        let loaded = WorkerConfig::load(&self.config.file).map_err(|err| err.to_string())?;
+        let file = self.config.file.clone();
+        let loaded = tokio::task::spawn_blocking(move || WorkerConfig::load(&file))
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())?;
         for warning in &loaded.warnings {
             warn!("{warning}");
         }
         let new = loaded.config;
         if new.name != self.config.name || new.broker != self.config.broker {
             warn!("global.name and [broker] changes take effect after a restart");
+        }
+        if new.cgroup != self.config.cgroup
+            || new.zfs != self.config.zfs
+            || new.btrfs != self.config.btrfs
+        {
+            warn!("[cgroup], [zfs] and [btrfs_snapshot] changes take effect after a restart");
         }
         if new.concurrent > self.concurrent {
             self.context
@@ -481,12 +496,9 @@ impl<T: Transport> Worker<T> {
     }
 
     fn send_hello(&self) {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_default();
         self.outbox.push(Event::Hello(Hello {
             version: tunasync_shared::VERSION.to_owned(),
-            host,
+            host: self.host.clone(),
             session: self.session,
             heartbeat_interval_secs: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),

@@ -54,10 +54,6 @@ impl Topology {
         }
     }
 
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     pub fn cmd_exchange(&self) -> String {
         format!("{}.cmd", self.namespace)
     }
