@@ -10,6 +10,7 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// A daemon that has just rendered a large `GET /jobs` body or applied a burst of events
 /// holds on to the freed pages otherwise; on an idle mirror host that is memory other
 /// services could use (measured with `scripts/bench.sh rss`).
+#[cfg(target_env = "gnu")]
 pub fn start_trimming() {
     // SAFETY: mallopt and malloc_trim only adjust the allocator; they take no pointers.
     unsafe {
@@ -26,3 +27,7 @@ pub fn start_trimming() {
         }
     });
 }
+
+/// musl's allocator returns freed pages by itself; there is nothing to tune.
+#[cfg(not(target_env = "gnu"))]
+pub fn start_trimming() {}

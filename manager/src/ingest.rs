@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use tunasync_shared::broker::{Incoming, QueueRole, Transport, ack_batch};
@@ -11,12 +12,12 @@ use tunasync_shared::wire::{Event, EventEnvelope};
 
 use crate::dispatch::Dispatcher;
 use crate::model::Verified;
-use crate::state::StateHandle;
+use crate::state::{Applied, StateHandle};
 
 /// Unacknowledged events the broker may hand us at once.
-pub const PREFETCH: u16 = 2000;
+pub const PREFETCH: u16 = 4000;
 /// The most events applied in one store transaction.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = 2000;
 
 /// Why an event was refused (and dead-lettered).
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,16 @@ pub struct Ingest<T> {
     pub require_identity: bool,
 }
 
+/// A batch handed to the state actor, waiting for its commit before its acks.
+struct Pending {
+    accepted: Vec<Incoming>,
+    applied: Option<Applied>,
+}
+
 impl<T: Transport> Ingest<T> {
+    /// Consumes until `shutdown`. Two stages overlap: while the state actor commits one
+    /// batch, the next is gathered, decoded and checked; acks and welcomes follow each
+    /// commit in order.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut events = match self.transport.subscribe(QueueRole::Manager, PREFETCH).await {
             Ok(events) => events,
@@ -77,24 +87,39 @@ impl<T: Transport> Ingest<T> {
             }
         };
         info!("consuming worker events");
-        loop {
-            let first = tokio::select! {
-                incoming = events.next() => incoming,
-                () = shutdown.cancelled() => None,
-            };
-            let Some(first) = first else { break };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match events.try_next() {
-                    Some(incoming) => batch.push(incoming),
-                    None => break,
+        let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(1);
+        let gather = async {
+            let pending_tx = pending_tx;
+            loop {
+                let first = tokio::select! {
+                    incoming = events.next() => incoming,
+                    () = shutdown.cancelled() => None,
+                };
+                let Some(first) = first else { break };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match events.try_next() {
+                        Some(incoming) => batch.push(incoming),
+                        None => break,
+                    }
+                }
+                let pending = self.submit(batch).await;
+                if pending_tx.send(pending).await.is_err() {
+                    break;
                 }
             }
-            self.process(batch).await;
-        }
+        };
+        let finish = async {
+            while let Some(pending) = pending_rx.recv().await {
+                self.finish(pending).await;
+            }
+        };
+        tokio::join!(gather, finish);
     }
 
-    async fn process(&self, batch: Vec<Incoming>) {
+    /// Checks a batch, dead-letters what fails, answers command results, and hands the
+    /// events to the state actor.
+    async fn submit(&self, batch: Vec<Incoming>) -> Pending {
         let mut verified = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         for incoming in batch {
@@ -124,8 +149,28 @@ impl<T: Transport> Ingest<T> {
                 }
             }
         }
-        if !verified.is_empty() {
-            match self.state.apply(verified).await {
+        let applied = if verified.is_empty() {
+            None
+        } else {
+            match self.state.submit(verified).await {
+                Ok(applied) => Some(applied),
+                Err(err) => {
+                    error!(error = %error_chain(&err), "events not stored; returning them to the queue");
+                    Self::requeue(&accepted).await;
+                    return Pending {
+                        accepted: Vec::new(),
+                        applied: None,
+                    };
+                }
+            }
+        };
+        Pending { accepted, applied }
+    }
+
+    /// Waits for a batch's commit, then sends its welcomes and acks (or requeues it).
+    async fn finish(&self, pending: Pending) {
+        if let Some(applied) = pending.applied {
+            match applied.committed().await {
                 Ok(welcomes) => {
                     for (worker, welcome) in welcomes {
                         if let Err(err) = self.dispatcher.welcome(&worker, welcome).await {
@@ -135,16 +180,20 @@ impl<T: Transport> Ingest<T> {
                 }
                 Err(err) => {
                     error!(error = %error_chain(&err), "events not stored; returning them to the queue");
-                    for incoming in &accepted {
-                        let _ = incoming.requeue().await;
-                    }
+                    Self::requeue(&pending.accepted).await;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     return;
                 }
             }
         }
-        if let Err(err) = ack_batch(&accepted).await {
+        if let Err(err) = ack_batch(&pending.accepted).await {
             warn!(error = %error_chain(&err), "cannot ack events; the broker will deliver them again");
+        }
+    }
+
+    async fn requeue(accepted: &[Incoming]) {
+        for incoming in accepted {
+            let _ = incoming.requeue().await;
         }
     }
 }

@@ -53,6 +53,15 @@ enum Request {
     Liveness,
 }
 
+/// The answer to a submitted batch: the `welcome`s to send once it is committed.
+pub struct Applied(oneshot::Receiver<Result<Vec<(WorkerId, Welcome)>, StateError>>);
+
+impl Applied {
+    pub async fn committed(self) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
+        self.0.await.map_err(|_| StateError::Stopped)?
+    }
+}
+
 /// A cheap handle to the actor.
 #[derive(Clone)]
 pub struct StateHandle {
@@ -98,12 +107,18 @@ impl StateHandle {
         &self,
         events: Vec<Verified>,
     ) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
+        self.submit(events).await?.committed().await
+    }
+
+    /// Queues a batch of events and returns at once with what will answer when it is
+    /// committed. Batches are applied and committed in the order they were submitted.
+    pub async fn submit(&self, events: Vec<Verified>) -> Result<Applied, StateError> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Request::Apply { events, reply })
             .await
             .map_err(|_| StateError::Stopped)?;
-        answer.await.map_err(|_| StateError::Stopped)?
+        Ok(Applied(answer))
     }
 
     /// Applies an API change; `false` when what it names does not exist.

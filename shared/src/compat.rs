@@ -73,7 +73,7 @@ pub struct WebTime(pub GoTime);
 
 impl Serialize for WebTime {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0.web_string())
+        serializer.serialize_str(self.0.web_text().as_str())
     }
 }
 

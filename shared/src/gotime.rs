@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time with the UTC offset it was recorded with; Go's zero time means "never".
@@ -56,28 +56,144 @@ impl GoTime {
 
     /// The `GET /jobs` text form: `2006-01-02 15:04:05 -0700`, in the stored offset.
     pub fn web_string(&self) -> String {
-        self.0.format("%Y-%m-%d %H:%M:%S %z").to_string()
+        self.web_text().as_str().to_owned()
     }
 
     /// Go's `RFC3339Nano`: fraction without trailing zeros, `Z` for a zero offset.
     pub fn rfc3339_nano(&self) -> String {
-        let mut out = self.0.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let nanos = self.0.nanosecond() % 1_000_000_000;
+        self.rfc3339_text().as_str().to_owned()
+    }
+
+    /// [`Self::web_string`] without an allocation (the `GET /jobs` renderer calls it for
+    /// every time of every job).
+    pub fn web_text(&self) -> TimeText {
+        let mut text = TimeText::default();
+        if !self.write_date_time(&mut text, b' ') {
+            let _ = write!(text, "{}", self.0.format("%Y-%m-%d %H:%M:%S"));
+        }
+        text.push(b' ');
+        let offset = self.0.offset().local_minus_utc();
+        text.push(if offset < 0 { b'-' } else { b'+' });
+        let minutes = offset.unsigned_abs() / 60;
+        text.push_two(minutes / 60);
+        text.push_two(minutes % 60);
+        text
+    }
+
+    /// [`Self::rfc3339_nano`] without an allocation (every stored record and wire event
+    /// carries several).
+    pub fn rfc3339_text(&self) -> TimeText {
+        let mut text = TimeText::default();
+        if !self.write_date_time(&mut text, b'T') {
+            let _ = write!(text, "{}", self.0.format("%Y-%m-%dT%H:%M:%S"));
+        }
+        let mut nanos = self.0.nanosecond() % 1_000_000_000;
         if nanos != 0 {
-            let digits = format!("{nanos:09}");
-            let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            text.push(b'.');
+            text.push_digits(nanos, digits);
         }
-        if self.0.offset().local_minus_utc() == 0 {
-            out.push('Z');
+        let offset = self.0.offset().local_minus_utc();
+        if offset == 0 {
+            text.push(b'Z');
         } else {
-            out.push_str(&self.0.format("%:z").to_string());
+            text.push(if offset < 0 { b'-' } else { b'+' });
+            let minutes = offset.unsigned_abs() / 60;
+            text.push_two(minutes / 60);
+            text.push(b':');
+            text.push_two(minutes % 60);
         }
-        out
+        text
+    }
+
+    /// `YYYY-MM-DD?hh:mm:ss` in the stored offset; `false` (nothing written) for years
+    /// outside 0–9999, which chrono's formatter handles.
+    fn write_date_time(&self, text: &mut TimeText, separator: u8) -> bool {
+        let local = self.0.naive_local();
+        let Ok(year) = u32::try_from(local.year()) else {
+            return false;
+        };
+        if year > 9999 {
+            return false;
+        }
+        text.push_digits(year, 4);
+        text.push(b'-');
+        text.push_two(local.month());
+        text.push(b'-');
+        text.push_two(local.day());
+        text.push(separator);
+        text.push_two(local.hour());
+        text.push(b':');
+        text.push_two(local.minute());
+        text.push(b':');
+        text.push_two(local.second());
+        true
     }
 
     /// Parses RFC 3339 (any fraction, `Z` or an offset).
     pub fn parse_rfc3339(text: &str) -> Result<Self, chrono::ParseError> {
         DateTime::parse_from_rfc3339(text).map(Self)
+    }
+}
+
+/// A formatted time on the stack: the longest form, `-999999-12-31T23:59:59.999999999+23:59`,
+/// fits with room to spare.
+#[derive(Clone, Copy)]
+pub struct TimeText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for TimeText {
+    fn default() -> Self {
+        TimeText {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl TimeText {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are pushed, and `write_str` copies whole `str`s.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn push_two(&mut self, value: u32) {
+        self.push_digits(value, 2);
+    }
+
+    /// `value` zero-padded to `width` digits (its low `width` digits).
+    fn push_digits(&mut self, mut value: u32, width: usize) {
+        let start = self.len;
+        for _ in 0..width {
+            self.push(b'0');
+        }
+        for idx in (start..self.len).rev() {
+            self.bytes[idx] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+}
+
+impl std::fmt::Write for TimeText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -108,7 +224,7 @@ impl From<DateTime<FixedOffset>> for GoTime {
 
 impl Serialize for GoTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.rfc3339_nano())
+        serializer.serialize_str(self.rfc3339_text().as_str())
     }
 }
 
@@ -164,6 +280,16 @@ mod tests {
                 "2020-03-10 17:45:07 +0800",
                 1583833507,
             ),
+            (
+                "2021-06-30T23:59:59.000000001-03:30",
+                "2021-06-30 23:59:59 -0330",
+                1625110199,
+            ),
+            (
+                "1999-12-31T18:15:00.12+05:45",
+                "1999-12-31 18:15:00 +0545",
+                946643400,
+            ),
         ];
         for (rfc, web, ts) in cases {
             let time = GoTime::parse_rfc3339(rfc).unwrap();
@@ -173,6 +299,34 @@ mod tests {
             let json = serde_json::to_string(&time).unwrap();
             assert_eq!(json, format!("\"{rfc}\""));
             assert_eq!(serde_json::from_str::<GoTime>(&json).unwrap(), time);
+        }
+    }
+
+    #[test]
+    fn fast_formatting_matches_chronos() {
+        let offsets = [0, 3600 * 8, -3600 * 3 - 1800, 3600 * 5 + 2700, -3600 * 12];
+        for step in 0..2000_i64 {
+            let seconds = -62_135_596_800 + step * 130_000_007_919;
+            let nanos = (step as u32).wrapping_mul(2_654_435_761) % 1_000_000_000;
+            let offset = FixedOffset::east_opt(offsets[step as usize % offsets.len()]).unwrap();
+            let Some(utc) = DateTime::from_timestamp(seconds, nanos) else {
+                continue;
+            };
+            let time = GoTime::new(utc.with_timezone(&offset));
+            let mut rfc = time.0.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+            if rfc.contains('.') {
+                rfc = rfc.trim_end_matches('0').trim_end_matches('.').to_owned();
+            }
+            rfc.push_str(&if offset.local_minus_utc() == 0 {
+                "Z".to_owned()
+            } else {
+                time.0.format("%:z").to_string()
+            });
+            assert_eq!(time.rfc3339_nano(), rfc);
+            assert_eq!(
+                time.web_string(),
+                time.0.format("%Y-%m-%d %H:%M:%S %z").to_string()
+            );
         }
     }
 
