@@ -20,6 +20,8 @@ pub struct Row {
 
 fn print_table(rows: &[Row]) {
     println!();
+    println!("build measured: {BUILD}");
+    println!();
     println!("| what | figure | baseline (same run) | ratio | target |");
     println!("|---|---|---|---|---|");
     for row in rows {
@@ -29,6 +31,13 @@ fn print_table(rows: &[Row]) {
         );
     }
 }
+
+/// Which build of the daemons these figures are for (the bench is built alongside them).
+const BUILD: &str = if cfg!(target_env = "musl") {
+    "static (musl), scripts/build-static.sh"
+} else {
+    "default (glibc, dynamically linked), cargo build --release"
+};
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -3,7 +3,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 /// How much of the end of an rsync log is searched for its `--stats` block.
 const RSYNC_TAIL: u64 = 256 * 1024;

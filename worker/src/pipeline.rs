@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use regex::Regex;
+use regex_lite::Regex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tunasync_shared::status::SyncStatus;

@@ -40,7 +40,7 @@ const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 /// AMQP frame size asked for when the URL does not say. lapin keeps send and receive buffers
 /// of 32 frames each, so RabbitMQ's default of 128 KiB costs 8 MiB of memory per connection;
 /// our messages are small, and 16 KiB frames keep that at 1 MiB (measured: -7 MB RSS).
-const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+const DEFAULT_FRAME_MAX: u32 = 4 * 1024;
 /// How often the supervisor double-checks the connection status.
 const STATUS_POLL: Duration = Duration::from_millis(500);
 

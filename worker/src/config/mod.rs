@@ -672,7 +672,7 @@ fn resolve_mirror(
         ("fail_on_match", &mirror.fail_on_match),
     ] {
         if let Some(pattern) = pattern
-            && let Err(err) = regex::Regex::new(pattern)
+            && let Err(err) = regex_lite::Regex::new(pattern)
         {
             let reason = err.to_string();
             let reason = reason
