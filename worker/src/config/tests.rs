@@ -470,6 +470,11 @@ provider = "command"
 command = "true"
 size_pattern = "([0-9"
 [[mirrors]]
+name = "unicode-class"
+provider = "command"
+command = "true"
+fail_on_match = '\p{Han}'
+[[mirrors]]
 name = "bad-profile"
 provider = "two-stage-rsync"
 stage1_profile = "nosuchprofile"
@@ -505,6 +510,7 @@ upstream = "rsync://up/x/"
         "`mirrors.no-slash.upstream`: \"rsync://up/x\" must end with '/'",
         "`mirrors.bad-provider.provider`: unknown provider \"ftp\"",
         "`mirrors.bad-regex.size_pattern`: invalid regular expression",
+        "`mirrors.unicode-class.fail_on_match`: invalid regular expression",
         "`mirrors.bad-profile.stage1_profile`: invalid stage 1 profile \"nosuchprofile\"",
         "`mirrors.no-command.command`",
         "`mirrors.bad-memory.memory_limit`",
