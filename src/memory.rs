@@ -1,9 +1,8 @@
 //! Memory hygiene for the long-running daemons.
 
-use std::time::Duration;
-
 /// How often freed heap memory is handed back to the kernel.
-const TRIM_EVERY: Duration = Duration::from_secs(10);
+#[cfg(target_env = "gnu")]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Limits glibc's malloc arenas and periodically returns freed heap pages to the kernel.
 ///
