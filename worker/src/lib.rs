@@ -14,6 +14,7 @@
 pub mod analysis;
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod hooks;
 pub mod job;
 pub mod outbox;
@@ -34,6 +35,12 @@ pub enum StartError {
     Broker(#[from] BrokerError),
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error("cannot serve health checks on {addr}")]
+    Health {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("worker")]
     Worker(#[from] worker::WorkerError),
 }
@@ -45,6 +52,14 @@ pub async fn start(
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let health = match config.health_addr {
+        Some(addr) => Some(
+            health::bind(addr)
+                .await
+                .map_err(|source| StartError::Health { addr, source })?,
+        ),
+        None => None,
+    };
     let broker_stop = CancellationToken::new();
     let broker = AmqpBroker::start(
         config.broker.clone(),
@@ -57,6 +72,9 @@ pub async fn start(
         }
         None => None,
     };
+    if let Some(listener) = health {
+        tokio::spawn(health::serve(listener, broker.clone(), broker_stop.clone()));
+    }
     let settings = hooks::HookSettings::from_config(&config, cgroup);
     let worker = worker::Worker::new(config, broker, settings, worker::Options::default());
     let result = worker.run(reload, shutdown).await;

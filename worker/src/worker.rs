@@ -402,8 +402,11 @@ impl<T: Transport> Worker<T> {
             warn!("{warning}");
         }
         let new = loaded.config;
-        if new.name != self.config.name || new.broker != self.config.broker {
-            warn!("global.name and [broker] changes take effect after a restart");
+        if new.name != self.config.name
+            || new.broker != self.config.broker
+            || new.health_addr != self.config.health_addr
+        {
+            warn!("global.name, [broker] and [health] changes take effect after a restart");
         }
         if new.cgroup != self.config.cgroup
             || new.zfs != self.config.zfs

@@ -366,3 +366,91 @@ command = "/bin/sleep 60"
         (SyncStatus::Failed, "killed by manager")
     );
 }
+
+/// `GET path` over a fresh connection; the status code and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_endpoint_answers_when_configured_and_a_taken_port_is_an_error() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("health");
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let config_path = dir.path().join("worker.conf");
+    let health = format!("[health]\naddr = \"{addr}\"\n");
+    write_config(&config_path, &env, &namespace, dir.path(), &health);
+    let config = WorkerConfig::load(&config_path).unwrap().config;
+    assert_eq!(config.health_addr, Some(addr));
+    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(tunasync_worker::start(config, reload_rx, shutdown.clone()));
+
+    let mut ready = None;
+    for _ in 0..300 {
+        if let Ok(answer @ (200, _)) = http_get(addr, "/readyz").await {
+            ready = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = ready.expect("/readyz to answer 200 within 30 s");
+    assert_eq!(body, r#"{"message":"ready"}"#);
+    assert_eq!(
+        http_get(addr, "/healthz").await.unwrap(),
+        (200, r#"{"message":"alive"}"#.to_owned())
+    );
+    assert_eq!(http_get(addr, "/nope").await.unwrap().0, 404);
+
+    // A second worker configured for the same address does not start, and says why.
+    let taken_path = dir.path().join("taken.conf");
+    let taken = format!("[health]\naddr = \"{addr}\"\n");
+    write_config(
+        &taken_path,
+        &env,
+        &unique_namespace("health"),
+        dir.path(),
+        &taken,
+    );
+    let config = WorkerConfig::load(&taken_path).unwrap().config;
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    let err = within(
+        WAIT,
+        "the second worker to refuse",
+        tunasync_worker::start(config, rx, CancellationToken::new()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot serve health checks on {addr}")
+    );
+
+    shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        http_get(addr, "/healthz").await.is_err(),
+        "the endpoint closes with the worker"
+    );
+}

@@ -9,6 +9,7 @@ pub mod raw;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -91,6 +92,8 @@ pub struct WorkerConfig {
     pub concurrent: usize,
     pub heartbeat_interval: Duration,
     pub broker: BrokerConfig,
+    /// `[health] addr`: where `/healthz` and `/readyz` are served; none by default.
+    pub health_addr: Option<SocketAddr>,
     pub cgroup: Option<CgroupSettings>,
     pub zfs: Option<ZfsSettings>,
     pub btrfs: bool,
@@ -340,6 +343,21 @@ impl WorkerConfig {
                 }
             },
         };
+        let health_addr = raw
+            .health
+            .addr
+            .as_ref()
+            .and_then(|text| match text.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    collector.problem(
+                        file,
+                        "health.addr",
+                        format!("{text:?} is not an address with a port (e.g. \"127.0.0.1:6001\")"),
+                    );
+                    None
+                }
+            });
         if raw.manager.is_some() {
             collector.warn(
                 file,
@@ -457,6 +475,7 @@ impl WorkerConfig {
             concurrent,
             heartbeat_interval,
             broker: broker?,
+            health_addr,
             cgroup: raw.cgroup.enable.then(|| CgroupSettings {
                 group: (!raw.cgroup.group.is_empty()).then(|| PathBuf::from(&raw.cgroup.group)),
             }),

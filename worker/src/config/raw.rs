@@ -22,6 +22,8 @@ pub struct RawFile {
     pub btrfs_snapshot: RawBtrfs,
     pub docker: RawDocker,
     pub include: RawInclude,
+    /// New: a local address serving `/healthz` and `/readyz` (no port unless set).
+    pub health: RawHealth,
     pub mirrors: Vec<RawMirror>,
 }
 
@@ -49,6 +51,12 @@ pub struct RawGlobal {
     /// tunasync's unused legacy keys.
     pub status_file: Option<toml::Value>,
     pub token: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawHealth {
+    pub addr: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

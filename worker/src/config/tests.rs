@@ -500,6 +500,8 @@ upstream = "rsync://up/y/"
 [[mirrors]]
 name = "bad/name"
 upstream = "rsync://up/x/"
+[health]
+addr = "localhost"
 "#;
     let err = load(text).unwrap_err();
     let message = err.to_string();
@@ -517,6 +519,7 @@ upstream = "rsync://up/x/"
         "`mirrors.bad-cron.cron`",
         "`mirrors.override-only.rsync_override_only`: needs rsync_override",
         "`mirrors.bad/name.name`",
+        "`health.addr`: \"localhost\" is not an address with a port",
         "unknown template field \".Nope\"",
     ];
     for expected in expected {

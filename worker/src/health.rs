@@ -1,0 +1,62 @@
+//! The optional local health endpoint (`[health] addr`): `GET /healthz` answers while the
+//! process runs, `GET /readyz` while it is connected to the broker; for systemd, compose and
+//! Kubernetes probes. Workers open no port unless it is configured.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tunasync_shared::broker::Transport;
+
+/// Binds `addr` now, so a taken or bad address stops the start-up with a clear error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves the two routes on `listener` until `shutdown`.
+pub async fn serve<T: Transport>(listener: TcpListener, transport: T, shutdown: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "health endpoint listening");
+    }
+    let result = axum::serve(listener, router(transport))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(err) = result {
+        warn!(error = %err, "health endpoint stopped");
+    }
+}
+
+fn router<T: Transport>(transport: T) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<T>))
+        .with_state(transport)
+}
+
+fn message(status: StatusCode, key: &str, text: &str) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), text.into());
+    (status, axum::Json(body)).into_response()
+}
+
+async fn healthz() -> Response {
+    message(StatusCode::OK, "message", "alive")
+}
+
+async fn readyz<T: Transport>(State(transport): State<T>) -> Response {
+    if transport.is_connected() {
+        message(StatusCode::OK, "message", "ready")
+    } else {
+        message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error",
+            "not connected to the broker",
+        )
+    }
+}
