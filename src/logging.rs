@@ -1,6 +1,5 @@
 //! Log setup for the daemons, with tunasync's flags.
 
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -31,26 +30,26 @@ pub fn init(flags: LogFlags) {
         .filter(|text| !text.is_empty());
     let filter = match from_env.as_deref().map(str::parse::<Targets>) {
         Some(Ok(targets)) => targets,
-        Some(Err(err)) => {
-            eprintln!(
-                "RUST_LOG ignored: {err} (expected `level` or `target=level`, comma-separated)"
-            );
+        other => {
+            if let Some(Err(err)) = other {
+                eprintln!(
+                    "RUST_LOG ignored: {err} (expected `level` or `target=level`, comma-separated)"
+                );
+            }
             default_targets(level).parse().unwrap_or_default()
         }
-        None => default_targets(level).parse().unwrap_or_default(),
     };
     let layer = tracing_subscriber::fmt::layer()
         .with_file(flags.debug)
         .with_line_number(flags.debug)
         .with_target(flags.debug);
+    let registry = tracing_subscriber::registry().with(filter);
     let result = if flags.with_systemd {
-        tracing_subscriber::registry()
-            .with(layer.without_time().with_ansi(false).with_filter(filter))
+        registry
+            .with(layer.without_time().with_ansi(false))
             .try_init()
     } else {
-        tracing_subscriber::registry()
-            .with(layer.with_filter(filter))
-            .try_init()
+        registry.with(layer).try_init()
     };
     if let Err(err) = result {
         eprintln!("logging already set up: {err}");

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio_util::sync::CancellationToken;
-use tunasync_shared::broker::{AmqpBroker, Outgoing, QueueRole, Role, Transport, ack_batch};
+use tunasync_shared::broker::{Outgoing, QueueRole, Role, Transport, ack_batch};
 use tunasync_shared::names::WorkerId;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, unique_namespace};
@@ -199,16 +199,7 @@ pub async fn events_persisted(n_events: usize) -> Vec<Row> {
 
     // Bare consumer: the broker's own delivery + ack rate for the same messages.
     let bare_namespace = unique_namespace("bare");
-    let declarer = AmqpBroker::start(
-        env.tls_config(&bare_namespace),
-        Role::Manager,
-        shutdown.clone(),
-    )
-    .expect("broker");
-    declarer
-        .wait_connected(Duration::from_secs(30))
-        .await
-        .expect("the broker");
+    let declarer = setup::connected(&env, &bare_namespace, Role::Manager, &shutdown).await;
     setup::publish_all(&declarer, build(), 64).await;
     let mut subscription = declarer
         .subscribe(QueueRole::Manager, 2000)
@@ -234,12 +225,7 @@ pub async fn events_persisted(n_events: usize) -> Vec<Row> {
 
     // The manager: decode, apply, commit to redb, ack after the commit.
     let namespace = unique_namespace("persist");
-    let declarer = AmqpBroker::start(env.tls_config(&namespace), Role::Manager, shutdown.clone())
-        .expect("broker");
-    declarer
-        .wait_connected(Duration::from_secs(30))
-        .await
-        .expect("the broker");
+    let declarer = setup::connected(&env, &namespace, Role::Manager, &shutdown).await;
     setup::publish_all(&declarer, build(), 64).await;
     // Timed from the moment the manager is ready (connected, consuming), like the bare
     // consumer above; what it applied while starting up is not counted.
@@ -270,16 +256,13 @@ pub async fn command_round_trip(n_commands: usize) -> Vec<Row> {
     let manager = setup::start_manager(&env, None, false).await;
     let shutdown = CancellationToken::new();
     let worker_id = WorkerId::new("bench-worker").expect("a worker id");
-    let worker = AmqpBroker::start(
-        env.tls_config(&manager.namespace),
+    let worker = setup::connected(
+        &env,
+        &manager.namespace,
         Role::Worker(worker_id.clone()),
-        shutdown.clone(),
+        &shutdown,
     )
-    .expect("broker");
-    worker
-        .wait_connected(Duration::from_secs(30))
-        .await
-        .expect("the broker");
+    .await;
     let seq = std::sync::Arc::new(SequenceSource::new());
     let mut commands = worker
         .subscribe(QueueRole::Worker(worker_id.clone()), 16)

@@ -84,7 +84,17 @@ pub async fn publisher(
     namespace: &str,
     shutdown: &CancellationToken,
 ) -> AmqpBroker {
-    let broker = AmqpBroker::start(env.tls_config(namespace), Role::Client, shutdown.clone())
+    connected(env, namespace, Role::Client, shutdown).await
+}
+
+/// A broker client in `role`, once it is connected (the topology is then declared).
+pub async fn connected(
+    env: &BrokerEnv,
+    namespace: &str,
+    role: Role,
+    shutdown: &CancellationToken,
+) -> AmqpBroker {
+    let broker = AmqpBroker::start(env.tls_config(namespace), role, shutdown.clone())
         .expect("broker settings");
     broker
         .wait_connected(Duration::from_secs(30))

@@ -152,17 +152,7 @@ impl<T: Transport> Ingest<T> {
         let applied = if verified.is_empty() {
             None
         } else {
-            match self.state.submit(verified).await {
-                Ok(applied) => Some(applied),
-                Err(err) => {
-                    error!(error = %error_chain(&err), "events not stored; returning them to the queue");
-                    Self::requeue(&accepted).await;
-                    return Pending {
-                        accepted: Vec::new(),
-                        applied: None,
-                    };
-                }
-            }
+            Some(self.state.submit(verified).await)
         };
         Pending { accepted, applied }
     }
@@ -180,7 +170,9 @@ impl<T: Transport> Ingest<T> {
                 }
                 Err(err) => {
                     error!(error = %error_chain(&err), "events not stored; returning them to the queue");
-                    Self::requeue(&pending.accepted).await;
+                    for incoming in &pending.accepted {
+                        let _ = incoming.requeue().await;
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     return;
                 }
@@ -188,12 +180,6 @@ impl<T: Transport> Ingest<T> {
         }
         if let Err(err) = ack_batch(&pending.accepted).await {
             warn!(error = %error_chain(&err), "cannot ack events; the broker will deliver them again");
-        }
-    }
-
-    async fn requeue(accepted: &[Incoming]) {
-        for incoming in accepted {
-            let _ = incoming.requeue().await;
         }
     }
 }

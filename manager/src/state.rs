@@ -107,18 +107,18 @@ impl StateHandle {
         &self,
         events: Vec<Verified>,
     ) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
-        self.submit(events).await?.committed().await
+        self.submit(events).await.committed().await
     }
 
-    /// Queues a batch of events and returns at once with what will answer when it is
-    /// committed. Batches are applied and committed in the order they were submitted.
-    pub async fn submit(&self, events: Vec<Verified>) -> Result<Applied, StateError> {
+    /// Queues a batch of events and returns, once the actor has room for it, with what will
+    /// answer when it is committed. Batches are applied and committed in the order they were
+    /// submitted.
+    pub async fn submit(&self, events: Vec<Verified>) -> Applied {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(Request::Apply { events, reply })
-            .await
-            .map_err(|_| StateError::Stopped)?;
-        Ok(Applied(answer))
+        // If the actor has stopped, the request (and with it `reply`) is dropped here, and
+        // the answer says `Stopped`.
+        let _ = self.sender.send(Request::Apply { events, reply }).await;
+        Applied(answer)
     }
 
     /// Applies an API change; `false` when what it names does not exist.

@@ -72,11 +72,7 @@ impl GoTime {
             let _ = write!(text, "{}", self.0.format("%Y-%m-%d %H:%M:%S"));
         }
         text.push(b' ');
-        let offset = self.0.offset().local_minus_utc();
-        text.push(if offset < 0 { b'-' } else { b'+' });
-        let minutes = offset.unsigned_abs() / 60;
-        text.push_two(minutes / 60);
-        text.push_two(minutes % 60);
+        self.write_offset(&mut text, None);
         text
     }
 
@@ -97,17 +93,24 @@ impl GoTime {
             text.push(b'.');
             text.push_digits(nanos, digits);
         }
-        let offset = self.0.offset().local_minus_utc();
-        if offset == 0 {
+        if self.0.offset().local_minus_utc() == 0 {
             text.push(b'Z');
         } else {
-            text.push(if offset < 0 { b'-' } else { b'+' });
-            let minutes = offset.unsigned_abs() / 60;
-            text.push_two(minutes / 60);
-            text.push(b':');
-            text.push_two(minutes % 60);
+            self.write_offset(&mut text, Some(b':'));
         }
         text
+    }
+
+    /// The UTC offset as `+hhmm`, or `+hh:mm` with a `separator`.
+    fn write_offset(&self, text: &mut TimeText, separator: Option<u8>) {
+        let offset = self.0.offset().local_minus_utc();
+        text.push(if offset < 0 { b'-' } else { b'+' });
+        let minutes = offset.unsigned_abs() / 60;
+        text.push_two(minutes / 60);
+        if let Some(separator) = separator {
+            text.push(separator);
+        }
+        text.push_two(minutes % 60);
     }
 
     /// `YYYY-MM-DD?hh:mm:ss` in the stored offset; `false` (nothing written) for years

@@ -2,8 +2,6 @@
 //! process runs, `GET /readyz` while it is connected to the broker; for systemd, compose and
 //! Kubernetes probes. Workers open no port unless it is configured.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,12 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tunasync_shared::broker::Transport;
 
-/// Binds `addr` now, so a taken or bad address stops the start-up with a clear error.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serves the two routes on `listener` until `shutdown`.
+/// Serves the two routes on `listener` (bound by the caller before anything else starts, so
+/// a taken address stops the start-up with a clear error) until `shutdown`.
 pub async fn serve<T: Transport>(listener: TcpListener, transport: T, shutdown: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "health endpoint listening");

@@ -54,7 +54,7 @@ pub async fn start(
 ) -> Result<(), StartError> {
     let health = match config.health_addr {
         Some(addr) => Some(
-            health::bind(addr)
+            tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Health { addr, source })?,
         ),
