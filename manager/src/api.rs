@@ -125,6 +125,20 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 parts.any(|param| matches!(param.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             name.eq_ignore_ascii_case("gzip") && !refused
         });
+    let body = match api.view.cached_jobs(gzip) {
+        Some(body) => body,
+        None => {
+            // The first read after a change renders (and compresses) every job: not on the
+            // async runtime.
+            let view = api.view.clone();
+            match tokio::task::spawn_blocking(move || view.jobs(gzip)).await {
+                Ok(body) => body,
+                Err(err) => {
+                    return ApiError::internal("cannot render the job list", &err).into_response();
+                }
+            }
+        }
+    };
     if gzip {
         (
             [
@@ -132,7 +146,7 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 (header::CONTENT_ENCODING, "gzip"),
                 (header::VARY, "Accept-Encoding"),
             ],
-            api.view.jobs_gzip(),
+            body,
         )
             .into_response()
     } else {
@@ -141,7 +155,7 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 (header::CONTENT_TYPE, JSON),
                 (header::VARY, "Accept-Encoding"),
             ],
-            api.view.jobs_json(),
+            body,
         )
             .into_response()
     }

@@ -3,10 +3,11 @@
 //! **Invariant:** only the state actor writes the view, and only after the store committed;
 //! API handlers only read. The `GET /jobs` body (and its gzip) is rendered at most once per
 //! change, on the first read after it, so a busy status page costs one memcpy per request.
+//! A body rendered while a change landed is served to its reader but not cached.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::body::Bytes;
 use flate2::Compression;
@@ -19,6 +20,9 @@ use crate::model::Model;
 #[derive(Default)]
 pub struct View {
     inner: RwLock<ViewState>,
+    /// Held while a `GET /jobs` body is rendered, so concurrent readers that missed the
+    /// cache wait for one render instead of each doing their own.
+    rendering: Mutex<()>,
     /// Events applied and committed since start (for benchmarks and metrics).
     events_applied: std::sync::atomic::AtomicU64,
 }
@@ -27,6 +31,8 @@ pub struct View {
 struct ViewState {
     model: Model,
     offline: BTreeSet<WorkerId>,
+    /// Counts changes, so a render can tell whether what it rendered is still current.
+    generation: u64,
     jobs_json: Option<Bytes>,
     jobs_gzip: Option<Bytes>,
 }
@@ -38,6 +44,7 @@ impl View {
                 model,
                 ..ViewState::default()
             }),
+            rendering: Mutex::new(()),
             events_applied: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -70,37 +77,46 @@ impl View {
         let mut state = self.write();
         let ViewState { model, offline, .. } = &mut *state;
         change(model, offline);
+        state.generation += 1;
         state.jobs_json = None;
         state.jobs_gzip = None;
     }
 
-    /// The `GET /jobs` body: tunasync.json, sorted by name then worker.
-    pub fn jobs_json(&self) -> Bytes {
-        if let Some(body) = &self.read().jobs_json {
-            return body.clone();
-        }
-        let mut state = self.write();
-        if let Some(body) = &state.jobs_json {
-            return body.clone();
-        }
-        let body = Bytes::from(render_jobs(&state.model, &state.offline));
-        state.jobs_json = Some(body.clone());
-        body
+    /// The `GET /jobs` body if it is rendered already (gzip-compressed when `gzip`).
+    pub fn cached_jobs(&self, gzip: bool) -> Option<Bytes> {
+        self.read().cached(gzip)
     }
 
-    /// The same body, gzip-compressed.
-    pub fn jobs_gzip(&self) -> Bytes {
-        if let Some(body) = &self.read().jobs_gzip {
-            return body.clone();
+    /// The `GET /jobs` body: tunasync.json, sorted by name then worker (gzip-compressed when
+    /// `gzip`). Renders it on a cache miss: call it off the async runtime.
+    pub fn jobs(&self, gzip: bool) -> Bytes {
+        if let Some(body) = self.cached_jobs(gzip) {
+            return body;
         }
-        let json = self.jobs_json();
-        let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::new(6));
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(&json);
-        let gzip = Bytes::from(encoder.finish().unwrap_or_default());
+        let _rendering = self
+            .rendering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (json, generation) = {
+            let state = self.read();
+            if let Some(body) = state.cached(gzip) {
+                return body;
+            }
+            let json = match &state.jobs_json {
+                Some(json) => json.clone(),
+                None => Bytes::from(render_jobs(&state.model, &state.offline)),
+            };
+            (json, state.generation)
+        };
+        let compressed = gzip.then(|| compress(&json));
         let mut state = self.write();
-        state.jobs_gzip = Some(gzip.clone());
-        gzip
+        if state.generation == generation {
+            state.jobs_json = Some(json.clone());
+            if compressed.is_some() {
+                state.jobs_gzip.clone_from(&compressed);
+            }
+        }
+        compressed.unwrap_or(json)
     }
 
     /// `GET /workers`.
@@ -158,6 +174,23 @@ impl View {
     }
 }
 
+impl ViewState {
+    fn cached(&self, gzip: bool) -> Option<Bytes> {
+        if gzip {
+            self.jobs_gzip.clone()
+        } else {
+            self.jobs_json.clone()
+        }
+    }
+}
+
+fn compress(json: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::new(6));
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(json);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
 fn render_jobs(model: &Model, offline: &BTreeSet<WorkerId>) -> Vec<u8> {
     let entries: Vec<WebMirrorStatus> = model
         .jobs
@@ -192,7 +225,7 @@ mod tests {
             }
         }
         let view = View::new(model);
-        let body = view.jobs_json();
+        let body = view.jobs(false);
         let entries: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         let names: Vec<&str> = entries
             .iter()
@@ -200,11 +233,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["alpha", "alpha", "zeta", "zeta"]);
         assert!(
-            std::ptr::eq(view.jobs_json().as_ptr(), body.as_ptr()),
+            std::ptr::eq(view.jobs(false).as_ptr(), body.as_ptr()),
             "served from the cache"
         );
 
-        let gzip = view.jobs_gzip();
+        let gzip = view.jobs(true);
         let mut decoded = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut decoded)
             .unwrap();
@@ -219,7 +252,7 @@ mod tests {
             }
             offline.insert(w1);
         });
-        let entries: Vec<serde_json::Value> = serde_json::from_slice(&view.jobs_json()).unwrap();
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&view.jobs(false)).unwrap();
         let failed = entries
             .iter()
             .filter(|entry| entry["status"] == "failed")
