@@ -22,7 +22,8 @@ use tunasync_shared::wire::event::CmdOutcome;
 use crate::api_error::{ApiError, JSON, json};
 use crate::auth::{self, Auth};
 use crate::dispatch::{DispatchError, Dispatcher};
-use crate::state::{Mutation, StateHandle};
+use crate::records::Hold;
+use crate::state::{Mutation, StateError, StateHandle};
 use crate::view::View;
 
 /// The largest request body accepted.
@@ -93,6 +94,10 @@ async fn healthz() -> Response {
 async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
     if !api.state.is_running() {
         return ApiError::Unavailable("the store is not available".to_owned()).into_response();
+    }
+    if let Some(problem) = api.view.store_problem() {
+        return ApiError::Unavailable(format!("the store cannot commit: {problem}"))
+            .into_response();
     }
     if !api.transport.is_connected() {
         return ApiError::Unavailable("not connected to the broker".to_owned()).into_response();
@@ -173,6 +178,14 @@ fn known_worker<T>(api: &Api<T>, id: &str) -> Result<WorkerId, ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("invalid workerID {id}")))
 }
 
+/// A state change that did not happen: 503 while the store cannot commit, else 500.
+fn state_error(context: impl Into<String>, err: &StateError) -> ApiError {
+    match err {
+        StateError::Unavailable(_) => ApiError::Unavailable(format!("{}: {err}", context.into())),
+        _ => ApiError::internal(context, err),
+    }
+}
+
 fn mirror_name(name: &str) -> Result<MirrorName, ApiError> {
     MirrorName::new(name).map_err(|err| ApiError::BadRequest(err.to_string()))
 }
@@ -198,7 +211,7 @@ async fn delete_worker<T: Transport>(
         .state
         .mutate(Mutation::RemoveWorker(worker))
         .await
-        .map_err(|err| ApiError::internal("failed to delete worker", &err))?;
+        .map_err(|err| state_error("failed to delete worker", &err))?;
     if !found {
         return Err(ApiError::BadRequest(format!("invalid workerID {id}")));
     }
@@ -209,7 +222,7 @@ async fn flush_disabled<T: Transport>(State(api): Shared<T>) -> Result<Response,
     api.state
         .mutate(Mutation::FlushDisabled)
         .await
-        .map_err(|err| ApiError::internal("failed to flush disabled jobs", &err))?;
+        .map_err(|err| state_error("failed to flush disabled jobs", &err))?;
     Ok(message("flushed"))
 }
 
@@ -251,7 +264,7 @@ async fn set_size<T: Transport>(
             size: body.size.clone(),
         })
         .await
-        .map_err(|err| ApiError::internal(format!("failed to update size of {mirror}"), &err))?;
+        .map_err(|err| state_error(format!("failed to update size of {mirror}"), &err))?;
     if !found {
         return Err(ApiError::NotFound(format!(
             "no mirror '{mirror}' exists in worker '{worker}'"
@@ -320,20 +333,28 @@ async fn command<T: Transport>(
             Command::Reload(Reload {})
         }
     };
-    // As tunasync's manager: stop and disable are recorded before the worker is told.
-    let recorded = match cmd.cmd {
-        CmdVerb::Stop => Some(SyncStatus::Paused),
-        CmdVerb::Disable => Some(SyncStatus::Disabled),
-        _ => None,
-    };
-    if let (Some(status), Some(mirror)) = (recorded, &mirror) {
-        api.state
-            .mutate(Mutation::SetStatus {
-                key: (mirror.clone(), worker.clone()),
-                status,
-            })
-            .await
-            .map_err(|err| ApiError::internal("failed to record the job status", &err))?;
+    // As tunasync's manager: stop and disable are recorded before the worker is told; the
+    // hold lasts until a start or restart.
+    if let Some(mirror) = &mirror {
+        let key = (mirror.clone(), worker.clone());
+        let recorded = match cmd.cmd {
+            CmdVerb::Stop => Some(Mutation::Hold {
+                key,
+                hold: Hold::Paused,
+            }),
+            CmdVerb::Disable => Some(Mutation::Hold {
+                key,
+                hold: Hold::Disabled,
+            }),
+            CmdVerb::Start | CmdVerb::Restart => Some(Mutation::Release { key }),
+            CmdVerb::Ping | CmdVerb::Reload => None,
+        };
+        if let Some(mutation) = recorded {
+            api.state
+                .mutate(mutation)
+                .await
+                .map_err(|err| state_error("failed to record the job status", &err))?;
+        }
     }
     match api.dispatcher.send(&worker, command).await {
         Ok(CmdOutcome::Accepted) => Ok(message(format!(

@@ -1,7 +1,6 @@
 //! Event ingestion: consume `<ns>.manager`, apply events in batches, ack after the commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -169,11 +168,12 @@ impl<T: Transport> Ingest<T> {
                     }
                 }
                 Err(err) => {
-                    error!(error = %error_chain(&err), "events not stored; returning them to the queue");
+                    // Only when the manager stops: a failed commit is retried by the state
+                    // actor until it succeeds, the events waiting unacknowledged meanwhile.
+                    warn!(error = %error_chain(&err), "events not stored; returning them to the queue");
                     for incoming in &pending.accepted {
                         let _ = incoming.requeue().await;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                     return;
                 }
             }

@@ -21,6 +21,10 @@ pub struct WorkerRecord {
     pub heartbeat_interval_secs: u32,
     /// The highest event sequence number applied for this worker.
     pub last_seq: u64,
+    /// `last_seq` when jobs of this worker were last flushed: a report numbered at or below
+    /// it about a job that does not exist is a late copy about a flushed job.
+    #[serde(default)]
+    pub flushed_at: u64,
 }
 
 impl WorkerRecord {
@@ -33,6 +37,7 @@ impl WorkerRecord {
             session: None,
             heartbeat_interval_secs: 0,
             last_seq: 0,
+            flushed_at: 0,
         }
     }
 
@@ -59,13 +64,60 @@ pub struct JobRecord {
     pub last_ended: GoTime,
     pub next_schedule: GoTime,
     pub upstream: String,
-    /// tunasync's size text: empty when never known, else e.g. `1.33T`.
+    /// tunasync's size text: `unknown` until known, then e.g. `1.33T`.
     pub size: String,
     pub error_msg: String,
     /// The run the status belongs to.
     pub run_id: Option<Uuid>,
     /// The sequence number of the last status event applied, so older ones are ignored.
     pub last_seq: u64,
+    /// The operator's `stop` (paused) or `disable`, kept until a `start` or `restart`: what
+    /// the job shows, and what the worker is told at every `welcome`, whatever it reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+    /// The history entry of the job's latest run, so a run's later events (also after a
+    /// restart of the manager) update the entry its first event opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_run: Option<CurrentRun>,
+}
+
+/// The size shown while none is known, as tunasync shows it.
+pub const UNKNOWN_SIZE: &str = "unknown";
+
+/// An operator's decision that a job must not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hold {
+    /// `stop`: paused until started.
+    Paused,
+    /// `disable`.
+    Disabled,
+}
+
+impl Hold {
+    pub fn status(self) -> SyncStatus {
+        match self {
+            Hold::Paused => SyncStatus::Paused,
+            Hold::Disabled => SyncStatus::Disabled,
+        }
+    }
+
+    /// The hold a status set by the operator stands for.
+    pub fn of(status: SyncStatus) -> Option<Hold> {
+        match status {
+            SyncStatus::Paused => Some(Hold::Paused),
+            SyncStatus::Disabled => Some(Hold::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A job's latest run and its key in the history table (the sequence number of the event
+/// that opened it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentRun {
+    pub key: u64,
+    pub record: RunRecord,
 }
 
 impl Default for JobRecord {
@@ -78,10 +130,12 @@ impl Default for JobRecord {
             last_ended: GoTime::ZERO,
             next_schedule: GoTime::ZERO,
             upstream: String::new(),
-            size: String::new(),
+            size: UNKNOWN_SIZE.to_owned(),
             error_msg: String::new(),
             run_id: None,
             last_seq: 0,
+            hold: None,
+            current_run: None,
         }
     }
 }
@@ -113,7 +167,11 @@ impl JobRecord {
             last_ended: self.last_ended,
             next_schedule: self.next_schedule,
             upstream: self.upstream.clone(),
-            size: self.size.clone(),
+            size: if self.size.is_empty() {
+                UNKNOWN_SIZE.to_owned()
+            } else {
+                self.size.clone()
+            },
             error_msg,
         }
     }

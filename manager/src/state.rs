@@ -2,49 +2,75 @@
 //!
 //! It runs on its own thread, because redb is a blocking API: it takes batches of events and
 //! API mutations from a bounded channel, applies each to the model, commits the changes in
-//! one redb transaction, and only then shows them in the [`View`] and answers. A failed
-//! commit rolls the model back to what the store holds, so memory never runs ahead of disk.
+//! one redb transaction, and only then shows them in the [`View`] and answers.
+//!
+//! A commit that fails (a full disk, an I/O error) does not lose the batch and does not
+//! stop the store for good: the actor says so once in the log and in the view (so
+//! `/readyz` answers 503), reopens the file at its last committed state, and applies the
+//! batch again, backing off, until a commit succeeds. Meanwhile the batch's events stay
+//! unacknowledged in the broker (ingestion waits for the answer), and API changes are
+//! refused at once with [`StateError::Unavailable`] instead of waiting.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info};
+use tracing::{debug, error, info};
+use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::command::Welcome;
 
-use crate::model::{Changes, JobKey, Model, OpenRun, Verified};
-use crate::records::RunRecord;
+use crate::model::{Changes, JobKey, Model, Verified};
+use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
 use crate::view::View;
 
 /// How many requests may wait for the actor; senders wait when it is full.
 const QUEUE: usize = 64;
+/// Waits between attempts to commit again after a failure: doubling up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// How often a waiting actor looks for requests to answer.
+const POLL: Duration = Duration::from_millis(50);
 
 /// A change asked for through the API.
 #[derive(Debug, Clone)]
 pub enum Mutation {
     RemoveWorker(WorkerId),
     FlushDisabled,
-    SetSize { key: JobKey, size: String },
-    SetStatus { key: JobKey, status: SyncStatus },
+    SetSize {
+        key: JobKey,
+        size: String,
+    },
+    /// `stop` / `disable`: the operator holds the job back.
+    Hold {
+        key: JobKey,
+        hold: Hold,
+    },
+    /// `start` / `restart`: the hold ends.
+    Release {
+        key: JobKey,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("the store could not commit")]
     Store(#[from] StoreError),
+    #[error("the store cannot commit at the moment: {0}")]
+    Unavailable(String),
     #[error("the state actor has stopped")]
     Stopped,
 }
 
+type WelcomesReply = oneshot::Sender<Result<Vec<(WorkerId, Welcome)>, StateError>>;
+
 enum Request {
     Apply {
         events: Vec<Verified>,
-        reply: oneshot::Sender<Result<Vec<(WorkerId, Welcome)>, StateError>>,
+        reply: WelcomesReply,
     },
     Mutate {
         mutation: Mutation,
@@ -57,6 +83,7 @@ enum Request {
 pub struct Applied(oneshot::Receiver<Result<Vec<(WorkerId, Welcome)>, StateError>>);
 
 impl Applied {
+    /// Waits until the batch is committed (however long the store needs to recover).
     pub async fn committed(self) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
         self.0.await.map_err(|_| StateError::Stopped)?
     }
@@ -85,15 +112,17 @@ impl StateHandle {
         let actor = Actor {
             store: store.clone(),
             model,
-            open_runs: HashMap::new(),
             view: view.clone(),
             offline: BTreeSet::new(),
             offline_after,
+            receiver,
+            held: VecDeque::new(),
+            failure: None,
         };
         let spawned = std::thread::Builder::new()
             .name("tunasync-state".into())
             .spawn(move || {
-                actor.run(receiver);
+                actor.run();
                 let _ = closed_tx.send(());
             });
         if let Err(err) = spawned {
@@ -158,74 +187,157 @@ impl StateHandle {
 struct Actor {
     store: Arc<Store>,
     model: Model,
-    open_runs: HashMap<JobKey, OpenRun>,
     view: Arc<View>,
     offline: BTreeSet<WorkerId>,
     offline_after: Duration,
+    receiver: mpsc::Receiver<Request>,
+    /// Requests that arrived while a failed commit was retried, in arrival order.
+    held: VecDeque<Request>,
+    /// Since the last commit failed, until one succeeds.
+    failure: Option<Failure>,
 }
+
+/// Why the actor stopped waiting for the store.
+struct Stopping;
 
 impl Actor {
     /// Serves requests until every handle is gone; the store closes when this returns.
-    fn run(mut self, mut receiver: mpsc::Receiver<Request>) {
+    fn run(mut self) {
         self.refresh_liveness();
-        while let Some(request) = receiver.blocking_recv() {
-            match request {
-                Request::Apply { events, reply } => {
-                    let now = GoTime::now_local();
-                    let mut changes = Changes::default();
-                    for event in &events {
-                        self.model
-                            .apply(event, now, &mut self.open_runs, &mut changes);
-                    }
-                    let result = self.commit(&changes).map(|()| changes.welcomes);
-                    if result.is_ok() {
-                        self.view.count_applied(events.len());
-                    }
-                    let _ = reply.send(result);
+        loop {
+            let request = match self.held.pop_front() {
+                Some(request) => request,
+                None => match self.receiver.blocking_recv() {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
+            let outcome = match request {
+                Request::Apply { events, reply } => self.apply(events, reply),
+                Request::Mutate { mutation, reply } => self.mutate(&mutation, reply),
+                Request::Liveness => {
+                    self.refresh_liveness();
+                    Ok(())
                 }
-                Request::Mutate { mutation, reply } => {
-                    let mut changes = Changes::default();
-                    let found = match &mutation {
-                        Mutation::RemoveWorker(worker) => {
-                            self.model.remove_worker(worker, &mut changes)
-                        }
-                        Mutation::FlushDisabled => {
-                            let n_flushed = self.model.flush_disabled(&mut changes);
-                            info!(n_flushed, "flushed disabled jobs");
-                            true
-                        }
-                        Mutation::SetSize { key, size } => {
-                            self.model.set_size(key, size, &mut changes)
-                        }
-                        Mutation::SetStatus { key, status } => {
-                            self.model.set_status(key, *status, &mut changes)
-                        }
-                    };
-                    let result = self.commit(&changes).map(|()| found);
-                    let _ = reply.send(result);
-                }
-                Request::Liveness => self.refresh_liveness(),
+            };
+            if outcome.is_err() {
+                break;
+            }
+        }
+        for request in self.held.drain(..) {
+            refuse(request, || StateError::Stopped);
+        }
+    }
+
+    /// Applies and commits a batch, trying again (on the reopened store) until it commits.
+    fn apply(&mut self, events: Vec<Verified>, reply: WelcomesReply) -> Result<(), Stopping> {
+        loop {
+            let now = GoTime::now_local();
+            let mut changes = Changes::default();
+            for event in &events {
+                self.model.apply(event, now, &mut changes);
+            }
+            if self.commit(&changes).is_ok() {
+                self.view.count_applied(events.len());
+                let _ = reply.send(Ok(changes.welcomes));
+                return Ok(());
+            }
+            if let Err(stopping) = self.recover() {
+                let _ = reply.send(Err(StateError::Stopped));
+                return Err(stopping);
             }
         }
     }
 
-    /// Writes `changes`, then shows them; on failure, goes back to what the store holds.
-    fn commit(&mut self, changes: &Changes) -> Result<(), StateError> {
+    fn mutate(
+        &mut self,
+        mutation: &Mutation,
+        reply: oneshot::Sender<Result<bool, StateError>>,
+    ) -> Result<(), Stopping> {
+        let mut changes = Changes::default();
+        let found = match mutation {
+            Mutation::RemoveWorker(worker) => self.model.remove_worker(worker, &mut changes),
+            Mutation::FlushDisabled => {
+                let n_flushed = self.model.flush_disabled(&mut changes);
+                info!(n_flushed, "flushed disabled jobs");
+                true
+            }
+            Mutation::SetSize { key, size } => self.model.set_size(key, size, &mut changes),
+            Mutation::Hold { key, hold } => self.model.hold(key, *hold, &mut changes),
+            Mutation::Release { key } => self.model.release(key, &mut changes),
+        };
+        match self.commit(&changes) {
+            Ok(()) => {
+                let _ = reply.send(Ok(found));
+                Ok(())
+            }
+            Err(reason) => {
+                // The change is refused; the store is made usable again before anything else.
+                let _ = reply.send(Err(StateError::Unavailable(reason)));
+                self.recover()
+            }
+        }
+    }
+
+    /// After a failed commit: waits (answering what arrives meanwhile), then reopens the
+    /// store and reloads the model from it; repeats until the store is open again.
+    fn recover(&mut self) -> Result<(), Stopping> {
+        loop {
+            let (delay, reason) = match &mut self.failure {
+                Some(failure) => (failure.next_delay(), failure.reason.clone()),
+                None => (RETRY_FIRST, String::new()),
+            };
+            self.wait(delay, &reason)?;
+            match self.store.reopen() {
+                Ok(model) => {
+                    self.model = model;
+                    return Ok(());
+                }
+                Err(err) => {
+                    debug!(error = %error_chain(&err), "cannot reopen the store yet");
+                }
+            }
+        }
+    }
+
+    /// Sleeps for `delay`, answering API changes at once (the store cannot take them) and
+    /// keeping batches of events for later, in order.
+    fn wait(&mut self, delay: Duration, reason: &str) -> Result<(), Stopping> {
+        let until = Instant::now() + delay;
+        loop {
+            loop {
+                match self.receiver.try_recv() {
+                    Ok(Request::Liveness) => self.refresh_liveness(),
+                    Ok(request @ Request::Mutate { .. }) => {
+                        refuse(request, || StateError::Unavailable(reason.to_owned()));
+                    }
+                    Ok(request @ Request::Apply { .. }) => self.held.push_back(request),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return Err(Stopping),
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(POLL));
+        }
+    }
+
+    /// Writes `changes`, then shows them. A failure is noted (and logged) once, until a
+    /// commit succeeds again; the error says why.
+    fn commit(&mut self, changes: &Changes) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
         }
         if let Err(err) = self.store.commit(&self.model, changes) {
-            error!(error = %tunasync_shared::error_chain(&err), "store commit failed; reloading the committed state");
-            match self.store.load() {
-                Ok(model) => self.model = model,
-                Err(load_error) => {
-                    error!(error = %tunasync_shared::error_chain(&load_error), "cannot reload the store");
-                }
-            }
-            self.open_runs.clear();
-            let model = self.model.clone();
-            self.view.update(|shown, _| *shown = model);
-            return Err(err.into());
+            let failure = self
+                .failure
+                .get_or_insert_with(|| Failure::new(&err, &self.view));
+            return Err(failure.reason.clone());
+        }
+        if let Some(failure) = self.failure.take() {
+            failure.recovered(&self.view);
         }
         for worker in &changes.workers {
             self.offline.remove(worker);
@@ -279,5 +391,59 @@ impl Actor {
             let offline = self.offline.clone();
             self.view.update(|_, shown| *shown = offline);
         }
+    }
+}
+
+/// Answers a request that will not be served.
+fn refuse(request: Request, error: impl Fn() -> StateError) {
+    match request {
+        Request::Apply { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Mutate { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Liveness => {}
+    }
+}
+
+/// A commit failure being recovered from: logged once when it starts and once when it ends.
+struct Failure {
+    reason: String,
+    since: Instant,
+    attempts: u32,
+}
+
+impl Failure {
+    fn new(err: &StoreError, view: &View) -> Failure {
+        let reason = error_chain(err);
+        error!(
+            error = %reason,
+            "store commit failed: the events stay in the broker unacknowledged and API \
+             changes are refused until the store commits again; reopening it and retrying"
+        );
+        view.set_store_problem(Some(reason.clone()));
+        Failure {
+            reason,
+            since: Instant::now(),
+            attempts: 0,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = RETRY_FIRST
+            .saturating_mul(2u32.saturating_pow(self.attempts.min(8)))
+            .min(RETRY_CAP);
+        self.attempts += 1;
+        delay
+    }
+
+    fn recovered(self, view: &View) {
+        info!(
+            attempts = self.attempts,
+            after = ?self.since.elapsed(),
+            "the store commits again"
+        );
+        view.set_store_problem(None);
     }
 }

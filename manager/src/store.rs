@@ -2,18 +2,23 @@
 //!
 //! **Invariant:** only this module touches redb. Writes come from the state actor alone, one
 //! transaction per batch of changes, so the file is never half-written.
+//!
+//! After a failed write redb refuses every later transaction until the file is opened again;
+//! [`Store::reopen`] does that (redb then goes back to the last committed transaction).
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tunasync_shared::names::{MirrorName, NameError, WorkerId};
 
 use crate::model::{Changes, JobKey, Model};
-use crate::records::{self, JobRecord, RecordError, RunRecord, WorkerRecord};
+use crate::records::{self, Hold, JobRecord, RecordError, RunRecord, WorkerRecord};
 
-/// The layout of the tables below.
-const SCHEMA_VERSION: u64 = 1;
+/// The layout of the tables below. Version 2 added the operator's holds to job records; a
+/// version 1 file is upgraded when opened (a paused or disabled job is held).
+const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// worker id → [`WorkerRecord`]
@@ -47,6 +52,8 @@ pub enum StoreError {
         #[source]
         source: NameError,
     },
+    #[error("the store {path} is not open (reopening it failed)")]
+    Closed { path: String },
 }
 
 fn redb_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
@@ -54,8 +61,28 @@ fn redb_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreErro
 }
 
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` only while reopening failed.
+    db: RwLock<Option<Database>>,
     runs_per_job: u32,
+}
+
+/// The open database, for one operation.
+struct Open<'a>(RwLockReadGuard<'a, Option<Database>>, &'a Path);
+
+impl Open<'_> {
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.0.as_ref().ok_or_else(|| StoreError::Closed {
+            path: self.1.display().to_string(),
+        })
+    }
+}
+
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    Database::create(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Store {
@@ -66,41 +93,72 @@ impl Store {
         {
             let _ = std::fs::create_dir_all(parent);
         }
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let store = Store { db, runs_per_job };
+        let db = open_file(path)?;
+        let store = Store {
+            path: path.to_owned(),
+            db: RwLock::new(Some(db)),
+            runs_per_job,
+        };
         store.init_schema()?;
         let model = store.load()?;
         Ok((store, model))
     }
 
+    /// Closes the file and opens it again, at its last committed state; reads it back.
+    pub fn reopen(&self) -> Result<Model, StoreError> {
+        {
+            let mut db = self.write_lock();
+            // The old handle must be gone first: redb locks the file while it is open.
+            *db = None;
+            *db = Some(open_file(&self.path)?);
+        }
+        self.load()
+    }
+
+    fn open_db(&self) -> Open<'_> {
+        Open(
+            self.db
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            &self.path,
+        )
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, Option<Database>> {
+        self.db
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn init_schema(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(redb_error)?;
+        let open = self.open_db();
+        let tx = open.db()?.begin_write().map_err(redb_error)?;
         {
             let mut meta = tx.open_table(META).map_err(redb_error)?;
             let found = meta
                 .get("schema")
                 .map_err(redb_error)?
                 .map(|value| value.value());
+            tx.open_table(WORKERS).map_err(redb_error)?;
+            let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
+            tx.open_table(HISTORY).map_err(redb_error)?;
             match found {
-                None => {
-                    meta.insert("schema", SCHEMA_VERSION).map_err(redb_error)?;
-                }
+                None => {}
+                Some(1) => hold_what_the_operator_stopped(&mut jobs)?,
                 Some(SCHEMA_VERSION) => {}
                 Some(found) => return Err(StoreError::Schema { found }),
             }
-            tx.open_table(WORKERS).map_err(redb_error)?;
-            tx.open_table(JOBS).map_err(redb_error)?;
-            tx.open_table(HISTORY).map_err(redb_error)?;
+            if found != Some(SCHEMA_VERSION) {
+                meta.insert("schema", SCHEMA_VERSION).map_err(redb_error)?;
+            }
         }
         tx.commit().map_err(redb_error)
     }
 
     /// Everything but the run history.
     pub fn load(&self) -> Result<Model, StoreError> {
-        let tx = self.db.begin_read().map_err(redb_error)?;
+        let open = self.open_db();
+        let tx = open.db()?.begin_read().map_err(redb_error)?;
         let mut model = Model::default();
         let workers = tx.open_table(WORKERS).map_err(redb_error)?;
         for entry in workers.iter().map_err(redb_error)? {
@@ -124,7 +182,8 @@ impl Store {
 
     /// Writes `changes` (values taken from `model`) in one transaction.
     pub fn commit(&self, model: &Model, changes: &Changes) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(redb_error)?;
+        let open = self.open_db();
+        let tx = open.db()?.begin_write().map_err(redb_error)?;
         {
             let mut workers = tx.open_table(WORKERS).map_err(redb_error)?;
             let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
@@ -156,7 +215,7 @@ impl Store {
                     .map_err(redb_error)?;
                 }
             }
-            let mut new_runs: HashMap<&JobKey, ()> = HashMap::new();
+            let mut new_runs: HashSet<&JobKey> = HashSet::new();
             for (key, run) in &changes.runs {
                 if !model.jobs.contains_key(key) {
                     continue;
@@ -169,10 +228,10 @@ impl Store {
                     )
                     .map_err(redb_error)?;
                 if previous.is_none() {
-                    new_runs.insert(key, ());
+                    new_runs.insert(key);
                 }
             }
-            for (mirror, worker) in new_runs.into_keys() {
+            for (mirror, worker) in new_runs {
                 let range = (worker.as_str(), mirror.as_str(), 0)
                     ..=(worker.as_str(), mirror.as_str(), u64::MAX);
                 let count = history.range(range.clone()).map_err(redb_error)?.count();
@@ -197,7 +256,8 @@ impl Store {
         worker: &WorkerId,
         mirror: &MirrorName,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(redb_error)?;
+        let open = self.open_db();
+        let tx = open.db()?.begin_read().map_err(redb_error)?;
         let history = tx.open_table(HISTORY).map_err(redb_error)?;
         let range =
             (worker.as_str(), mirror.as_str(), 0)..=(worker.as_str(), mirror.as_str(), u64::MAX);
@@ -212,12 +272,40 @@ impl Store {
 
     /// How many history entries the store holds (for tests and metrics).
     pub fn history_len(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(redb_error)?;
+        let open = self.open_db();
+        let tx = open.db()?.begin_read().map_err(redb_error)?;
         tx.open_table(HISTORY)
             .map_err(redb_error)?
             .len()
             .map_err(redb_error)
     }
+}
+
+/// Schema 1 → 2: before holds were stored, a paused or disabled job was the operator's doing
+/// (or a reload's removal, which a flush clears), so it is held.
+fn hold_what_the_operator_stopped(
+    jobs: &mut redb::Table<'_, (&'static str, &'static str), &'static [u8]>,
+) -> Result<(), StoreError> {
+    let mut upgraded = Vec::new();
+    for entry in jobs.iter().map_err(redb_error)? {
+        let (key, value) = entry.map_err(redb_error)?;
+        let (worker, mirror) = key.value();
+        let mut record: JobRecord = decode(&format!("{worker}/{mirror}"), value.value())?;
+        if record.hold.is_none()
+            && let Some(hold) = Hold::of(record.status)
+        {
+            record.hold = Some(hold);
+            upgraded.push((worker.to_owned(), mirror.to_owned(), record));
+        }
+    }
+    for (worker, mirror, record) in upgraded {
+        jobs.insert(
+            (worker.as_str(), mirror.as_str()),
+            records::encode(&record).as_slice(),
+        )
+        .map_err(redb_error)?;
+    }
+    Ok(())
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -244,7 +332,6 @@ fn mirror_name(text: &str) -> Result<MirrorName, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use tunasync_shared::gotime::GoTime;
     use tunasync_shared::status::SyncStatus;
     use tunasync_shared::wire::event::{Event, JobStatus};
@@ -273,7 +360,6 @@ mod tests {
         let worker = WorkerId::new("w1").unwrap();
         let (store, mut model) = Store::open(&path, 3).unwrap();
         assert!(model.jobs.is_empty());
-        let mut runs = HashMap::new();
         let mut seq = 0;
         for _ in 0..5 {
             let run = Uuid::new_v4();
@@ -289,7 +375,7 @@ mod tests {
                     seq,
                     event: status_event("debian", status, run),
                 };
-                model.apply(&verified, GoTime::now_local(), &mut runs, &mut changes);
+                model.apply(&verified, GoTime::now_local(), &mut changes);
                 store.commit(&model, &changes).unwrap();
             }
         }
@@ -319,6 +405,83 @@ mod tests {
         drop(store);
         let (_, reopened) = Store::open(&path, 3).unwrap();
         assert!(reopened.jobs.is_empty() && reopened.workers.is_empty());
+    }
+
+    /// A run whose first events were stored before the manager restarted continues in the
+    /// same history entry (it used to open a second one and leave the first open forever).
+    #[test]
+    fn a_run_keeps_its_history_entry_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let worker = WorkerId::new("w1").unwrap();
+        let run = Uuid::new_v4();
+        let apply = |store: &Store, model: &mut Model, seq: u64, status: SyncStatus| {
+            let mut changes = Changes::default();
+            let verified = Verified {
+                worker: worker.clone(),
+                seq,
+                event: status_event("debian", status, run),
+            };
+            model.apply(&verified, GoTime::now_local(), &mut changes);
+            store.commit(model, &changes).unwrap();
+        };
+        let (store, mut model) = Store::open(&path, 10).unwrap();
+        apply(&store, &mut model, 1, SyncStatus::PreSyncing);
+        drop(store);
+        let (store, mut model) = Store::open(&path, 10).unwrap();
+        apply(&store, &mut model, 2, SyncStatus::Syncing);
+        let mut model = store.reopen().unwrap();
+        apply(&store, &mut model, 3, SyncStatus::Success);
+        let history = store
+            .history(&worker, &MirrorName::new("debian").unwrap())
+            .unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].result, SyncStatus::Success);
+        assert!(!history[0].ended.is_zero());
+    }
+
+    /// Schema 1 had no holds: a job the operator paused or disabled then stays held.
+    #[test]
+    fn a_schema_1_store_is_upgraded_with_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("schema", 1).unwrap();
+            {
+                let mut jobs = tx.open_table(JOBS).unwrap();
+                for (mirror, status) in [
+                    ("a", SyncStatus::Disabled),
+                    ("b", SyncStatus::Paused),
+                    ("c", SyncStatus::Success),
+                ] {
+                    let record = JobRecord {
+                        status,
+                        ..JobRecord::default()
+                    };
+                    let mut bytes = records::encode(&record);
+                    // As a schema 1 build wrote it: no hold, no current run.
+                    let mut value: serde_json::Value = serde_json::from_slice(&bytes[1..]).unwrap();
+                    value.as_object_mut().unwrap().remove("hold");
+                    bytes.truncate(1);
+                    bytes.extend(serde_json::to_vec(&value).unwrap());
+                    jobs.insert(("w1", mirror), bytes.as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let (_, model) = Store::open(&path, 3).unwrap();
+        let hold = |mirror: &str| {
+            model.jobs[&(
+                MirrorName::new(mirror).unwrap(),
+                WorkerId::new("w1").unwrap(),
+            )]
+                .hold
+        };
+        assert_eq!(hold("a"), Some(Hold::Disabled));
+        assert_eq!(hold("b"), Some(Hold::Paused));
+        assert_eq!(hold("c"), None);
     }
 
     #[test]

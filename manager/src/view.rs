@@ -25,6 +25,8 @@ pub struct View {
     rendering: Mutex<()>,
     /// Events applied and committed since start (for benchmarks and metrics).
     events_applied: std::sync::atomic::AtomicU64,
+    /// Why the store cannot commit, while it cannot (for `/readyz`).
+    store_problem: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -46,7 +48,23 @@ impl View {
             }),
             rendering: Mutex::new(()),
             events_applied: std::sync::atomic::AtomicU64::new(0),
+            store_problem: Mutex::new(None),
         })
+    }
+
+    pub(crate) fn set_store_problem(&self, problem: Option<String>) {
+        *self
+            .store_problem
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = problem;
+    }
+
+    /// Why the store cannot commit, if it cannot.
+    pub fn store_problem(&self) -> Option<String> {
+        self.store_problem
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub(crate) fn count_applied(&self, n_events: usize) {

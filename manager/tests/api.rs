@@ -406,7 +406,11 @@ async fn bad_input_gets_json_errors() {
             "{path}: {answer}"
         );
     }
-    assert_eq!(manager.job("w1", "debian").await.unwrap()["size"], "");
+    assert_eq!(
+        manager.job("w1", "debian").await.unwrap()["size"],
+        "unknown",
+        "tunasync shows a size never reported as unknown"
+    );
 }
 
 /// Changes need a token, a trusted network or a client certificate; reads are public.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -22,6 +22,7 @@ use crate::hooks::HookSettings;
 use crate::outbox::Outbox;
 use crate::pipeline::{self, KILLED, RunEnd};
 use crate::report::{LocalState, Reporter};
+use crate::slots::Slots;
 
 /// What the worker asks of a job.
 #[derive(Debug, Clone)]
@@ -66,7 +67,7 @@ pub struct JobHandle {
 pub struct JobContext {
     pub settings: Arc<HookSettings>,
     pub outbox: Outbox,
-    pub semaphore: Arc<Semaphore>,
+    pub slots: Slots,
     pub finished: mpsc::Sender<Finished>,
 }
 
@@ -179,15 +180,15 @@ impl Job {
     async fn run_once(&mut self, force: bool) -> Interrupt {
         let name = self.reporter.job.name.clone();
         self.set_mode(Mode::Waiting);
-        let semaphore = self.context.semaphore.clone();
-        let _permit = if force {
+        let slots = self.context.slots.clone();
+        let _slot = if force {
             None
         } else {
-            let acquire = semaphore.acquire_owned();
+            let acquire = slots.acquire();
             tokio::pin!(acquire);
             loop {
                 tokio::select! {
-                    permit = &mut acquire => break permit.ok(),
+                    slot = &mut acquire => break Some(slot),
                     control = self.receiver.recv() => match control {
                         Some(Control::Stop) => {
                             self.set_mode(Mode::Paused);
@@ -308,7 +309,7 @@ mod tests {
         let context = JobContext {
             settings: Arc::new(HookSettings::default()),
             outbox: outbox.clone(),
-            semaphore: Arc::new(Semaphore::new(1)),
+            slots: Slots::new(1),
             finished,
         };
         let handles: Vec<JobHandle> = jobs(dir.path())

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: worker.conf, resolved into [`config::JobConfig`]s with exact command lines.
 //! - [`worker`]: the main loop, owner of the job table and the [`schedule`].
-//! - [`job`]: one controller task per job (tunasync's job state machine).
+//! - [`job`]: one controller task per job (tunasync's job state machine); [`slots`]: the
+//!   concurrency limit.
 //! - [`pipeline`]: one run: hooks and attempts around the provider; [`hooks`]: the hooks.
 //! - [`runner`]: a command in its own process group, with timeout and kill.
 //! - [`analysis`]: sizes, `fail_on_match`, rsync exit codes from the log.
@@ -22,6 +23,7 @@ pub mod pipeline;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod slots;
 pub mod worker;
 
 use tokio::sync::mpsc;

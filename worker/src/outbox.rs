@@ -1,7 +1,9 @@
-//! Events on their way to the manager: numbered when they happen, kept (bounded) while the
-//! broker is away, published in order with confirms.
+//! Events on their way to the manager: numbered and queued under one lock (so queue order is
+//! numbering order, whichever task reports), kept while the broker is away (bounded, see
+//! [`backlog`]), published in order with confirms.
 
-use std::collections::VecDeque;
+pub mod backlog;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +13,18 @@ use tracing::{debug, warn};
 use tunasync_shared::broker::{Outgoing, Transport};
 use tunasync_shared::error_chain;
 use tunasync_shared::names::WorkerId;
-use tunasync_shared::wire::{Event, EventEnvelope, EventKind, SequenceSource};
+use tunasync_shared::wire::{Event, EventEnvelope, SequenceSource};
 
-/// Events kept while the broker is unreachable. The oldest status-like events are dropped
-/// first when it overflows; the `hello` sent on reconnection carries the current state anyway.
+use backlog::Backlog;
+
+/// Events kept while the broker is unreachable (see [`backlog`] for what goes first when
+/// that is not enough).
 pub const CAPACITY: usize = 10_000;
+
+/// How long one publish may wait for the broker's confirm before it is tried again (a
+/// broker under a resource alarm holds publishes; the copy sent twice is ignored by the
+/// manager, which knows its sequence number).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -25,23 +34,27 @@ pub struct Outbox {
 struct Shared {
     worker: WorkerId,
     sequence: SequenceSource,
-    queue: Mutex<VecDeque<EventEnvelope>>,
+    queue: Mutex<Backlog>,
     notify: Notify,
 }
 
 impl Outbox {
     pub fn new(worker: WorkerId) -> Self {
+        Self::with_capacity(worker, CAPACITY)
+    }
+
+    pub fn with_capacity(worker: WorkerId, capacity: usize) -> Self {
         Outbox {
             shared: Arc::new(Shared {
                 worker,
                 sequence: SequenceSource::new(),
-                queue: Mutex::new(VecDeque::new()),
+                queue: Mutex::new(Backlog::new(capacity)),
                 notify: Notify::new(),
             }),
         }
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<EventEnvelope>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Backlog> {
         self.shared
             .queue
             .lock()
@@ -50,44 +63,52 @@ impl Outbox {
 
     /// Numbers `event` and queues it for publishing.
     pub fn push(&self, event: Event) {
-        let envelope = EventEnvelope::new(
-            self.shared.worker.clone(),
-            self.shared.sequence.next(),
-            event,
-        );
-        {
+        let dropped = {
             let mut queue = self.queue();
-            if queue.len() >= CAPACITY {
-                let position = queue
-                    .iter()
-                    .position(|queued| queued.event.kind() != EventKind::CmdResult)
-                    .unwrap_or(0);
-                queue.remove(position);
-                warn!("event queue full ({CAPACITY}): dropped the oldest event");
-            }
-            queue.push_back(envelope);
+            let envelope = EventEnvelope::new(
+                self.shared.worker.clone(),
+                self.shared.sequence.next(),
+                event,
+            );
+            queue.push(envelope)
+        };
+        if let Some(dropped) = dropped {
+            warn!(
+                capacity = CAPACITY,
+                command_answers = dropped.answers,
+                superseded_progress = dropped.progress,
+                superseded_results = dropped.results,
+                oldest = dropped.oldest,
+                "event queue full while the broker is away: dropped what later events supersede"
+            );
         }
         self.shared.notify.notify_one();
+    }
+
+    /// Makes the numbers of later events larger than `seen`, a number the manager holds from
+    /// this worker's past; whether they had to jump.
+    pub fn advance_past(&self, seen: u64) -> bool {
+        let _queue = self.queue();
+        self.shared.sequence.advance_past(seen)
     }
 
     /// Takes every queued event (tests read what was reported this way).
     #[cfg(test)]
     pub fn take_all(&self) -> Vec<EventEnvelope> {
-        self.queue().drain(..).collect()
+        self.queue().drain()
     }
 
-    fn len(&self) -> usize {
+    /// How many events wait to be published.
+    pub fn len(&self) -> usize {
         self.queue().len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+
     fn pop_if_front(&self, envelope: &EventEnvelope) {
-        let mut queue = self.queue();
-        if queue
-            .front()
-            .is_some_and(|front| front.header.id == envelope.header.id)
-        {
-            queue.pop_front();
-        }
+        self.queue().pop_front_if(envelope.header.id);
     }
 
     /// Publishes queued events in order until `shutdown`; then tries to flush what is left
@@ -106,39 +127,47 @@ impl Outbox {
                     () = shutdown.cancelled() => break,
                 }
             };
-            let publish = transport.publish(Outgoing::event(&envelope));
+            let publish = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                transport.publish(Outgoing::event(&envelope)),
+            );
             tokio::pin!(publish);
             let result = tokio::select! {
                 result = &mut publish => result,
                 () = shutdown.cancelled() => {
                     // Let the message in flight finish, so the flush below does not send it twice.
-                    if let Ok(Ok(())) = tokio::time::timeout(drain, publish).await {
+                    if let Ok(Ok(Ok(()))) = tokio::time::timeout(drain, publish).await {
                         self.pop_if_front(&envelope);
                     }
                     break;
                 }
             };
-            match result {
-                Ok(()) => {
+            let retry = match result {
+                Ok(Ok(())) => {
                     debug!(
                         kind = envelope.event.kind().as_str(),
                         seq = envelope.seq,
                         "event published"
                     );
-                    let mut queue = self.queue();
-                    if queue
-                        .front()
-                        .is_some_and(|front| front.header.id == envelope.header.id)
-                    {
-                        queue.pop_front();
-                    }
+                    self.pop_if_front(&envelope);
+                    false
                 }
-                Err(err) => {
+                Ok(Err(err)) => {
                     warn!(error = %error_chain(&err), "cannot publish an event; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = shutdown.cancelled() => break,
-                    }
+                    true
+                }
+                Err(_) => {
+                    warn!(
+                        timeout = ?PUBLISH_TIMEOUT,
+                        "the broker has not confirmed an event (is it blocked by a resource alarm?); retrying"
+                    );
+                    false
+                }
+            };
+            if retry {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => break,
                 }
             }
         }
@@ -158,5 +187,42 @@ impl Outbox {
         if tokio::time::timeout(drain, flush).await.is_err() {
             warn!(n_left = self.len(), "events left unsent at shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports from several tasks at once are queued in the order of their numbers (they
+    /// used to be numbered outside the queue's lock, and the manager then took some of them
+    /// for late copies).
+    #[test]
+    fn concurrent_reports_are_queued_in_numbering_order() {
+        let outbox = Outbox::with_capacity(WorkerId::new("w").unwrap(), 100_000);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let outbox = outbox.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        outbox.push(Event::JobRemoved(
+                            tunasync_shared::wire::event::JobRemoved {
+                                mirror: tunasync_shared::names::MirrorName::new("m").unwrap(),
+                            },
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let queued = outbox.take_all();
+        assert_eq!(queued.len(), 80_000);
+        let out_of_order = queued
+            .windows(2)
+            .filter(|pair| pair[0].seq >= pair[1].seq)
+            .count();
+        assert_eq!(out_of_order, 0, "events queued out of numbering order");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tunasync_shared::broker::{BrokerError, Incoming, QueueRole, Transport};
@@ -30,16 +30,20 @@ use uuid::Uuid;
 use crate::config::{JobConfig, WorkerConfig};
 use crate::hooks::HookSettings;
 use crate::job::{self, Control, Finished, JobContext, JobHandle, Mode};
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox};
 use crate::schedule::Schedule;
+use crate::slots::Slots;
 
 /// Tunables that are not in worker.conf.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// How long to wait at start-up for the manager's `welcome` before running every job.
+    /// How long to wait for the manager's `welcome` before running every job, counted from
+    /// the first connection to the broker.
     pub welcome_wait: Duration,
     /// How long shutdown waits for running jobs to stop and events to be sent.
     pub shutdown_wait: Duration,
+    /// Events kept while the broker is away.
+    pub outbox_capacity: usize,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
         Options {
             welcome_wait: Duration::from_secs(10),
             shutdown_wait: Duration::from_secs(10),
+            outbox_capacity: outbox::CAPACITY,
         }
     }
 }
@@ -70,8 +75,8 @@ pub struct Worker<T> {
     session: Uuid,
     /// This host's name, for `hello`.
     host: String,
+    /// Whether the jobs have been scheduled: by the first `welcome`, or after waiting for it.
     welcomed: bool,
-    concurrent: usize,
 }
 
 fn jittered(at: DateTime<Utc>, job: &JobConfig) -> DateTime<Utc> {
@@ -89,15 +94,14 @@ impl<T: Transport> Worker<T> {
         settings: HookSettings,
         options: Options,
     ) -> Self {
-        let outbox = Outbox::new(config.name.clone());
+        let outbox = Outbox::with_capacity(config.name.clone(), options.outbox_capacity);
         let (finished_tx, finished) = mpsc::channel(256);
         let context = JobContext {
             settings: Arc::new(settings),
             outbox: outbox.clone(),
-            semaphore: Arc::new(Semaphore::new(config.concurrent)),
+            slots: Slots::new(config.concurrent),
             finished: finished_tx,
         };
-        let concurrent = config.concurrent;
         let mut worker = Worker {
             config,
             transport,
@@ -113,7 +117,6 @@ impl<T: Transport> Worker<T> {
                 .map(|name| name.trim().to_owned())
                 .unwrap_or_default(),
             welcomed: false,
-            concurrent,
         };
         let configs: Vec<JobConfig> = worker.config.jobs.clone();
         for job in configs {
@@ -144,8 +147,8 @@ impl<T: Transport> Worker<T> {
             outbox_stop.clone(),
             self.options.shutdown_wait,
         ));
-        info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.concurrent, "worker started");
-        let started = tokio::time::Instant::now();
+        info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.config.concurrent, "worker started");
+        let mut first_connected: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut was_connected = false;
         let mut last_heartbeat: Option<tokio::time::Instant> = None;
@@ -177,6 +180,7 @@ impl<T: Transport> Worker<T> {
                 _ = tick.tick() => {
                     let connected = self.transport.is_connected();
                     if connected && !was_connected {
+                        first_connected.get_or_insert_with(tokio::time::Instant::now);
                         self.send_hello();
                     }
                     was_connected = connected;
@@ -184,8 +188,10 @@ impl<T: Transport> Worker<T> {
                         self.send_heartbeat();
                         last_heartbeat = Some(tokio::time::Instant::now());
                     }
-                    if !self.welcomed && started.elapsed() >= self.options.welcome_wait {
-                        warn!("no welcome from the manager: running every job now");
+                    if !self.welcomed
+                        && first_connected.is_some_and(|at| at.elapsed() >= self.options.welcome_wait)
+                    {
+                        warn!(waited = ?self.options.welcome_wait, "no welcome from the manager since connecting: running every job now");
                         self.welcomed = true;
                         self.schedule_all_now();
                     }
@@ -342,12 +348,23 @@ impl<T: Transport> Worker<T> {
         Some(CmdOutcome::Accepted)
     }
 
-    /// The manager's stored state decides, at start-up, what stays disabled or paused and
-    /// when each job runs next (the last success plus its interval).
+    /// The manager's stored state decides what stays disabled or paused (every `welcome`,
+    /// also one that comes after the worker stopped waiting for it and ran its jobs: those
+    /// the operator stopped or disabled are stopped again) and, the first time, when each
+    /// job runs next (the last success plus its interval).
     async fn apply_welcome(&mut self, welcome: Welcome) {
-        if self.welcomed {
-            return;
+        if let Some(seen) = welcome.last_seq
+            && self.outbox.advance_past(seen)
+        {
+            warn!(
+                manager_holds = seen,
+                "the manager holds event numbers from this worker that are ahead of its own \
+                 (was the clock stepped back?): numbering continues after them; sending the \
+                 state again"
+            );
+            self.send_hello();
         }
+        let first = !self.welcomed;
         self.welcomed = true;
         let now = Utc::now();
         let mut known = Vec::new();
@@ -356,13 +373,27 @@ impl<T: Transport> Worker<T> {
                 continue;
             };
             known.push(stored.mirror.clone());
+            let mode = *handle.mode.borrow();
             match stored.status {
                 SyncStatus::Disabled => {
-                    let _ = handle.control.send(Control::Disable).await;
+                    if mode != Mode::Disabled {
+                        if !first {
+                            info!(mirror = %stored.mirror, "disabled by the manager's stored state");
+                        }
+                        let _ = handle.control.send(Control::Disable).await;
+                        self.unschedule(&stored.mirror);
+                    }
                 }
                 SyncStatus::Paused => {
-                    let _ = handle.control.send(Control::Stop).await;
+                    if !matches!(mode, Mode::Paused | Mode::Disabled) {
+                        if !first {
+                            info!(mirror = %stored.mirror, "paused by the manager's stored state");
+                        }
+                        let _ = handle.control.send(Control::Stop).await;
+                        self.unschedule(&stored.mirror);
+                    }
                 }
+                _ if !first => {}
                 _ => {
                     let next = if stored.last_update.is_zero() {
                         now
@@ -375,6 +406,9 @@ impl<T: Transport> Worker<T> {
                     self.schedule_at(&stored.mirror, next);
                 }
             }
+        }
+        if !first {
+            return;
         }
         let unknown: Vec<MirrorName> = self
             .jobs
@@ -414,16 +448,7 @@ impl<T: Transport> Worker<T> {
         {
             warn!("[cgroup], [zfs] and [btrfs_snapshot] changes take effect after a restart");
         }
-        if new.concurrent > self.concurrent {
-            self.context
-                .semaphore
-                .add_permits(new.concurrent - self.concurrent);
-        } else if new.concurrent < self.concurrent {
-            self.context
-                .semaphore
-                .forget_permits(self.concurrent - new.concurrent);
-        }
-        self.concurrent = new.concurrent;
+        self.context.slots.set_limit(new.concurrent);
 
         let new_jobs: BTreeMap<MirrorName, JobConfig> = new
             .jobs

@@ -144,6 +144,11 @@ pub struct Reload {}
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Welcome {
     pub jobs: Vec<StoredJob>,
+    /// The highest sequence number the manager holds from this worker. A worker whose own
+    /// numbers are not above it (its clock was stepped back since) continues after it, or
+    /// the manager would take its events for late copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
 }
 
 /// The manager's stored state of one job.
@@ -261,6 +266,7 @@ mod tests {
                     last_ended: GoTime::ZERO,
                     size: Some("5G".into()),
                 }],
+                last_seq: Some(1_764_000_000_000_000),
             }),
         ];
         for command in commands {

@@ -204,6 +204,13 @@ impl SequenceSource {
             }
         }
     }
+
+    /// Makes every later number larger than `seen` (a number the manager already holds from
+    /// an earlier life of this worker, e.g. before its clock was stepped back). Returns
+    /// whether the numbering had to jump.
+    pub fn advance_past(&self, seen: u64) -> bool {
+        self.last.fetch_max(seen, Ordering::Relaxed) < seen
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +231,14 @@ mod tests {
             SequenceSource::new().next() >= now,
             "numbers follow the clock, so they survive a restart"
         );
+    }
+
+    #[test]
+    fn numbering_can_jump_past_a_number_from_an_earlier_life() {
+        let source = SequenceSource::new();
+        let ahead = source.next() + 3_600_000_000;
+        assert!(source.advance_past(ahead));
+        assert!(source.next() > ahead);
+        assert!(!source.advance_past(ahead), "already past it");
     }
 }

@@ -1,0 +1,270 @@
+//! A job's status reports, schedule, removal and run history, and the API's changes to jobs.
+
+use tracing::warn;
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::event::{JobStatus, Schedule};
+
+use super::{Changes, JobKey, Model, meaningful};
+use crate::records::{CurrentRun, Hold, JobRecord, RunRecord};
+
+/// The error of a history entry whose run's last reports never arrived (a newer run began).
+pub const LOST_END_ERROR: &str = "no final status was received for this run";
+/// The error of a history entry whose run the operator stopped or disabled.
+pub const STOPPED_ERROR: &str = "stopped by the operator";
+/// The error of a history entry whose job a reload removed while it ran.
+pub const REMOVED_ERROR: &str = "the job was removed from the worker's config";
+
+impl JobRecord {
+    /// The status the worker is told in a `welcome`: the operator's hold if there is one. A
+    /// paused or disabled status without a hold (a job removed by a reload, or started
+    /// since) holds nothing back.
+    pub fn intended_status(&self) -> SyncStatus {
+        match self.hold {
+            Some(hold) => hold.status(),
+            None if matches!(self.status, SyncStatus::Paused | SyncStatus::Disabled) => {
+                SyncStatus::None
+            }
+            None => self.status,
+        }
+    }
+
+    /// Ends the current run's history entry, if it has not ended, with `result` and `error`.
+    pub(super) fn close_run(
+        &mut self,
+        key: &JobKey,
+        result: SyncStatus,
+        ended: GoTime,
+        error: &str,
+        changes: &mut Changes,
+    ) {
+        if let Some(run) = &mut self.current_run
+            && run.record.ended.is_zero()
+        {
+            run.record.result = result;
+            run.record.ended = ended;
+            error.clone_into(&mut run.record.error_msg);
+            changes.runs.push((key.clone(), run.clone()));
+        }
+    }
+
+    /// Starts a history entry for run `run_id` (keyed by `seq`, the event that opened it),
+    /// ending an older entry that never ended.
+    pub(super) fn open_run(
+        &mut self,
+        key: &JobKey,
+        seq: u64,
+        run_id: uuid::Uuid,
+        started: GoTime,
+        changes: &mut Changes,
+    ) {
+        self.close_run(key, SyncStatus::Failed, started, LOST_END_ERROR, changes);
+        self.current_run = Some(CurrentRun {
+            key: seq,
+            record: RunRecord {
+                run_id,
+                started,
+                ended: GoTime::ZERO,
+                result: SyncStatus::None,
+                attempts: 0,
+                size: String::new(),
+                error_msg: String::new(),
+            },
+        });
+    }
+}
+
+impl Model {
+    pub(super) fn apply_status(
+        &mut self,
+        worker: &WorkerId,
+        seq: u64,
+        flushed_at: u64,
+        status: &JobStatus,
+        changes: &mut Changes,
+    ) {
+        let key = (status.mirror.clone(), worker.clone());
+        if seq <= flushed_at && !self.jobs.contains_key(&key) {
+            // A late copy of a report about a job that was flushed or removed since: it
+            // must not bring the job back.
+            return;
+        }
+        let job = self.jobs.entry(key.clone()).or_default();
+        if seq <= job.last_seq {
+            return;
+        }
+        job.last_seq = seq;
+        match status.status {
+            SyncStatus::PreSyncing if job.status != SyncStatus::PreSyncing => {
+                job.last_started = status.at
+            }
+            SyncStatus::Success => {
+                job.last_update = status.at;
+                job.last_ended = status.at;
+            }
+            SyncStatus::Failed => job.last_ended = status.at,
+            _ => {}
+        }
+        match job.hold {
+            Some(hold) => {
+                if status.status == SyncStatus::PreSyncing {
+                    warn!(
+                        %worker,
+                        mirror = %status.mirror,
+                        hold = hold.status().as_str(),
+                        "a job the operator held back was started by its worker (it had not \
+                         learnt of the hold yet): it stays shown {}, and the welcome stops it",
+                        hold.status()
+                    );
+                }
+                job.status = hold.status();
+            }
+            None => job.status = status.status,
+        }
+        job.is_master = status.is_master;
+        job.upstream.clone_from(&status.upstream);
+        job.error_msg.clone_from(&status.error_msg);
+        if let Some(size) = meaningful(status.size.as_deref()) {
+            job.size = size.to_owned();
+        }
+        job.run_id = Some(status.run_id);
+        changes.jobs.insert(key.clone());
+
+        if matches!(
+            status.status,
+            SyncStatus::Paused | SyncStatus::Disabled | SyncStatus::None
+        ) {
+            return;
+        }
+        let same_run = job
+            .current_run
+            .as_ref()
+            .is_some_and(|run| run.record.run_id == status.run_id);
+        if !same_run {
+            let started = if job.last_started.is_zero() {
+                status.at
+            } else {
+                job.last_started
+            };
+            job.open_run(&key, seq, status.run_id, started, changes);
+        }
+        let size = job.size.clone();
+        if let Some(run) = &mut job.current_run {
+            run.record.result = status.status;
+            run.record.attempts = run.record.attempts.max(status.attempt);
+            run.record.error_msg.clone_from(&status.error_msg);
+            if matches!(status.status, SyncStatus::Success | SyncStatus::Failed) {
+                run.record.ended = status.at;
+            }
+            run.record.size = size;
+            changes.runs.push((key, run.clone()));
+        }
+    }
+
+    pub(super) fn apply_schedule(
+        &mut self,
+        worker: &WorkerId,
+        seq: u64,
+        newest: u64,
+        schedule: &Schedule,
+        changes: &mut Changes,
+    ) {
+        if seq <= newest {
+            return;
+        }
+        for entry in &schedule.schedules {
+            let key = (entry.mirror.clone(), worker.clone());
+            if let Some(job) = self.jobs.get_mut(&key)
+                && job.next_schedule != entry.next_schedule
+            {
+                job.next_schedule = entry.next_schedule;
+                changes.jobs.insert(key);
+            }
+        }
+    }
+
+    /// A reload removed the job from the worker's config: shown disabled until flushed.
+    pub(super) fn apply_job_removed(
+        &mut self,
+        worker: &WorkerId,
+        seq: u64,
+        mirror: &MirrorName,
+        now: GoTime,
+        changes: &mut Changes,
+    ) {
+        let key = (mirror.clone(), worker.clone());
+        if let Some(job) = self.jobs.get_mut(&key)
+            && seq > job.last_seq
+        {
+            job.last_seq = seq;
+            job.status = SyncStatus::Disabled;
+            job.close_run(&key, SyncStatus::Failed, now, REMOVED_ERROR, changes);
+            changes.jobs.insert(key);
+        }
+    }
+
+    /// `DELETE /jobs/disabled`: every disabled job, of every worker (as tunasync).
+    pub fn flush_disabled(&mut self, changes: &mut Changes) -> usize {
+        let keys: Vec<JobKey> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| job.status == SyncStatus::Disabled)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &keys {
+            self.jobs.remove(key);
+            changes.removed_jobs.insert(key.clone());
+            let (_, worker) = key;
+            if let Some(record) = self.workers.get_mut(worker) {
+                record.flushed_at = record.last_seq;
+                changes.workers.insert(worker.clone());
+            }
+        }
+        keys.len()
+    }
+
+    /// `POST /workers/{id}/jobs/{job}/size`.
+    pub fn set_size(&mut self, key: &JobKey, size: &str, changes: &mut Changes) -> bool {
+        match self.jobs.get_mut(key) {
+            Some(job) => {
+                job.size = size.to_owned();
+                changes.jobs.insert(key.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `stop` / `disable` through `POST /cmd`: the manager records paused / disabled itself
+    /// (as tunasync's does) and keeps the hold until a `start` or `restart`. A run going on
+    /// is killed by the command: its history entry ends here.
+    pub fn hold(&mut self, key: &JobKey, hold: Hold, changes: &mut Changes) -> bool {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return false;
+        };
+        job.status = hold.status();
+        job.hold = Some(hold);
+        job.close_run(
+            key,
+            SyncStatus::Failed,
+            GoTime::now_local(),
+            STOPPED_ERROR,
+            changes,
+        );
+        changes.jobs.insert(key.clone());
+        true
+    }
+
+    /// `start` / `restart` through `POST /cmd`: the operator's hold ends (the status changes
+    /// when the worker reports the run).
+    pub fn release(&mut self, key: &JobKey, changes: &mut Changes) -> bool {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return false;
+        };
+        if job.hold.take().is_some() {
+            changes.jobs.insert(key.clone());
+        }
+        true
+    }
+}

@@ -1,0 +1,125 @@
+//! The manager's state and the rules that change it: tunasync's status semantics without
+//! its bugs, made safe against duplicated, redelivered, late and lost events.
+//!
+//! Everything here is pure: [`Model::apply`] and the mutations change the model and record
+//! what changed in [`Changes`], which the store then writes in one transaction.
+//!
+//! - [`jobs`]: status reports, schedules, removed jobs, the run history, and the API's
+//!   changes (sizes, the operator's holds, flush).
+//! - [`hello`]: a worker's `hello` (registration and its snapshot of every job) and the
+//!   `welcome` that answers it.
+
+mod hello;
+mod jobs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::wire::command::Welcome;
+use tunasync_shared::wire::event::Event;
+
+use crate::records::{CurrentRun, JobRecord, WorkerRecord};
+
+/// Jobs are keyed by mirror name first, so iteration is tunasync.json's order.
+pub type JobKey = (MirrorName, WorkerId);
+
+/// The error shown when a worker came back without the run the store thought was going on.
+pub const RESTARTED_ERROR: &str = "the worker restarted during the run";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub workers: BTreeMap<WorkerId, WorkerRecord>,
+    pub jobs: BTreeMap<JobKey, JobRecord>,
+}
+
+/// What a batch changed, for the store.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub workers: BTreeSet<WorkerId>,
+    pub jobs: BTreeSet<JobKey>,
+    /// History entries written (the last one of a key wins).
+    pub runs: Vec<(JobKey, CurrentRun)>,
+    pub removed_workers: BTreeSet<WorkerId>,
+    pub removed_jobs: BTreeSet<JobKey>,
+    /// Answers to `hello`s, to publish once the batch is committed.
+    pub welcomes: Vec<(WorkerId, Welcome)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+            && self.jobs.is_empty()
+            && self.runs.is_empty()
+            && self.removed_workers.is_empty()
+            && self.removed_jobs.is_empty()
+    }
+}
+
+/// An event that passed the checks of ingestion, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub worker: WorkerId,
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Is this size worth keeping? tunasync's rule: empty and `unknown` never replace a size.
+fn meaningful(size: Option<&str>) -> Option<&str> {
+    size.filter(|size| !size.is_empty() && *size != crate::records::UNKNOWN_SIZE)
+}
+
+impl Model {
+    /// Applies one event (`now` is the manager's clock, for worker liveness).
+    pub fn apply(&mut self, verified: &Verified, now: GoTime, changes: &mut Changes) {
+        let worker = &verified.worker;
+        let record = self
+            .workers
+            .entry(worker.clone())
+            .or_insert_with(|| WorkerRecord::new(now));
+        record.last_online = now;
+        // The newest event applied before this one.
+        let newest = record.last_seq;
+        let flushed_at = record.flushed_at;
+        changes.workers.insert(worker.clone());
+        match &verified.event {
+            Event::Hello(hello) => self.apply_hello(worker, verified.seq, hello, now, changes),
+            Event::Heartbeat(_) => {}
+            Event::Status(status) => {
+                self.apply_status(worker, verified.seq, flushed_at, status, changes)
+            }
+            Event::Schedule(schedule) => {
+                self.apply_schedule(worker, verified.seq, newest, schedule, changes)
+            }
+            Event::JobRemoved(removed) => {
+                self.apply_job_removed(worker, verified.seq, &removed.mirror, now, changes)
+            }
+            // Answers to commands are routed to the dispatcher, never stored.
+            Event::CmdResult(_) => {}
+        }
+        if let Some(record) = self.workers.get_mut(worker) {
+            record.last_seq = record.last_seq.max(verified.seq);
+        }
+    }
+
+    /// `DELETE /workers/{id}`: the worker and all its jobs. False if it was unknown.
+    pub fn remove_worker(&mut self, worker: &WorkerId, changes: &mut Changes) -> bool {
+        if self.workers.remove(worker).is_none() {
+            return false;
+        }
+        changes.removed_workers.insert(worker.clone());
+        let keys: Vec<JobKey> = self
+            .jobs
+            .keys()
+            .filter(|(_, owner)| owner == worker)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.jobs.remove(&key);
+            changes.removed_jobs.insert(key);
+        }
+        true
+    }
+}
