@@ -1,4 +1,5 @@
-//! Turning SIGINT / SIGTERM into one cancellation, the root of every task's shutdown.
+//! Turning SIGINT / SIGTERM into one cancellation, the root of every task's shutdown; SIGHUP
+//! into reload requests; SIGXFSZ into an error instead of death.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,17 @@ pub fn shutdown_on_signals() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// Ignores SIGXFSZ, so that a write past a file-size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE`) fails with an error the store handles (it keeps the events in the broker and
+/// tries again) instead of killing the daemon, as PostgreSQL does for the same reason.
+pub fn survive_file_size_limits() {
+    // SAFETY: setting a signal's disposition to SIG_IGN is async-signal-safe and touches no
+    // Rust state.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// Sends a reload request on every SIGHUP.

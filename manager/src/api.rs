@@ -102,6 +102,12 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
     if !api.transport.is_connected() {
         return ApiError::Unavailable("not connected to the broker".to_owned()).into_response();
     }
+    if let Some(reason) = api.transport.blocked() {
+        return ApiError::Unavailable(format!(
+            "the broker blocks publishing ({reason}): commands and welcomes wait"
+        ))
+        .into_response();
+    }
     message("ready")
 }
 

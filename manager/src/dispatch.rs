@@ -53,7 +53,13 @@ impl<T: Transport> Dispatcher<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends `command` to `worker` and waits for its answer.
+    /// Commands waiting for their answer.
+    pub fn n_waiting(&self) -> usize {
+        self.waiters().len()
+    }
+
+    /// Sends `command` to `worker` and waits for its answer. Dropped early (the HTTP client
+    /// went away), it stops waiting: nothing is left behind for an answer that may never come.
     pub async fn send(
         &self,
         worker: &WorkerId,
@@ -63,6 +69,10 @@ impl<T: Transport> Dispatcher<T> {
         let id = envelope.header.id;
         let (sender, answer) = oneshot::channel();
         self.waiters().insert(id, (worker.clone(), sender));
+        let _waiting = Waiting {
+            waiters: &self.waiting,
+            id,
+        };
         let outcome = tokio::time::timeout(self.timeout, async {
             self.transport
                 .publish(Outgoing::command(&envelope, self.expiry))
@@ -81,7 +91,6 @@ impl<T: Transport> Dispatcher<T> {
             })
         })
         .await;
-        self.waiters().remove(&id);
         match outcome {
             Ok(result) => result,
             Err(_) => Err(DispatchError::Timeout {
@@ -112,5 +121,65 @@ impl<T: Transport> Dispatcher<T> {
         self.transport
             .publish(Outgoing::command(&envelope, self.expiry))
             .await
+    }
+}
+
+/// A command's place among the waiters, given up when its sender stops waiting.
+struct Waiting<'a> {
+    waiters: &'a Mutex<Waiters>,
+    id: Uuid,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunasync_shared::broker::{QueueRole, Subscription};
+    use tunasync_shared::wire::command::Ping;
+
+    /// A broker that never confirms a publish.
+    #[derive(Clone)]
+    struct Unanswered;
+
+    impl Transport for Unanswered {
+        async fn publish(&self, _message: Outgoing) -> Result<(), BrokerError> {
+            std::future::pending().await
+        }
+
+        async fn subscribe(
+            &self,
+            _queue: QueueRole,
+            _prefetch: u16,
+        ) -> Result<Subscription, BrokerError> {
+            Err(BrokerError::Closed)
+        }
+
+        fn is_connected(&self) -> bool {
+            true
+        }
+    }
+
+    /// A request dropped before the worker answered (the client went away) leaves no waiter
+    /// behind; it used to stay until an answer that might never come.
+    #[tokio::test]
+    async fn a_dropped_request_leaves_no_waiter() {
+        let dispatcher = Dispatcher::new(
+            Unanswered,
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+        );
+        let worker = WorkerId::new("w1").unwrap();
+        let send = dispatcher.send(&worker, Command::Ping(Ping::default()));
+        let dropped_early = tokio::time::timeout(Duration::from_millis(50), send).await;
+        assert!(dropped_early.is_err());
+        assert_eq!(dispatcher.n_waiting(), 0);
     }
 }

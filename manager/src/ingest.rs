@@ -12,6 +12,7 @@ use tunasync_shared::wire::{Event, EventEnvelope};
 use crate::dispatch::Dispatcher;
 use crate::model::Verified;
 use crate::state::{Applied, StateHandle};
+use crate::welcomes::Welcomes;
 
 /// Unacknowledged events the broker may hand us at once.
 pub const PREFETCH: u16 = 4000;
@@ -64,6 +65,7 @@ pub struct Ingest<T> {
     pub transport: T,
     pub state: StateHandle,
     pub dispatcher: Arc<Dispatcher<T>>,
+    pub welcomes: Arc<Welcomes>,
     pub require_identity: bool,
 }
 
@@ -156,15 +158,13 @@ impl<T: Transport> Ingest<T> {
         Pending { accepted, applied }
     }
 
-    /// Waits for a batch's commit, then sends its welcomes and acks (or requeues it).
+    /// Waits for a batch's commit, then queues its welcomes and acks (or requeues it).
     async fn finish(&self, pending: Pending) {
         if let Some(applied) = pending.applied {
             match applied.committed().await {
                 Ok(welcomes) => {
                     for (worker, welcome) in welcomes {
-                        if let Err(err) = self.dispatcher.welcome(&worker, welcome).await {
-                            warn!(%worker, error = %error_chain(&err), "cannot answer hello");
-                        }
+                        self.welcomes.send(worker, welcome);
                     }
                 }
                 Err(err) => {

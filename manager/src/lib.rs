@@ -5,7 +5,8 @@
 //! - [`model`]: the state and the rules that change it (pure); [`records`]: what is stored.
 //! - [`store`]: the redb file. [`state`]: the actor that owns model and store.
 //! - [`view`]: what the API reads, with the rendered `GET /jobs` bodies.
-//! - [`ingest`]: consuming worker events. [`dispatch`]: commands and their answers.
+//! - [`ingest`]: consuming worker events. [`dispatch`]: commands and their answers;
+//!   [`welcomes`]: the answers to `hello`s, off the ingestion path.
 //! - [`api`], [`api_error`], [`auth`], [`server`]: the HTTP side.
 //!
 //! Data flow: broker → [`ingest`] → [`state`] (model → store commit → view) → [`api`].
@@ -24,6 +25,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod view;
+pub mod welcomes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +44,7 @@ use crate::ingest::Ingest;
 use crate::server::TlsError;
 use crate::state::StateHandle;
 use crate::store::{Store, StoreError};
+use crate::welcomes::Welcomes;
 
 /// How often worker liveness is re-evaluated.
 const LIVENESS_TICK: Duration = Duration::from_secs(1);
@@ -73,6 +76,7 @@ pub struct Running {
     view: Arc<view::View>,
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
+    welcomes: JoinHandle<()>,
     ticker: JoinHandle<()>,
     store_closed: tokio::sync::oneshot::Receiver<()>,
 }
@@ -88,6 +92,7 @@ impl Running {
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.ingest.await;
+        let _ = self.welcomes.await;
         let _ = self.ticker.await;
         let _ = self.store_closed.await;
         served
@@ -167,13 +172,16 @@ pub async fn start(
         config.commands.timeout,
         config.commands.expiry,
     ));
+    let welcomes = Arc::new(Welcomes::default());
     let ingest = Ingest {
         transport: broker.clone(),
         state: state.clone(),
         dispatcher: dispatcher.clone(),
+        welcomes: welcomes.clone(),
         require_identity: config.auth.require_worker_identity,
     };
     let ingest = tokio::spawn(ingest.run(shutdown.clone()));
+    let welcomes = tokio::spawn(welcomes.run(dispatcher.clone(), shutdown.clone()));
 
     let ticker_state = state.clone();
     let ticker_shutdown = shutdown.clone();
@@ -203,6 +211,7 @@ pub async fn start(
         view,
         server,
         ingest,
+        welcomes,
         ticker,
         store_closed,
     })

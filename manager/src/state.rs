@@ -420,7 +420,7 @@ impl Failure {
         error!(
             error = %reason,
             "store commit failed: the events stay in the broker unacknowledged and API \
-             changes are refused until the store commits again; reopening it and retrying"
+             changes are refused until a commit succeeds; reopening the store and retrying"
         );
         view.set_store_problem(Some(reason.clone()));
         Failure {

@@ -283,3 +283,95 @@ async fn bursts_from_many_workers_are_all_applied() {
         20
     );
 }
+
+/// A run whose first events were stored before the manager restarted continues in the same
+/// history entry after it (it used to open a second one and leave the first open forever).
+#[tokio::test]
+async fn a_run_keeps_one_history_entry_across_a_manager_restart() {
+    let manager = TestManager::start(Setup::default()).await;
+    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+    worker.hello(&["debian"]).await;
+    wait_welcomed(&worker).await;
+    let run = Uuid::new_v4();
+    worker
+        .send(worker.status("debian", SyncStatus::PreSyncing, run, None))
+        .await;
+    wait_until_async(WAIT, "pre-syncing", || async {
+        manager
+            .job("w1", "debian")
+            .await
+            .is_some_and(|job| job["status"] == "pre-syncing")
+    })
+    .await;
+    let (dir, namespace) = manager.stop().await;
+    let manager = TestManager::start(Setup {
+        dir: Some(dir),
+        namespace: Some(namespace),
+        ..Setup::default()
+    })
+    .await;
+    for status in [SyncStatus::Syncing, SyncStatus::Success] {
+        worker
+            .send(worker.status("debian", status, run, Some("4G")))
+            .await;
+    }
+    wait_until_async(WAIT, "success", || async {
+        manager
+            .job("w1", "debian")
+            .await
+            .is_some_and(|job| job["status"] == "success")
+    })
+    .await;
+    let history = manager.get_json("/jobs/w1/debian/history").await;
+    let entries = history.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{history}");
+    assert_eq!(entries[0]["result"], "success");
+    assert_eq!(entries[0]["run_id"], run.to_string());
+}
+
+/// A copy of an old report that reaches the manager after the job was flushed (a
+/// redelivery) does not bring the job back.
+#[tokio::test]
+async fn a_late_copy_does_not_bring_back_a_flushed_job() {
+    let manager = TestManager::start(Setup::default()).await;
+    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+    worker.hello(&["gone", "kept"]).await;
+    wait_welcomed(&worker).await;
+    let old = worker
+        .send(worker.status("gone", SyncStatus::Success, Uuid::new_v4(), None))
+        .await;
+    wait_until_async(WAIT, "the report", || async {
+        manager
+            .job("w1", "gone")
+            .await
+            .is_some_and(|job| job["status"] == "success")
+    })
+    .await;
+    let (status, answer) = manager
+        .cmd(serde_json::json!({"cmd": "disable", "worker_id": "w1", "mirror_id": "gone"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let response = manager
+        .authed(reqwest::Method::DELETE, "/jobs/disabled")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(manager.job("w1", "gone").await.is_none());
+
+    worker.broker.publish(Outgoing::event(&old)).await.unwrap();
+    worker
+        .send(worker.status("kept", SyncStatus::Success, Uuid::new_v4(), None))
+        .await;
+    wait_until_async(WAIT, "the marker", || async {
+        manager
+            .job("w1", "kept")
+            .await
+            .is_some_and(|job| job["status"] == "success")
+    })
+    .await;
+    assert!(
+        manager.job("w1", "gone").await.is_none(),
+        "the flushed job came back"
+    );
+}

@@ -138,6 +138,7 @@ async fn run_manager(args: ManagerArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let shutdown = tunasync::signals::shutdown_on_signals();
+    tunasync::signals::survive_file_size_limits();
     tunasync::memory::start_trimming();
     let running = match tunasync_manager::start(loaded.config, None, shutdown).await {
         Ok(running) => running,

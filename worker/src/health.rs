@@ -44,13 +44,19 @@ async fn healthz() -> Response {
 }
 
 async fn readyz<T: Transport>(State(transport): State<T>) -> Response {
-    if transport.is_connected() {
-        message(StatusCode::OK, "message", "ready")
-    } else {
-        message(
+    if !transport.is_connected() {
+        return message(
             StatusCode::SERVICE_UNAVAILABLE,
             "error",
             "not connected to the broker",
-        )
+        );
     }
+    if let Some(reason) = transport.blocked() {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error",
+            &format!("the broker blocks publishing ({reason})"),
+        );
+    }
+    message(StatusCode::OK, "message", "ready")
 }

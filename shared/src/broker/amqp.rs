@@ -1,12 +1,18 @@
-//! The lapin implementation of [`Transport`]: one supervised connection per process.
+//! The lapin implementation of [`Transport`]: two supervised connections per process, one
+//! that publishes and one that consumes (started by the first subscription).
 //!
-//! A supervisor task owns the connection. It connects (trying each URL in turn), declares
+//! RabbitMQ's advice: under a memory or disk alarm the broker stops reading from connections
+//! that publish ("blocked"); on a connection that also consumed, acknowledgements and
+//! deliveries would stop with them. Here a blocked publishing connection leaves consuming
+//! and acking untouched, and it is reported ([`Transport::blocked`]) and logged once.
+//!
+//! A supervisor task owns each connection. It connects (trying each URL in turn), declares
 //! the topology of its [`Role`], publishes the live session on a watch channel, and waits for
 //! the connection to fail; then it backs off (capped, jittered) and starts again. Publishers
-//! and subscriptions only ever read the watch channel, so there is one owner of the
-//! connection state.
+//! and subscriptions only ever read the watch channels, so there is one owner of each
+//! connection's state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -53,11 +59,32 @@ pub struct AmqpBroker {
 }
 
 struct Shared {
+    config: BrokerConfig,
+    role: Role,
     topology: Topology,
     /// The AMQP `user_id` stamped on published messages (the broker checks it is our login).
     user_id: Option<String>,
-    link: watch::Receiver<Link>,
+    /// The publishing connection.
+    publishing: watch::Receiver<Link>,
+    /// The consuming connection, once something subscribed.
+    consuming: OnceLock<watch::Receiver<Link>>,
     shutdown: CancellationToken,
+}
+
+/// What a connection is for (its name in the broker's management UI says it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Publish,
+    Consume,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Publish => "publish",
+            Purpose::Consume => "consume",
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -73,6 +100,55 @@ struct Session {
     connection: Connection,
     /// The channel in confirm mode that publishes; replaced if the broker closes it.
     publisher: Mutex<Option<Channel>>,
+    /// Why the broker blocks this connection (`connection.blocked`), while it does.
+    blocked: Mutex<Option<String>>,
+}
+
+impl Session {
+    fn blocked(&self) -> Option<String> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_blocked(&self, reason: Option<String>) {
+        *self
+            .blocked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = reason;
+    }
+}
+
+/// The live session of `link` newer than `generation`, waiting for one.
+async fn session_after(
+    link: &watch::Receiver<Link>,
+    generation: u64,
+    shutdown: &CancellationToken,
+) -> Result<Arc<Session>, BrokerError> {
+    let mut link = link.clone();
+    loop {
+        match &*link.borrow_and_update() {
+            Link::Up(session) if session.generation > generation => return Ok(session.clone()),
+            Link::Closed => return Err(BrokerError::Closed),
+            Link::Up(_) | Link::Down => {}
+        }
+        tokio::select! {
+            changed = link.changed() => {
+                if changed.is_err() {
+                    return Err(BrokerError::Closed);
+                }
+            }
+            () = shutdown.cancelled() => return Err(BrokerError::Closed),
+        }
+    }
+}
+
+fn link_session(link: &watch::Receiver<Link>) -> Option<Arc<Session>> {
+    match &*link.borrow() {
+        Link::Up(session) if session.connection.status().connected() => Some(session.clone()),
+        _ => None,
+    }
 }
 
 impl AmqpBroker {
@@ -86,22 +162,31 @@ impl AmqpBroker {
         config.validate()?;
         let topology = Topology::new(config.namespace.clone(), config.queue_type);
         let user_id = publishing_user(&config, &role)?;
-        let (link_tx, link_rx) = watch::channel(Link::Down);
-        let supervisor = Supervisor {
-            config,
-            role,
-            topology: topology.clone(),
-            link: link_tx,
-            shutdown: shutdown.clone(),
-        };
-        tokio::spawn(supervisor.run());
+        let publishing = Supervisor::spawn(&config, &role, &topology, Purpose::Publish, &shutdown);
         Ok(AmqpBroker {
             shared: Arc::new(Shared {
+                config,
+                role,
                 topology,
                 user_id,
-                link: link_rx,
+                publishing,
+                consuming: OnceLock::new(),
                 shutdown,
             }),
+        })
+    }
+
+    /// The consuming connection's link, started on first use.
+    fn consuming(&self) -> &watch::Receiver<Link> {
+        let shared = &self.shared;
+        shared.consuming.get_or_init(|| {
+            Supervisor::spawn(
+                &shared.config,
+                &shared.role,
+                &shared.topology,
+                Purpose::Consume,
+                &shared.shutdown,
+            )
         })
     }
 
@@ -114,6 +199,7 @@ impl AmqpBroker {
             topology: Topology::new(config.namespace.clone(), config.queue_type),
             config,
             role,
+            purpose: Purpose::Publish,
             link,
             shutdown: CancellationToken::new(),
         };
@@ -126,37 +212,24 @@ impl AmqpBroker {
         &self.shared.topology
     }
 
-    /// Waits until connected, for at most `timeout`.
+    /// Waits until connected (both connections, once something subscribed), for at most
+    /// `timeout`.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BrokerError> {
-        tokio::time::timeout(timeout, self.session())
+        let both = async {
+            session_after(&self.shared.publishing, 0, &self.shared.shutdown).await?;
+            if let Some(consuming) = self.shared.consuming.get() {
+                session_after(consuming, 0, &self.shared.shutdown).await?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, both)
             .await
             .map_err(|_| BrokerError::NotConnected(timeout))?
-            .map(|_| ())
     }
 
-    /// The current session, waiting for one if the broker is away.
+    /// The current publishing session, waiting for one if the broker is away.
     async fn session(&self) -> Result<Arc<Session>, BrokerError> {
-        self.session_after(0).await
-    }
-
-    /// A session newer than `generation`, waiting for one.
-    async fn session_after(&self, generation: u64) -> Result<Arc<Session>, BrokerError> {
-        let mut link = self.shared.link.clone();
-        loop {
-            match &*link.borrow_and_update() {
-                Link::Up(session) if session.generation > generation => return Ok(session.clone()),
-                Link::Closed => return Err(BrokerError::Closed),
-                Link::Up(_) | Link::Down => {}
-            }
-            tokio::select! {
-                changed = link.changed() => {
-                    if changed.is_err() {
-                        return Err(BrokerError::Closed);
-                    }
-                }
-                () = self.shared.shutdown.cancelled() => return Err(BrokerError::Closed),
-            }
-        }
+        session_after(&self.shared.publishing, 0, &self.shared.shutdown).await
     }
 
     fn properties(&self, message: &Outgoing) -> BasicProperties {
@@ -223,7 +296,8 @@ impl Transport for AmqpBroker {
     ) -> Result<Subscription, BrokerError> {
         let (sender, receiver) = mpsc::channel(usize::from(prefetch.max(1)));
         let consumer = ConsumerLoop {
-            broker: self.clone(),
+            link: self.consuming().clone(),
+            shutdown: self.shared.shutdown.clone(),
             queue: self.shared.topology.queue_name(&queue),
             prefetch,
             sender,
@@ -233,7 +307,16 @@ impl Transport for AmqpBroker {
     }
 
     fn is_connected(&self) -> bool {
-        matches!(&*self.shared.link.borrow(), Link::Up(session) if session.connection.status().connected())
+        link_session(&self.shared.publishing).is_some()
+            && self
+                .shared
+                .consuming
+                .get()
+                .is_none_or(|consuming| link_session(consuming).is_some())
+    }
+
+    fn blocked(&self) -> Option<String> {
+        link_session(&self.shared.publishing).and_then(|session| session.blocked())
     }
 }
 
@@ -275,16 +358,38 @@ fn publishing_user(config: &BrokerConfig, role: &Role) -> Result<Option<String>,
     Ok(Some(uri.authority.userinfo.username))
 }
 
-/// Owns the connection: connect, declare, wait for failure, back off, again.
+/// Owns a connection: connect, declare, wait for failure, back off, again.
 struct Supervisor {
     config: BrokerConfig,
     role: Role,
+    purpose: Purpose,
     topology: Topology,
     link: watch::Sender<Link>,
     shutdown: CancellationToken,
 }
 
 impl Supervisor {
+    /// Starts a supervisor for a connection for `purpose`; the link it keeps up to date.
+    fn spawn(
+        config: &BrokerConfig,
+        role: &Role,
+        topology: &Topology,
+        purpose: Purpose,
+        shutdown: &CancellationToken,
+    ) -> watch::Receiver<Link> {
+        let (link, receiver) = watch::channel(Link::Down);
+        let supervisor = Supervisor {
+            config: config.clone(),
+            role: role.clone(),
+            purpose,
+            topology: topology.clone(),
+            link,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(supervisor.run());
+        receiver
+    }
+
     async fn run(self) {
         let mut failures: u32 = 0;
         let mut generation = 0;
@@ -297,9 +402,10 @@ impl Supervisor {
                         generation,
                         connection,
                         publisher: Mutex::new(None),
+                        blocked: Mutex::new(None),
                     });
                     self.link.send_replace(Link::Up(session.clone()));
-                    self.wait_for_failure(&session.connection).await;
+                    self.wait_for_failure(&session).await;
                     self.link.send_replace(Link::Down);
                     if self.shutdown.is_cancelled() {
                         let _ = session
@@ -308,13 +414,17 @@ impl Supervisor {
                             .await;
                         break;
                     }
-                    warn!(generation, "lost the broker connection; reconnecting");
+                    warn!(
+                        generation,
+                        purpose = self.purpose.as_str(),
+                        "lost the broker connection; reconnecting"
+                    );
                     if connected_at.elapsed() >= STABLE_CONNECTION {
                         failures = 0;
                     }
                 }
                 Err(err) => {
-                    warn!(error = %error_chain(&err), attempt = failures + 1, "cannot reach the broker");
+                    warn!(error = %error_chain(&err), attempt = failures + 1, purpose = self.purpose.as_str(), "cannot reach the broker");
                 }
             }
             let delay = backoff(failures);
@@ -357,6 +467,7 @@ impl Supervisor {
             Role::Worker(worker) => format!("tunasync worker {worker}"),
             Role::Client => "tunasync client".to_owned(),
         };
+        let name = format!("{name} ({})", self.purpose.as_str());
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let runtime = lapin::runtime::default_runtime().map_err(|source| BrokerError::Connect {
             url: redact_url(url),
@@ -374,7 +485,7 @@ impl Supervisor {
                 .await;
             return Err(err);
         }
-        info!(url = %redact_url(url), "connected to the broker");
+        info!(url = %redact_url(url), purpose = self.purpose.as_str(), "connected to the broker");
         Ok(connection)
     }
 
@@ -403,16 +514,26 @@ impl Supervisor {
         })
     }
 
-    /// Returns when the connection has failed or shutdown was asked for.
-    async fn wait_for_failure(&self, connection: &Connection) {
+    /// Returns when the connection has failed or shutdown was asked for; notes when the
+    /// broker blocks and unblocks it.
+    async fn wait_for_failure(&self, session: &Session) {
+        let connection = &session.connection;
         let mut events = connection.events_listener();
         let mut poll = tokio::time::interval(STATUS_POLL);
         loop {
             tokio::select! {
                 event = events.next() => match event {
                     Some(lapin::Event::Error(err)) => {
-                        warn!(error = %error_chain(&err), "broker connection error");
+                        warn!(error = %error_chain(&err), purpose = self.purpose.as_str(), "broker connection error");
                         return;
+                    }
+                    Some(lapin::Event::ConnectionBlocked(reason)) => {
+                        warn!(%reason, purpose = self.purpose.as_str(), "the broker blocks this connection (a resource alarm): publishing waits until it lifts");
+                        session.set_blocked(Some(reason));
+                    }
+                    Some(lapin::Event::ConnectionUnblocked) => {
+                        info!(purpose = self.purpose.as_str(), "the broker unblocked this connection");
+                        session.set_blocked(None);
                     }
                     Some(_) => {}
                     None => return,
@@ -440,7 +561,8 @@ fn backoff(failures: u32) -> Duration {
 
 /// Keeps one consumer alive across reconnections and forwards what it receives.
 struct ConsumerLoop {
-    broker: AmqpBroker,
+    link: watch::Receiver<Link>,
+    shutdown: CancellationToken,
     queue: String,
     prefetch: u16,
     sender: mpsc::Sender<Incoming>,
@@ -451,7 +573,7 @@ impl ConsumerLoop {
         let mut generation = 0;
         let mut failures: u32 = 0;
         loop {
-            let session = match self.broker.session_after(generation).await {
+            let session = match session_after(&self.link, generation, &self.shutdown).await {
                 Ok(session) => session,
                 Err(_) => return,
             };

@@ -2,9 +2,9 @@
 //!
 //! The manager and the workers use [`Transport`]: publish a message and wait until the broker
 //! confirmed it, or subscribe to a queue and get [`Incoming`] messages to acknowledge one by
-//! one or in batches. [`AmqpBroker`] implements it on lapin and rustls, keeping one connection
-//! alive: it reconnects after a broker restart with capped, jittered backoff, declares the
-//! topology again, and resumes every subscription. An in-process implementation (single-host
+//! one or in batches. [`AmqpBroker`] implements it on lapin and rustls, keeping a publishing
+//! and a consuming connection alive: each reconnects after a broker restart with capped,
+//! jittered backoff, declares the topology again, and resumes its subscriptions. An in-process implementation (single-host
 //! use, logic tests) only has to feed the same [`Subscription`] and [`Incoming`] types.
 //!
 //! - [`config`]: `[broker]` settings and their checks.
@@ -134,4 +134,9 @@ pub trait Transport: Clone + Send + Sync + 'static {
 
     /// Whether the broker is reachable right now.
     fn is_connected(&self) -> bool;
+
+    /// Why the broker holds back what we publish (a memory or disk alarm), while it does.
+    fn blocked(&self) -> Option<String> {
+        None
+    }
 }
