@@ -5,6 +5,7 @@
 #                                     and wait until it serves; writes DIR/env (see below)
 #   scripts/rmq-node.sh stop    DIR   stop the node and its epmd (only the processes it started)
 #   scripts/rmq-node.sh restart DIR   stop and start again on the same ports and data
+#   scripts/rmq-node.sh ctl DIR ARGS  run rabbitmqctl ARGS against the node
 #
 # Everything lives under DIR: config, data, logs, certificates, its own epmd. Nothing is
 # written to /etc/rabbitmq or /var/lib/rabbitmq, and no system service is touched.
@@ -24,7 +25,7 @@ START_TIMEOUT=${RMQ_START_TIMEOUT:-90}
 
 die() { echo "rmq-node.sh: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: $0 start|stop|restart DIR"
+[ $# -ge 2 ] || die "usage: $0 start|stop|restart DIR | ctl DIR ARGS..."
 cmd=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 
@@ -242,5 +243,9 @@ case $cmd in
     stop_node
     start_node
     ;;
-  *) die "usage: $0 start|stop|restart DIR" ;;
+  ctl)
+    node_env
+    exec "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" "${@:3}"
+    ;;
+  *) die "usage: $0 start|stop|restart|ctl DIR" ;;
 esac

@@ -70,6 +70,35 @@ impl BrokerEnv {
         }
     }
 
+    /// As [`BrokerEnv::tls_config`], but connecting through a [`TcpProxy`] on `port`.
+    pub fn tls_config_via(&self, namespace: &str, port: u16) -> BrokerConfig {
+        let url = self
+            .amqps_url
+            .replace(&format!(":{}/", self.amqps_port), &format!(":{port}/"));
+        BrokerConfig {
+            urls: vec![url],
+            ..self.tls_config(namespace)
+        }
+    }
+
+    /// Runs `rabbitmqctl` against the node (e.g. `set_vm_memory_high_watermark 0.0001` for a
+    /// memory alarm); its output. Blocking.
+    pub fn rabbitmqctl(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new(&self.ctl)
+            .arg("ctl")
+            .arg(&self.node_dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.ctl.display()));
+        assert!(
+            output.status.success(),
+            "`rabbitmqctl {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// amqps with the certificate-only user and the EXTERNAL mechanism.
     pub fn external_config(&self, namespace: &str) -> BrokerConfig {
         BrokerConfig {
@@ -152,6 +181,54 @@ pub async fn within<F: std::future::Future>(timeout: Duration, what: &str, futur
     tokio::time::timeout(timeout, future)
         .await
         .unwrap_or_else(|_| panic!("timed out after {timeout:?}: {what}"))
+}
+
+/// A TCP forwarder on loopback to the broker that a test opens and closes: closed, it drops
+/// new connections at once and cuts the ones going on, as a network outage between one
+/// client and the broker would, while everyone else stays connected. Its task ends with the
+/// runtime of the test.
+pub struct TcpProxy {
+    pub port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl TcpProxy {
+    /// Forwards a free loopback port to `127.0.0.1:target`; open or closed from the start.
+    pub async fn start(target: u16, open: bool) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|err| panic!("no free port for the proxy: {err}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("proxy address: {err}"))
+            .port();
+        let (open, state) = tokio::sync::watch::channel(open);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut state = state.clone();
+                if !*state.borrow_and_update() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = state.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        TcpProxy { port, open }
+    }
+
+    /// Opens or closes the way through.
+    pub fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
 }
 
 /// A real `rsync --daemon` on a free loopback port, serving one module `pub`; stopped (by its

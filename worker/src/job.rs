@@ -28,12 +28,25 @@ use crate::slots::Slots;
 #[derive(Debug, Clone)]
 pub enum Control {
     Start { force: bool },
-    Stop,
-    Disable,
+    Stop(By),
+    Disable(By),
     Restart,
     Halt,
     Reconfigure(Arc<JobConfig>),
 }
+
+/// Who stops or disables a job, which decides whether a run it kills is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The operator's command: the manager recorded it already (tunasync reports nothing).
+    Command,
+    /// The manager's stored state in a `welcome` (the worker had run the job before it
+    /// learnt of the hold): the run it kills is reported, so its history entry ends.
+    Welcome,
+}
+
+/// The error of a run killed because the manager holds the job paused or disabled.
+pub const HELD: &str = "killed: the manager holds this job paused or disabled";
 
 /// The job's own idea of where it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,8 +126,8 @@ struct Job {
 /// What a control message did to a run in progress.
 enum Interrupt {
     None,
-    Stop,
-    Disable,
+    Stop(By),
+    Disable(By),
     Restart,
     Halt,
 }
@@ -123,8 +136,8 @@ impl Interrupt {
     fn as_str(&self) -> &'static str {
         match self {
             Interrupt::None => "none",
-            Interrupt::Stop => "stop",
-            Interrupt::Disable => "disable",
+            Interrupt::Stop(_) => "stop",
+            Interrupt::Disable(_) => "disable",
             Interrupt::Restart => "restart",
             Interrupt::Halt => "shutdown",
         }
@@ -145,14 +158,14 @@ impl Job {
             let mut force = match control {
                 Control::Start { force } => force,
                 Control::Restart => false,
-                Control::Stop => {
+                Control::Stop(_) => {
                     if self.mode() != Mode::Disabled {
                         self.set_mode(Mode::Paused);
                         self.reporter.set_quietly(SyncStatus::Paused);
                     }
                     continue;
                 }
-                Control::Disable => {
+                Control::Disable(_) => {
                     self.set_mode(Mode::Disabled);
                     self.reporter.set_quietly(SyncStatus::Disabled);
                     continue;
@@ -170,7 +183,7 @@ impl Job {
                         force = false;
                     }
                     Interrupt::Halt => return,
-                    Interrupt::None | Interrupt::Stop | Interrupt::Disable => break,
+                    Interrupt::None | Interrupt::Stop(_) | Interrupt::Disable(_) => break,
                 }
             }
         }
@@ -190,15 +203,15 @@ impl Job {
                 tokio::select! {
                     slot = &mut acquire => break Some(slot),
                     control = self.receiver.recv() => match control {
-                        Some(Control::Stop) => {
+                        Some(Control::Stop(by)) => {
                             self.set_mode(Mode::Paused);
                             self.reporter.set_quietly(SyncStatus::Paused);
-                            return Interrupt::Stop;
+                            return Interrupt::Stop(by);
                         }
-                        Some(Control::Disable) => {
+                        Some(Control::Disable(by)) => {
                             self.set_mode(Mode::Disabled);
                             self.reporter.set_quietly(SyncStatus::Disabled);
-                            return Interrupt::Disable;
+                            return Interrupt::Disable(by);
                         }
                         Some(Control::Halt) | None => return Interrupt::Halt,
                         Some(Control::Start { force: true }) => break None,
@@ -223,8 +236,8 @@ impl Job {
                 tokio::select! {
                     end = &mut run => break end,
                     control = self.receiver.recv() => match control {
-                        Some(Control::Stop) => { interrupt = Interrupt::Stop; kill.cancel(); }
-                        Some(Control::Disable) => { interrupt = Interrupt::Disable; kill.cancel(); }
+                        Some(Control::Stop(by)) => { interrupt = Interrupt::Stop(by); kill.cancel(); }
+                        Some(Control::Disable(by)) => { interrupt = Interrupt::Disable(by); kill.cancel(); }
                         Some(Control::Restart) => { interrupt = Interrupt::Restart; kill.cancel(); }
                         Some(Control::Halt) | None => { interrupt = Interrupt::Halt; kill.cancel(); }
                         Some(Control::Reconfigure(config)) => pending_config = Some(config),
@@ -242,8 +255,17 @@ impl Job {
                     self.reporter
                         .report(*run_id, *attempt, SyncStatus::Failed, KILLED, None);
                 }
-                Interrupt::Stop => self.reporter.set_quietly(SyncStatus::Paused),
-                Interrupt::Disable => self.reporter.set_quietly(SyncStatus::Disabled),
+                Interrupt::Stop(by) | Interrupt::Disable(by) => {
+                    if by == By::Welcome {
+                        self.reporter
+                            .report(*run_id, *attempt, SyncStatus::Failed, HELD, None);
+                    }
+                    let status = match interrupt {
+                        Interrupt::Stop(_) => SyncStatus::Paused,
+                        _ => SyncStatus::Disabled,
+                    };
+                    self.reporter.set_quietly(status);
+                }
                 Interrupt::None => {}
             }
         }
@@ -251,8 +273,8 @@ impl Job {
             self.reporter.job = config;
         }
         let (mode, schedule) = match interrupt {
-            Interrupt::Stop => (Mode::Paused, false),
-            Interrupt::Disable => (Mode::Disabled, false),
+            Interrupt::Stop(_) => (Mode::Paused, false),
+            Interrupt::Disable(_) => (Mode::Disabled, false),
             Interrupt::Restart | Interrupt::Halt => (Mode::Idle, false),
             Interrupt::None => (Mode::Idle, true),
         };
@@ -336,9 +358,9 @@ mod tests {
         wait_until(WAIT, "c to run past the limit", || mode(c) == Mode::Running).await;
         assert_eq!(mode(b), Mode::Waiting, "the limit still holds for b");
 
-        b.control.send(Control::Stop).await.unwrap();
+        b.control.send(Control::Stop(By::Command)).await.unwrap();
         wait_until(WAIT, "b paused", || mode(b) == Mode::Paused).await;
-        c.control.send(Control::Stop).await.unwrap();
+        c.control.send(Control::Stop(By::Command)).await.unwrap();
         wait_until(WAIT, "c paused", || mode(c) == Mode::Paused).await;
         // b never ran, so only c's run ends; a stopped run is not scheduled again.
         let stopped = finished_rx.recv().await.unwrap();

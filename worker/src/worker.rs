@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::config::{JobConfig, WorkerConfig};
 use crate::hooks::HookSettings;
-use crate::job::{self, Control, Finished, JobContext, JobHandle, Mode};
+use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode};
 use crate::outbox::{self, Outbox};
 use crate::schedule::Schedule;
 use crate::slots::Slots;
@@ -149,6 +149,7 @@ impl<T: Transport> Worker<T> {
         ));
         info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.config.concurrent, "worker started");
         let mut first_connected: Option<tokio::time::Instant> = None;
+        let mut reload_open = true;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut was_connected = false;
         let mut last_heartbeat: Option<tokio::time::Instant> = None;
@@ -169,14 +170,14 @@ impl<T: Transport> Worker<T> {
                     }
                 }
                 () = tokio::time::sleep(due_in) => self.start_due().await,
-                request = reload.recv() => {
-                    if request.is_some() {
-                        match self.reload().await {
-                            Ok(()) => info!("config reloaded"),
-                            Err(err) => warn!("reload refused, the old config stays:\n{err}"),
-                        }
-                    }
-                }
+                request = reload.recv(), if reload_open => match request {
+                    Some(()) => match self.reload().await {
+                        Ok(()) => info!("config reloaded"),
+                        Err(err) => warn!("reload refused, the old config stays:\n{err}"),
+                    },
+                    // Nobody can ask for reloads any more (the `reload` command still can).
+                    None => reload_open = false,
+                },
                 _ = tick.tick() => {
                     let connected = self.transport.is_connected();
                     if connected && !was_connected {
@@ -331,8 +332,8 @@ impl<T: Transport> Worker<T> {
                 });
             }
             Command::Start(start) => (start.mirror, Control::Start { force: start.force }),
-            Command::Stop(target) => (target.mirror, Control::Stop),
-            Command::Disable(target) => (target.mirror, Control::Disable),
+            Command::Stop(target) => (target.mirror, Control::Stop(By::Command)),
+            Command::Disable(target) => (target.mirror, Control::Disable(By::Command)),
             Command::Restart(target) => (target.mirror, Control::Restart),
         };
         let Some(handle) = self.jobs.get(&mirror) else {
@@ -380,7 +381,7 @@ impl<T: Transport> Worker<T> {
                         if !first {
                             info!(mirror = %stored.mirror, "disabled by the manager's stored state");
                         }
-                        let _ = handle.control.send(Control::Disable).await;
+                        let _ = handle.control.send(Control::Disable(By::Welcome)).await;
                         self.unschedule(&stored.mirror);
                     }
                 }
@@ -389,7 +390,7 @@ impl<T: Transport> Worker<T> {
                         if !first {
                             info!(mirror = %stored.mirror, "paused by the manager's stored state");
                         }
-                        let _ = handle.control.send(Control::Stop).await;
+                        let _ = handle.control.send(Control::Stop(By::Welcome)).await;
                         self.unschedule(&stored.mirror);
                     }
                 }
@@ -463,7 +464,7 @@ impl<T: Transport> Worker<T> {
             .collect();
         for name in removed {
             if let Some(handle) = self.jobs.remove(&name) {
-                let _ = handle.control.send(Control::Disable).await;
+                let _ = handle.control.send(Control::Disable(By::Command)).await;
                 let _ = handle.control.send(Control::Halt).await;
             }
             self.unschedule(&name);

@@ -281,6 +281,18 @@ impl FakeWorker {
         }
     }
 
+    /// Disconnects, and returns once the broker closed its connections (nothing of its
+    /// queue is delivered to it any more).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tunasync_shared::testkit::within(
+            WAIT,
+            "the fake worker to disconnect",
+            self.broker.closed(),
+        )
+        .await;
+    }
+
     pub async fn send(&self, event: Event) -> EventEnvelope {
         let envelope = EventEnvelope::new(self.id.clone(), self.seq.next(), event);
         self.broker

@@ -227,6 +227,16 @@ impl AmqpBroker {
             .map_err(|_| BrokerError::NotConnected(timeout))?
     }
 
+    /// Waits until the client has shut down (its `shutdown` was cancelled) and closed its
+    /// connections.
+    pub async fn closed(&self) {
+        let links = [Some(&self.shared.publishing), self.shared.consuming.get()];
+        for link in links.into_iter().flatten() {
+            let mut link = link.clone();
+            let _ = link.wait_for(|link| matches!(link, Link::Closed)).await;
+        }
+    }
+
     /// The current publishing session, waiting for one if the broker is away.
     async fn session(&self) -> Result<Arc<Session>, BrokerError> {
         session_after(&self.shared.publishing, 0, &self.shared.shutdown).await

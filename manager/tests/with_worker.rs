@@ -1,0 +1,277 @@
+//! The manager and a real worker (in-process, real jobs), the worker reaching the broker
+//! through a proxy the test opens and closes: outages of one worker's connection, a worker
+//! that connects late, a manager that answers late, a worker whose clock went back.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tunasync_shared::broker::{AmqpBroker, BrokerConfig, Role};
+use tunasync_shared::testkit::{TcpProxy, within};
+use tunasync_worker::config::WorkerConfig;
+use tunasync_worker::hooks::HookSettings;
+use tunasync_worker::worker::{Options, Worker};
+
+/// A worker running in this process until stopped.
+struct RealWorker {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    /// Kept so that the worker's reload channel stays open.
+    _reload: mpsc::Sender<()>,
+}
+
+impl RealWorker {
+    fn start(config: &Path, options: Options) -> RealWorker {
+        let config = WorkerConfig::load(config).unwrap().config;
+        let broker_stop = CancellationToken::new();
+        let broker = AmqpBroker::start(
+            config.broker.clone(),
+            Role::Worker(config.name.clone()),
+            broker_stop.clone(),
+        )
+        .unwrap();
+        let settings = HookSettings::from_config(&config, None);
+        let worker = Worker::new(config, broker, settings, options);
+        let (reload_tx, reload) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            worker.run(reload, stop).await.unwrap();
+            broker_stop.cancel();
+        });
+        RealWorker {
+            shutdown,
+            task,
+            _reload: reload_tx,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        within(WAIT, "the worker to stop", self.task).await.unwrap();
+    }
+}
+
+/// Writes worker `w1`'s config with `mirrors`, for `broker`; its path.
+fn worker_conf(dir: &Path, broker: &BrokerConfig, mirrors: &str) -> PathBuf {
+    let path = dir.join("worker.conf");
+    let text = format!(
+        "[broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n\
+         [global]\nname = \"w1\"\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\nmirror_dir = \"{root}/data\"\n\
+         interval = 1440\nconcurrent = 4\nheartbeat_interval = \"1s\"\n{mirrors}",
+        url = broker.urls[0],
+        ca = broker.ca_cert.as_ref().unwrap(),
+        namespace = broker.namespace,
+        root = dir.display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn command_mirror(name: &str, command: &str) -> String {
+    format!("[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\ncommand = {command:?}\n")
+}
+
+/// The status of worker `w1`'s `mirror`, if the manager knows the worker and the job.
+async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
+    let response = manager.get("/workers/w1/jobs").await;
+    if response.status() != 200 {
+        return None;
+    }
+    let jobs: serde_json::Value = response.json().await.ok()?;
+    jobs.as_array()?
+        .iter()
+        .find(|job| job["name"] == mirror)
+        .and_then(|job| job["status"].as_str().map(str::to_owned))
+}
+
+async fn wait_status(manager: &TestManager, mirror: &str, status: &str) {
+    wait_until_async(WAIT, &format!("{mirror} to be {status}"), || async {
+        status_of(manager, mirror).await.as_deref() == Some(status)
+    })
+    .await;
+}
+
+/// The operator disabled `mirror` of worker `w1` in an earlier life of the worker (played
+/// by a fake worker that then goes away).
+async fn disabled_before(manager: &TestManager, mirrors: &[&str], mirror: &str) {
+    let earlier = FakeWorker::start("w1", manager.broker_config()).await;
+    earlier.hello(mirrors).await;
+    wait_welcomed(&earlier).await;
+    let (status, answer) = manager
+        .cmd(serde_json::json!({"cmd": "disable", "worker_id": "w1", "mirror_id": mirror}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    earlier.stop().await;
+}
+
+/// Its connection cut for longer than its event queue lasts, the worker finishes a run; the
+/// result reaches the manager when it is back. (Before, queued heartbeats pushed the result
+/// out of the queue, and the `hello` after the reconnection did not repair it: the job
+/// stayed `syncing` with its history entry open.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_during_an_outage_is_reported_after_it() {
+    let manager = TestManager::start(Setup::default()).await;
+    let proxy = TcpProxy::start(manager.env.amqps_port, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("slow.done");
+    let mirrors = command_mirror(
+        "slow",
+        &format!("/bin/sh -c 'sleep 2; touch {}'", done.display()),
+    );
+    let broker = manager.env.tls_config_via(&manager.namespace, proxy.port);
+    let config = worker_conf(dir.path(), &broker, &mirrors);
+    let worker = RealWorker::start(
+        &config,
+        Options {
+            outbox_capacity: 3,
+            ..Options::default()
+        },
+    );
+    wait_status(&manager, "slow", "syncing").await;
+    proxy.set_open(false);
+    wait_until_async(WAIT, "the run to end", || async { done.exists() }).await;
+    // The outage lasts six heartbeats: more events than the worker's queue holds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.set_open(true);
+    wait_status(&manager, "slow", "success").await;
+    let job = manager.job("w1", "slow").await.unwrap();
+    assert_ne!(job["last_update"], "0001-01-01T00:00:00Z");
+    let history = manager.get_json("/jobs/w1/slow/history").await;
+    let entries = history.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{history}");
+    assert_eq!(entries[0]["result"], "success");
+    assert_ne!(entries[0]["ended"], "0001-01-01T00:00:00Z", "{history}");
+    worker.stop().await;
+}
+
+/// A worker that reaches the broker only after its wait for the `welcome` would have run out
+/// still waits for it once connected: a job the operator disabled does not run. (Before, the
+/// wait counted from the start of the process, and such a worker ran every job at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_welcome_counts_from_the_first_connection() {
+    let manager = TestManager::start(Setup::default()).await;
+    disabled_before(&manager, &["held"], "held").await;
+    let proxy = TcpProxy::start(manager.env.amqps_port, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("held.ran");
+    let mirrors = format!(
+        "{}{}",
+        command_mirror("held", &format!("/bin/touch {}", ran.display())),
+        command_mirror("free", "/bin/true"),
+    );
+    let broker = manager.env.tls_config_via(&manager.namespace, proxy.port);
+    let config = worker_conf(dir.path(), &broker, &mirrors);
+    let worker = RealWorker::start(
+        &config,
+        Options {
+            welcome_wait: Duration::from_secs(1),
+            ..Options::default()
+        },
+    );
+    // The broker is out of reach for three times the wait.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_open(true);
+    wait_status(&manager, "free", "success").await;
+    assert!(!ran.exists(), "the disabled job ran");
+    assert_eq!(
+        status_of(&manager, "held").await.as_deref(),
+        Some("disabled")
+    );
+    worker.stop().await;
+}
+
+/// The manager answers after the worker stopped waiting and ran every job: the late
+/// `welcome` stops the job the operator disabled, whose reports never showed it other than
+/// disabled, and the killed run's history entry ends. (Before, a late welcome was ignored
+/// and the job's reports overwrote the operator's disable for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_welcome_stops_what_the_operator_disabled() {
+    let manager = TestManager::start(Setup::default()).await;
+    disabled_before(&manager, &["held", "free"], "held").await;
+    let broker = manager.broker_config();
+    let (dir, namespace) = manager.stop().await;
+    let work = tempfile::tempdir().unwrap();
+    let pid_file = work.path().join("held.pid");
+    let mirrors = format!(
+        "{}{}",
+        command_mirror(
+            "held",
+            &format!(
+                "/bin/sh -c 'echo $$ > {}; exec sleep 60'",
+                pid_file.display()
+            )
+        ),
+        command_mirror("free", "/bin/true"),
+    );
+    let config = worker_conf(work.path(), &broker, &mirrors);
+    let worker = RealWorker::start(
+        &config,
+        Options {
+            welcome_wait: Duration::from_secs(1),
+            ..Options::default()
+        },
+    );
+    wait_until_async(WAIT, "the worker to run every job", || async {
+        std::fs::read_to_string(&pid_file).is_ok_and(|pid| pid.ends_with('\n'))
+    })
+    .await;
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let process = PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(process.exists());
+
+    let manager = TestManager::start(Setup {
+        dir: Some(dir),
+        namespace: Some(namespace),
+        ..Setup::default()
+    })
+    .await;
+    wait_status(&manager, "free", "success").await;
+    assert_eq!(
+        status_of(&manager, "held").await.as_deref(),
+        Some("disabled")
+    );
+    wait_until_async(WAIT, "the disabled job's run to be killed", || async {
+        !process.exists()
+    })
+    .await;
+    wait_until_async(WAIT, "the killed run's history entry to end", || async {
+        let history = manager.get_json("/jobs/w1/held/history").await;
+        history[0]["result"] == "failed"
+    })
+    .await;
+    assert_eq!(
+        status_of(&manager, "held").await.as_deref(),
+        Some("disabled")
+    );
+    worker.stop().await;
+}
+
+/// The manager holds event numbers of worker `w1` far ahead of what the worker numbers now
+/// (its clock was an hour fast before, and was set right since): the worker is told and
+/// numbers its events after them, so its reports count. (Before, they were ignored without
+/// a word while its heartbeats kept it online.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_clock_went_back_is_heard() {
+    let manager = TestManager::start(Setup::default()).await;
+    let earlier = FakeWorker::start("w1", manager.broker_config()).await;
+    let hour_ahead = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap() + 3_600_000_000;
+    earlier.seq.advance_past(hour_ahead);
+    earlier.hello(&["m"]).await;
+    wait_welcomed(&earlier).await;
+    earlier.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = worker_conf(
+        dir.path(),
+        &manager.broker_config(),
+        &command_mirror("m", "/bin/true"),
+    );
+    let worker = RealWorker::start(&config, Options::default());
+    wait_status(&manager, "m", "success").await;
+    worker.stop().await;
+}
