@@ -116,6 +116,17 @@ fn mirror(name: &str) -> MirrorName {
 }
 
 fn write_config(path: &Path, env: &BrokerEnv, namespace: &str, root: &Path, mirrors: &str) {
+    write_config_with(path, env, namespace, root, 3, mirrors);
+}
+
+fn write_config_with(
+    path: &Path,
+    env: &BrokerEnv,
+    namespace: &str,
+    root: &Path,
+    concurrent: usize,
+    mirrors: &str,
+) {
     let text = format!(
         r#"[broker]
 url = "{url}"
@@ -126,7 +137,7 @@ name = "w1"
 log_dir = "{root}/log/{{{{.Name}}}}"
 mirror_dir = "{root}/data"
 interval = 1440
-concurrent = 3
+concurrent = {concurrent}
 heartbeat_interval = "1s"
 {mirrors}"#,
         url = env.amqps_url,
@@ -453,4 +464,145 @@ async fn the_health_endpoint_answers_when_configured_and_a_taken_port_is_an_erro
         http_get(addr, "/healthz").await.is_err(),
         "the endpoint closes with the worker"
     );
+}
+
+/// The most runs going on at once among the statuses after the event numbered `after`, and
+/// whether a run started while `limit` others were going on.
+fn concurrency_after(manager: &FakeManager, after: u64, limit: usize) -> (usize, bool) {
+    let mut events = manager.events.lock().unwrap().clone();
+    events.sort_by_key(|envelope| envelope.seq);
+    let mut running = std::collections::BTreeSet::new();
+    let mut most = 0;
+    let mut over = false;
+    for envelope in events {
+        let Event::Status(status) = &envelope.event else {
+            continue;
+        };
+        match status.status {
+            SyncStatus::PreSyncing => {
+                if envelope.seq > after && running.len() >= limit {
+                    over = true;
+                }
+                running.insert(status.mirror.clone());
+            }
+            SyncStatus::Success | SyncStatus::Failed => {
+                running.remove(&status.mirror);
+            }
+            _ => {}
+        }
+        if envelope.seq > after {
+            most = most.max(running.len());
+        }
+    }
+    (most, over)
+}
+
+/// A reload that lowers `concurrent` while more runs than the new limit are going on lets
+/// no new run start until fewer than the limit remain, and raising it again does not go
+/// past the new limit. (Before, the lower limit was ignored until the running jobs ended,
+/// and raising it afterwards went past it: 4 → 2 → 4 allowed 6.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_limit_holds_across_reloads() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("limit");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let names: Vec<String> = (0..8).map(|idx| format!("c{idx}")).collect();
+    let mirrors: String = names
+        .iter()
+        .map(|name| {
+            format!("[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\ncommand = \"/bin/sleep 2\"\n")
+        })
+        .collect();
+    let config_path = dir.path().join("worker.conf");
+    write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
+    let config = WorkerConfig::load(&config_path).unwrap().config;
+    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let worker_shutdown = CancellationToken::new();
+    let worker = tokio::spawn(tunasync_worker::start(
+        config,
+        reload_rx,
+        worker_shutdown.clone(),
+    ));
+    wait_until(WAIT, "hello", || {
+        manager.count(|event| matches!(event, Event::Hello(_))) > 0
+    })
+    .await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    wait_until(WAIT, "four runs", || {
+        concurrency_after(&manager, 0, 4).0 == 4
+    })
+    .await;
+
+    // Four run; the limit goes down to two.
+    write_config_with(&config_path, &env, &namespace, dir.path(), 2, &mirrors);
+    assert_eq!(
+        manager.command(Command::Reload(Reload {})).await,
+        CmdOutcome::Accepted
+    );
+    let reloaded = last_seq(&manager);
+    let all_done = |runs: usize| {
+        names.iter().all(|name| {
+            manager
+                .sequence(name)
+                .iter()
+                .filter(|s| **s == SyncStatus::Success)
+                .count()
+                == runs
+        })
+    };
+    wait_until(Duration::from_secs(60), "every job to run once", || {
+        all_done(1)
+    })
+    .await;
+    let (_, over) = concurrency_after(&manager, reloaded, 2);
+    assert!(
+        !over,
+        "a run started while two or more others ran after the limit went to 2"
+    );
+
+    // Back to four, and every job asked to run again.
+    write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
+    assert_eq!(
+        manager.command(Command::Reload(Reload {})).await,
+        CmdOutcome::Accepted
+    );
+    let reloaded = last_seq(&manager);
+    for name in &names {
+        let start = Command::Start(StartJob {
+            mirror: mirror(name),
+            args: vec![],
+            force: false,
+        });
+        assert_eq!(manager.command(start).await, CmdOutcome::Accepted);
+    }
+    wait_until(Duration::from_secs(60), "every job to run twice", || {
+        all_done(2)
+    })
+    .await;
+    let (most, over) = concurrency_after(&manager, reloaded, 4);
+    assert!(
+        !over && most == 4,
+        "after raising the limit to 4: at most {most} at once"
+    );
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn last_seq(manager: &FakeManager) -> u64 {
+    manager
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|envelope| envelope.seq)
+        .max()
+        .unwrap_or(0)
 }

@@ -58,7 +58,18 @@ pub struct Setup {
 }
 
 impl TestManager {
+    /// Starts a manager and waits until it is ready (`/readyz`).
     pub async fn start(setup: Setup) -> TestManager {
+        let manager = Self::start_unready(setup).await;
+        wait_until_async(WAIT, "the manager to reach the broker", || async {
+            manager.get("/readyz").await.status() == 200
+        })
+        .await;
+        manager
+    }
+
+    /// Starts a manager and waits only until its API answers.
+    pub async fn start_unready(setup: Setup) -> TestManager {
         init();
         let env = BrokerEnv::get();
         let dir = setup
@@ -102,8 +113,8 @@ impl TestManager {
             shutdown,
             running: Some(running),
         };
-        wait_until_async(WAIT, "the manager to reach the broker", || async {
-            manager.get("/readyz").await.status() == 200
+        wait_until_async(WAIT, "the manager's API", || async {
+            manager.get("/ping").await.status() == 200
         })
         .await;
         manager
