@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Answer, FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
+use common::{Answer, FakeWorker, Setup, TestManager, wait_welcomed};
 use reqwest::Method;
 use serde_json::json;
 use tunasync_shared::status::SyncStatus;
@@ -96,13 +96,7 @@ async fn worker_events_become_the_status_page() {
     worker
         .send(worker.status("debian", SyncStatus::Success, run, Some("1.33T")))
         .await;
-    wait_until_async(WAIT, "debian to succeed", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "success")
-    })
-    .await;
+    manager.wait_status("w1", "debian", "success").await;
 
     let jobs = manager.get_json("/jobs").await;
     let jobs = jobs.as_array().unwrap();

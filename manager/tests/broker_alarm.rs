@@ -11,11 +11,9 @@ use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
-use tunasync_shared::gotime::GoTime;
-use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::names::WorkerId;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, wait_until};
-use tunasync_shared::wire::event::{Event, JobStatus};
 use tunasync_shared::wire::{EventEnvelope, SequenceSource};
 use uuid::Uuid;
 
@@ -42,7 +40,8 @@ impl Drop for MemoryAlarm {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_alarm_does_not_stop_ingestion() {
     let manager = TestManager::start(Setup::default()).await;
-    let (dir, namespace) = manager.stop().await;
+    let stopped = manager.stop().await;
+    let namespace = stopped.1.clone();
     // While the manager is down: a hello (its answer will be published during the alarm),
     // then more status events than the manager takes before it acks.
     let manager_env = BrokerEnv::get();
@@ -63,17 +62,8 @@ async fn a_memory_alarm_does_not_stop_ingestion() {
     for chunk in 0..50 {
         let envelopes: Vec<EventEnvelope> = (0..EVENTS / 50)
             .map(|idx| {
-                let status = Event::Status(JobStatus {
-                    mirror: MirrorName::new(format!("m{}", chunk * (EVENTS / 50) + idx)).unwrap(),
-                    status: SyncStatus::Success,
-                    run_id: Uuid::new_v4(),
-                    attempt: 1,
-                    at: GoTime::now_local(),
-                    upstream: String::new(),
-                    is_master: true,
-                    size: None,
-                    error_msg: String::new(),
-                });
+                let mirror = format!("m{}", chunk * (EVENTS / 50) + idx);
+                let status = worker.status(&mirror, SyncStatus::Success, Uuid::new_v4(), None);
                 EventEnvelope::new(WorkerId::new("w1").unwrap(), seq.next(), status)
             })
             .collect();
@@ -89,12 +79,7 @@ async fn a_memory_alarm_does_not_stop_ingestion() {
     }
 
     let alarm = MemoryAlarm::raise(&manager_env);
-    let manager = TestManager::start_unready(Setup {
-        dir: Some(dir),
-        namespace: Some(namespace),
-        ..Setup::default()
-    })
-    .await;
+    let manager = TestManager::start_unready(Setup::again(stopped)).await;
     wait_until_async(
         WAIT,
         "every event to be applied during the alarm",

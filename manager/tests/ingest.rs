@@ -31,13 +31,7 @@ async fn duplicates_redeliveries_and_restarts_are_harmless() {
     let success = worker
         .send(worker.status("debian", SyncStatus::Success, run, Some("2G")))
         .await;
-    wait_until_async(WAIT, "success", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "success")
-    })
-    .await;
+    manager.wait_status("w1", "debian", "success").await;
     let before = manager.job("w1", "debian").await.unwrap();
 
     // The same envelopes again (as a redelivery would bring them), in a scrambled order.
@@ -59,13 +53,8 @@ async fn duplicates_redeliveries_and_restarts_are_harmless() {
     assert_eq!(manager.job("w1", "debian").await.unwrap(), before);
 
     // Restart the manager on the same store; replay again; nothing changes, nothing is lost.
-    let (dir, namespace) = manager.stop().await;
-    let manager = TestManager::start(Setup {
-        dir: Some(dir),
-        namespace: Some(namespace),
-        ..Setup::default()
-    })
-    .await;
+    let stopped = manager.stop().await;
+    let manager = TestManager::start(Setup::again(stopped)).await;
     assert_eq!(
         manager.job("w1", "debian").await.unwrap(),
         before,
@@ -81,13 +70,7 @@ async fn duplicates_redeliveries_and_restarts_are_harmless() {
     worker
         .send(worker.status("other", SyncStatus::Failed, Uuid::new_v4(), None))
         .await;
-    wait_until_async(WAIT, "the second marker", || async {
-        manager
-            .job("w1", "other")
-            .await
-            .is_some_and(|job| job["status"] == "failed")
-    })
-    .await;
+    manager.wait_status("w1", "other", "failed").await;
     assert_eq!(manager.job("w1", "debian").await.unwrap(), before);
     let history = manager.get_json("/jobs/w1/debian/history").await;
     assert_eq!(
@@ -105,7 +88,7 @@ async fn events_wait_for_a_stopped_manager() {
     let worker = FakeWorker::start("w1", manager.broker_config()).await;
     worker.hello(&["debian"]).await;
     wait_welcomed(&worker).await;
-    let (dir, namespace) = manager.stop().await;
+    let stopped = manager.stop().await;
     let run = Uuid::new_v4();
     for status in [
         SyncStatus::PreSyncing,
@@ -116,12 +99,7 @@ async fn events_wait_for_a_stopped_manager() {
             .send(worker.status("debian", status, run, None))
             .await;
     }
-    let manager = TestManager::start(Setup {
-        dir: Some(dir),
-        namespace: Some(namespace),
-        ..Setup::default()
-    })
-    .await;
+    let manager = TestManager::start(Setup::again(stopped)).await;
     wait_until_async(
         WAIT,
         "the events queued while the manager was down",
@@ -206,13 +184,7 @@ async fn silent_workers_go_offline() {
     worker
         .send(worker.status("debian", SyncStatus::Syncing, run, None))
         .await;
-    wait_until_async(WAIT, "syncing", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "syncing")
-    })
-    .await;
+    manager.wait_status("w1", "debian", "syncing").await;
     wait_until_async(WAIT, "the worker to go offline", || async {
         manager.get_json("/workers").await[0]["online"] == false
     })
@@ -226,13 +198,7 @@ async fn silent_workers_go_offline() {
     assert_eq!(jobs[0]["status"], "failed");
 
     worker.heartbeat().await;
-    wait_until_async(WAIT, "the worker to come back", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "syncing")
-    })
-    .await;
+    manager.wait_status("w1", "debian", "syncing").await;
     assert_eq!(manager.get_json("/workers").await[0]["online"], true);
 }
 
@@ -296,32 +262,15 @@ async fn a_run_keeps_one_history_entry_across_a_manager_restart() {
     worker
         .send(worker.status("debian", SyncStatus::PreSyncing, run, None))
         .await;
-    wait_until_async(WAIT, "pre-syncing", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "pre-syncing")
-    })
-    .await;
-    let (dir, namespace) = manager.stop().await;
-    let manager = TestManager::start(Setup {
-        dir: Some(dir),
-        namespace: Some(namespace),
-        ..Setup::default()
-    })
-    .await;
+    manager.wait_status("w1", "debian", "pre-syncing").await;
+    let stopped = manager.stop().await;
+    let manager = TestManager::start(Setup::again(stopped)).await;
     for status in [SyncStatus::Syncing, SyncStatus::Success] {
         worker
             .send(worker.status("debian", status, run, Some("4G")))
             .await;
     }
-    wait_until_async(WAIT, "success", || async {
-        manager
-            .job("w1", "debian")
-            .await
-            .is_some_and(|job| job["status"] == "success")
-    })
-    .await;
+    manager.wait_status("w1", "debian", "success").await;
     let history = manager.get_json("/jobs/w1/debian/history").await;
     let entries = history.as_array().unwrap();
     assert_eq!(entries.len(), 1, "{history}");
@@ -340,13 +289,7 @@ async fn a_late_copy_does_not_bring_back_a_flushed_job() {
     let old = worker
         .send(worker.status("gone", SyncStatus::Success, Uuid::new_v4(), None))
         .await;
-    wait_until_async(WAIT, "the report", || async {
-        manager
-            .job("w1", "gone")
-            .await
-            .is_some_and(|job| job["status"] == "success")
-    })
-    .await;
+    manager.wait_status("w1", "gone", "success").await;
     let (status, answer) = manager
         .cmd(serde_json::json!({"cmd": "disable", "worker_id": "w1", "mirror_id": "gone"}))
         .await;
@@ -363,13 +306,7 @@ async fn a_late_copy_does_not_bring_back_a_flushed_job() {
     worker
         .send(worker.status("kept", SyncStatus::Success, Uuid::new_v4(), None))
         .await;
-    wait_until_async(WAIT, "the marker", || async {
-        manager
-            .job("w1", "kept")
-            .await
-            .is_some_and(|job| job["status"] == "success")
-    })
-    .await;
+    manager.wait_status("w1", "kept", "success").await;
     assert!(
         manager.job("w1", "gone").await.is_none(),
         "the flushed job came back"

@@ -11,10 +11,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
-use tunasync_shared::gotime::GoTime;
-use tunasync_shared::names::MirrorName;
 use tunasync_shared::status::SyncStatus;
-use tunasync_shared::wire::event::{Event, JobStatus};
 use uuid::Uuid;
 
 /// Everything the manager logs, for counting.
@@ -60,20 +57,6 @@ fn limit_file_size(bytes: u64) {
     assert_eq!(result, 0, "setrlimit: {}", std::io::Error::last_os_error());
 }
 
-fn report(mirror: &str, error_msg: String) -> Event {
-    Event::Status(JobStatus {
-        mirror: MirrorName::new(mirror).unwrap(),
-        status: SyncStatus::Failed,
-        run_id: Uuid::new_v4(),
-        attempt: 1,
-        at: GoTime::now_local(),
-        upstream: String::new(),
-        is_master: true,
-        size: None,
-        error_msg,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_holds_the_events_and_the_store_recovers_by_itself() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -96,9 +79,8 @@ async fn a_failed_commit_holds_the_events_and_the_store_recovers_by_itself() {
     limit_file_size(0);
     let sent = 20;
     for idx in 0..sent {
-        worker
-            .send(report(&format!("m{idx}"), "exit status 1".into()))
-            .await;
+        let report = worker.status(&format!("m{idx}"), SyncStatus::Failed, Uuid::new_v4(), None);
+        worker.send(report).await;
     }
     wait_until_async(WAIT, "/readyz to say the store cannot commit", || async {
         manager.get("/readyz").await.status() == 503
@@ -127,9 +109,13 @@ async fn a_failed_commit_holds_the_events_and_the_store_recovers_by_itself() {
 
     // More reports while the store cannot take them: they wait in the broker.
     for idx in 0..50 {
-        worker
-            .send(report(&format!("later{idx}"), String::new()))
-            .await;
+        let report = worker.status(
+            &format!("later{idx}"),
+            SyncStatus::Failed,
+            Uuid::new_v4(),
+            None,
+        );
+        worker.send(report).await;
     }
     limit_file_size(libc::RLIM_INFINITY);
     wait_until_async(WAIT, "the store to commit again", || async {

@@ -89,13 +89,6 @@ async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
         .and_then(|job| job["status"].as_str().map(str::to_owned))
 }
 
-async fn wait_status(manager: &TestManager, mirror: &str, status: &str) {
-    wait_until_async(WAIT, &format!("{mirror} to be {status}"), || async {
-        status_of(manager, mirror).await.as_deref() == Some(status)
-    })
-    .await;
-}
-
 /// The operator disabled `mirror` of worker `w1` in an earlier life of the worker (played
 /// by a fake worker that then goes away).
 async fn disabled_before(manager: &TestManager, mirrors: &[&str], mirror: &str) {
@@ -132,13 +125,13 @@ async fn a_run_that_ends_during_an_outage_is_reported_after_it() {
             ..Options::default()
         },
     );
-    wait_status(&manager, "slow", "syncing").await;
+    manager.wait_status("w1", "slow", "syncing").await;
     proxy.set_open(false);
     wait_until_async(WAIT, "the run to end", || async { done.exists() }).await;
     // The outage lasts six heartbeats: more events than the worker's queue holds.
     tokio::time::sleep(Duration::from_secs(6)).await;
     proxy.set_open(true);
-    wait_status(&manager, "slow", "success").await;
+    manager.wait_status("w1", "slow", "success").await;
     let job = manager.job("w1", "slow").await.unwrap();
     assert_ne!(job["last_update"], "0001-01-01T00:00:00Z");
     let history = manager.get_json("/jobs/w1/slow/history").await;
@@ -176,7 +169,7 @@ async fn the_wait_for_welcome_counts_from_the_first_connection() {
     // The broker is out of reach for three times the wait.
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.set_open(true);
-    wait_status(&manager, "free", "success").await;
+    manager.wait_status("w1", "free", "success").await;
     assert!(!ran.exists(), "the disabled job ran");
     assert_eq!(
         status_of(&manager, "held").await.as_deref(),
@@ -194,7 +187,7 @@ async fn a_late_welcome_stops_what_the_operator_disabled() {
     let manager = TestManager::start(Setup::default()).await;
     disabled_before(&manager, &["held", "free"], "held").await;
     let broker = manager.broker_config();
-    let (dir, namespace) = manager.stop().await;
+    let stopped = manager.stop().await;
     let work = tempfile::tempdir().unwrap();
     let pid_file = work.path().join("held.pid");
     let mirrors = format!(
@@ -224,13 +217,8 @@ async fn a_late_welcome_stops_what_the_operator_disabled() {
     let process = PathBuf::from(format!("/proc/{}", pid.trim()));
     assert!(process.exists());
 
-    let manager = TestManager::start(Setup {
-        dir: Some(dir),
-        namespace: Some(namespace),
-        ..Setup::default()
-    })
-    .await;
-    wait_status(&manager, "free", "success").await;
+    let manager = TestManager::start(Setup::again(stopped)).await;
+    manager.wait_status("w1", "free", "success").await;
     assert_eq!(
         status_of(&manager, "held").await.as_deref(),
         Some("disabled")
@@ -272,6 +260,6 @@ async fn a_worker_whose_clock_went_back_is_heard() {
         &command_mirror("m", "/bin/true"),
     );
     let worker = RealWorker::start(&config, Options::default());
-    wait_status(&manager, "m", "success").await;
+    manager.wait_status("w1", "m", "success").await;
     worker.stop().await;
 }

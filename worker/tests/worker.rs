@@ -81,6 +81,13 @@ impl FakeManager {
             .count()
     }
 
+    async fn wait_hello(&self) {
+        wait_until(WAIT, "hello", || {
+            self.count(|event| matches!(event, Event::Hello(_))) > 0
+        })
+        .await;
+    }
+
     /// Publishes a command; its envelope id.
     async fn send(&self, command: Command) -> uuid::Uuid {
         let envelope = CommandEnvelope::new(self.worker.clone(), command);
@@ -109,6 +116,18 @@ impl FakeManager {
         wait_until(WAIT, "the command's answer", || find().is_some()).await;
         find().unwrap()
     }
+}
+
+type WorkerTask = tokio::task::JoinHandle<Result<(), tunasync_worker::StartError>>;
+
+/// Starts the worker of the config file at `path`: its task, what stops it, and what asks it
+/// to reload.
+fn spawn_worker(path: &Path) -> (WorkerTask, CancellationToken, tokio::sync::mpsc::Sender<()>) {
+    let config = WorkerConfig::load(path).unwrap().config;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(tunasync_worker::start(config, reload_rx, shutdown.clone()));
+    (task, shutdown, reload_tx)
 }
 
 fn mirror(name: &str) -> MirrorName {
@@ -192,20 +211,10 @@ command = "/bin/sleep 60"
     );
     let config_path = dir.path().join("worker.conf");
     write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
-    let config = WorkerConfig::load(&config_path).unwrap().config;
-    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    let worker_shutdown = CancellationToken::new();
-    let worker = tokio::spawn(tunasync_worker::start(
-        config,
-        reload_rx,
-        worker_shutdown.clone(),
-    ));
+    let (worker, worker_shutdown, reload_tx) = spawn_worker(&config_path);
 
     // hello, then (our) welcome: the manager knows nothing, so everything runs now.
-    wait_until(WAIT, "hello", || {
-        manager.count(|event| matches!(event, Event::Hello(_))) > 0
-    })
-    .await;
+    manager.wait_hello().await;
     {
         let events = manager.events.lock().unwrap();
         let Event::Hello(hello) = &events
@@ -519,18 +528,8 @@ async fn the_concurrency_limit_holds_across_reloads() {
         .collect();
     let config_path = dir.path().join("worker.conf");
     write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
-    let config = WorkerConfig::load(&config_path).unwrap().config;
-    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    let worker_shutdown = CancellationToken::new();
-    let worker = tokio::spawn(tunasync_worker::start(
-        config,
-        reload_rx,
-        worker_shutdown.clone(),
-    ));
-    wait_until(WAIT, "hello", || {
-        manager.count(|event| matches!(event, Event::Hello(_))) > 0
-    })
-    .await;
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
     manager.send(Command::Welcome(Welcome::default())).await;
     wait_until(WAIT, "four runs", || {
         concurrency_after(&manager, 0, 4).0 == 4

@@ -57,6 +57,18 @@ pub struct Setup {
     pub dir: Option<Arc<tempfile::TempDir>>,
 }
 
+impl Setup {
+    /// The store and namespace of a manager stopped before (what [`TestManager::stop`]
+    /// returns), for a restart.
+    pub fn again((dir, namespace): (Arc<tempfile::TempDir>, String)) -> Setup {
+        Setup {
+            dir: Some(dir),
+            namespace: Some(namespace),
+            ..Setup::default()
+        }
+    }
+}
+
 impl TestManager {
     /// Starts a manager and waits until it is ready (`/readyz`).
     pub async fn start(setup: Setup) -> TestManager {
@@ -169,6 +181,26 @@ impl TestManager {
             status,
             response.json().await.unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// Waits until `GET /workers/{worker}/jobs` shows `mirror` with `status`.
+    pub async fn wait_status(&self, worker: &str, mirror: &str, status: &str) {
+        wait_until_async(
+            WAIT,
+            &format!("{worker}/{mirror} to be {status}"),
+            || async {
+                let response = self.get(&format!("/workers/{worker}/jobs")).await;
+                if response.status() != 200 {
+                    return false;
+                }
+                let jobs: serde_json::Value = response.json().await.unwrap_or_default();
+                jobs.as_array().is_some_and(|jobs| {
+                    jobs.iter()
+                        .any(|job| job["name"] == mirror && job["status"] == status)
+                })
+            },
+        )
+        .await;
     }
 
     /// The job as `GET /workers/{worker}/jobs` shows it.
