@@ -76,8 +76,9 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<Hold>,
     /// The history entry of the job's latest run, so a run's later events (also after a
-    /// restart of the manager) update the entry its first event opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// restart of the manager) update the entry its first event opened. Not stored with the
+    /// job: the store reads it back from the history table (its newest entry).
+    #[serde(skip)]
     pub current_run: Option<CurrentRun>,
 }
 
@@ -144,6 +145,26 @@ impl Default for JobRecord {
 pub const OFFLINE_ERROR: &str = "worker offline";
 
 impl JobRecord {
+    /// A copy for the view, which never reads the current run (history is read from the
+    /// store), so it is left out.
+    pub fn for_view(&self) -> JobRecord {
+        JobRecord {
+            is_master: self.is_master,
+            status: self.status,
+            last_update: self.last_update,
+            last_started: self.last_started,
+            last_ended: self.last_ended,
+            next_schedule: self.next_schedule,
+            upstream: self.upstream.clone(),
+            size: self.size.clone(),
+            error_msg: self.error_msg.clone(),
+            run_id: self.run_id,
+            last_seq: self.last_seq,
+            hold: self.hold,
+            current_run: None,
+        }
+    }
+
     /// The tunasync record, as `GET /workers/{id}/jobs` shows it. A running job of an offline
     /// worker is shown failed, with the reason.
     pub fn to_status(

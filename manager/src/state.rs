@@ -106,7 +106,7 @@ impl StateHandle {
         offline_after: Duration,
     ) -> (StateHandle, Arc<View>, oneshot::Receiver<()>) {
         let store = Arc::new(store);
-        let view = View::new(model.clone());
+        let view = View::new(model.for_view());
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (closed_tx, closed) = oneshot::channel();
         let actor = Actor {
@@ -357,7 +357,7 @@ impl Actor {
             }
             for key in &changes.jobs {
                 if let Some(record) = model.jobs.get(key) {
-                    shown.jobs.insert(key.clone(), record.clone());
+                    shown.jobs.insert(key.clone(), record.for_view());
                 }
             }
             for worker in &changes.workers {

@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use tunasync_shared::names::{MirrorName, NameError, WorkerId};
 
 use crate::model::{Changes, JobKey, Model};
-use crate::records::{self, Hold, JobRecord, RecordError, RunRecord, WorkerRecord};
+use crate::records::{self, CurrentRun, Hold, JobRecord, RecordError, RunRecord, WorkerRecord};
 
 /// The layout of the tables below. Version 2 added the operator's holds to job records; a
 /// version 1 file is upgraded when opened (a paused or disabled job is held).
@@ -155,7 +155,7 @@ impl Store {
         tx.commit().map_err(redb_error)
     }
 
-    /// Everything but the run history.
+    /// Everything but the run history (of which only each job's newest entry).
     pub fn load(&self) -> Result<Model, StoreError> {
         let open = self.open_db();
         let tx = open.db()?.begin_read().map_err(redb_error)?;
@@ -168,11 +168,21 @@ impl Store {
             model.workers.insert(id, record);
         }
         let jobs = tx.open_table(JOBS).map_err(redb_error)?;
+        let history = tx.open_table(HISTORY).map_err(redb_error)?;
         for entry in jobs.iter().map_err(redb_error)? {
             let (key, value) = entry.map_err(redb_error)?;
             let (worker, mirror) = key.value();
             let shown = format!("{worker}/{mirror}");
-            let record: JobRecord = decode(&shown, value.value())?;
+            let mut record: JobRecord = decode(&shown, value.value())?;
+            let runs = (worker, mirror, 0)..=(worker, mirror, u64::MAX);
+            if let Some(newest) = history.range(runs).map_err(redb_error)?.next_back() {
+                let (key, value) = newest.map_err(redb_error)?;
+                let (_, _, run_key) = key.value();
+                record.current_run = Some(CurrentRun {
+                    key: run_key,
+                    record: decode(&format!("{shown}#{run_key}"), value.value())?,
+                });
+            }
             model
                 .jobs
                 .insert((mirror_name(mirror)?, worker_id(worker)?), record);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
-use tunasync_shared::broker::Transport;
+use tunasync_shared::broker::{BrokerError, Transport};
 use tunasync_shared::error_chain;
 use tunasync_shared::names::WorkerId;
 use tunasync_shared::wire::command::Welcome;
@@ -118,6 +118,11 @@ impl Welcomes {
             let problem = match result {
                 Ok(Ok(())) => {
                     debug!(%worker, "welcome sent");
+                    continue;
+                }
+                Ok(Err(err @ BrokerError::Unroutable)) => {
+                    // The worker has no command queue: trying again cannot help.
+                    warn!(%worker, error = %error_chain(&err), "cannot answer hello");
                     continue;
                 }
                 Ok(Err(err)) => error_chain(&err),

@@ -121,7 +121,9 @@ impl JobRecord {
         let size = self.size.clone();
         if let Some(run) = &mut self.current_run {
             let ended = !snapshot.status.is_running();
-            if run.record.result == snapshot.status && run.record.ended.is_zero() != ended {
+            let recorded_ended = !run.record.ended.is_zero();
+            let already_known = run.record.result == snapshot.status && ended == recorded_ended;
+            if already_known {
                 return;
             }
             run.record.result = snapshot.status;

@@ -72,6 +72,18 @@ fn meaningful(size: Option<&str>) -> Option<&str> {
 }
 
 impl Model {
+    /// A copy for the view (see [`JobRecord::for_view`]).
+    pub fn for_view(&self) -> Model {
+        Model {
+            workers: self.workers.clone(),
+            jobs: self
+                .jobs
+                .iter()
+                .map(|(key, job)| (key.clone(), job.for_view()))
+                .collect(),
+        }
+    }
+
     /// Applies one event (`now` is the manager's clock, for worker liveness).
     pub fn apply(&mut self, verified: &Verified, now: GoTime, changes: &mut Changes) {
         let worker = &verified.worker;
