@@ -6,6 +6,8 @@
 //! - [`gotime`]: times in tunasync's formats (Go's RFC 3339, web text, zero time).
 //! - [`compat`]: tunasync's JSON types (`GET /jobs`, `POST /cmd`, …), byte-compatible.
 //! - [`wire`]: the broker protocol: a versioned envelope around commands and events.
+//! - [`schedule`]: when a job runs next (interval, cron, jitter, retries), for workers and
+//!   the manager alike.
 //! - [`broker`]: AMQP over TLS: connection, topology, confirmed publishing, consuming,
 //!   reconnection.
 //! - [`testkit`]: helpers for tests that need the private broker node.
@@ -17,6 +19,7 @@ pub mod broker;
 pub mod compat;
 pub mod gotime;
 pub mod names;
+pub mod schedule;
 pub mod status;
 pub mod testkit;
 pub mod wire;

@@ -31,14 +31,18 @@ pub struct CheckedJob<'a> {
 }
 
 fn describe(job: &JobConfig) -> String {
-    let base = match &job.cron {
+    let rules = &job.schedule;
+    let base = match rules.cron() {
         Some(cron) => format!("cron: {cron}"),
-        None => format!("every {} minutes after the last run", job.interval_minutes),
+        None => format!(
+            "every {} minutes after the last run",
+            rules.interval_minutes()
+        ),
     };
-    if job.jitter_secs > 0 {
-        format!("{base}, plus up to {}s of jitter", job.jitter_secs)
-    } else {
+    if rules.jitter.is_zero() {
         base
+    } else {
+        format!("{base}, plus up to {}s of jitter", rules.jitter.as_secs())
     }
 }
 
@@ -53,7 +57,7 @@ pub fn render(config: &WorkerConfig) -> String {
             upstream: &job.upstream,
             mirror_dir: job.mirror_dir.display().to_string(),
             log_dir: job.log_dir.display().to_string(),
-            interval: job.interval_minutes,
+            interval: job.schedule.interval_minutes(),
             retry: job.retry,
             timeout: job.timeout_secs.unwrap_or(0),
             schedule: describe(job),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use regex_lite::Regex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use tunasync_shared::schedule::retry_delay;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::event::ProviderKind;
 use uuid::Uuid;
@@ -30,11 +31,6 @@ pub enum RunEnd {
         run_id: Uuid,
         attempt: u32,
     },
-}
-
-/// Delay before retry `attempt + 1` (tunasync retries at once; we back off a little).
-fn retry_delay(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.min(5).saturating_sub(1)).min(Duration::from_secs(30))
 }
 
 /// Runs the job once (all its attempts).

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -77,14 +76,6 @@ pub struct Worker<T> {
     host: String,
     /// Whether the jobs have been scheduled: by the first `welcome`, or after waiting for it.
     welcomed: bool,
-}
-
-fn jittered(at: DateTime<Utc>, job: &JobConfig) -> DateTime<Utc> {
-    if job.jitter_secs == 0 {
-        return at;
-    }
-    let extra = rand::rng().random_range(0..=job.jitter_secs);
-    at + chrono::Duration::seconds(i64::try_from(extra).unwrap_or(0))
 }
 
 impl<T: Transport> Worker<T> {
@@ -227,7 +218,7 @@ impl<T: Transport> Worker<T> {
 
     fn schedule_at(&mut self, name: &MirrorName, at: DateTime<Utc>) {
         if let Some(handle) = self.jobs.get(name) {
-            let at = jittered(at, &handle.config);
+            let at = handle.config.schedule.jittered(at, &mut rand::rng());
             self.schedule.set(name.clone(), at);
             self.schedule_changed = true;
         }
@@ -273,7 +264,7 @@ impl<T: Transport> Worker<T> {
         let Some(handle) = self.jobs.get(&finished.name) else {
             return;
         };
-        let next = handle.config.next_after(Utc::now());
+        let next = handle.config.schedule.next_after(Utc::now());
         info!(mirror = %finished.name, next = %next, "next run scheduled");
         self.schedule_at(&finished.name, next);
     }
@@ -396,14 +387,9 @@ impl<T: Transport> Worker<T> {
                 }
                 _ if !first => {}
                 _ => {
-                    let next = if stored.last_update.is_zero() {
-                        now
-                    } else {
-                        handle
-                            .config
-                            .next_after(stored.last_update.as_datetime().to_utc())
-                            .max(now)
-                    };
+                    let last_success = (!stored.last_update.is_zero())
+                        .then(|| stored.last_update.as_datetime().to_utc());
+                    let next = handle.config.schedule.resume(last_success, now);
                     self.schedule_at(&stored.mirror, next);
                 }
             }
@@ -509,8 +495,8 @@ impl<T: Transport> Worker<T> {
                     provider: config.provider,
                     upstream: config.upstream.clone(),
                     is_master: config.is_master,
-                    interval_minutes: config.interval_minutes,
-                    cron: config.cron.clone(),
+                    interval_minutes: config.schedule.interval_minutes(),
+                    cron: config.schedule.cron().map(|cron| cron.to_string()),
                     status: state.status,
                     run_id: state.run_id,
                     last_update: state.last_update,

@@ -11,12 +11,12 @@ pub mod units;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
 use tunasync_shared::broker::BrokerConfig;
 use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::schedule::{CronExpr, Rules, Timing};
 use tunasync_shared::wire::event::ProviderKind;
 
 use raw::{RawFile, RawGlobal, RawIncluded, RawMirror};
@@ -120,12 +120,9 @@ pub struct JobConfig {
     pub provider: ProviderKind,
     pub upstream: String,
     pub is_master: bool,
-    /// Minutes from the end of a run to the next (tunasync's rule); 0 runs again at once.
-    pub interval_minutes: u64,
-    /// A 5-field cron expression; when set it decides the next run instead of `interval`.
-    pub cron: Option<String>,
-    /// Up to this many seconds of random delay are added to each scheduled run.
-    pub jitter_secs: u64,
+    /// When it runs: `interval` (minutes from the end of a run to the next, tunasync's rule)
+    /// or `cron`, and `jitter`.
+    pub schedule: Rules,
     /// Attempts per run.
     pub retry: u32,
     /// Seconds an attempt may take; `None`: no limit.
@@ -158,25 +155,6 @@ pub struct DockerJob {
     pub image: String,
     pub volumes: Vec<String>,
     pub options: Vec<String>,
-}
-
-impl JobConfig {
-    /// The next run after one that ended at `ended`, before jitter.
-    pub fn next_after(
-        &self,
-        ended: chrono::DateTime<chrono::Utc>,
-    ) -> chrono::DateTime<chrono::Utc> {
-        if let Some(expression) = &self.cron
-            && let Ok(cron) = croner::Cron::from_str(expression)
-            && let Ok(next) = cron.find_next_occurrence(&ended.with_timezone(&chrono::Local), false)
-        {
-            return next.with_timezone(&chrono::Utc);
-        }
-        ended
-            + chrono::Duration::minutes(
-                i64::try_from(self.interval_minutes).unwrap_or(i64::MAX / 60_000),
-            )
-    }
 }
 
 /// One problem with the config.
@@ -611,12 +589,14 @@ fn resolve_mirror(
         .clone()
         .or_else(|| global.cron.clone())
         .filter(|cron| !cron.is_empty());
-    if let Some(expression) = &cron {
-        let n_fields = expression.split_whitespace().count();
-        if n_fields != 5 || croner::Cron::from_str(expression).is_err() {
-            collector.problem(file, key("cron"), format!("{expression:?} is not a 5-field cron expression (minute hour day month weekday)"));
+    let cron = match cron.as_deref().map(CronExpr::parse) {
+        None => None,
+        Some(Ok(cron)) => Some(cron),
+        Some(Err(err)) => {
+            collector.problem(file, key("cron"), err.to_string());
+            None
         }
-    }
+    };
     let jitter_secs = match mirror.jitter.as_deref().or(global.jitter.as_deref()) {
         None | Some("") => 0,
         Some(text) => match humantime::parse_duration(text) {
@@ -952,9 +932,13 @@ fn resolve_mirror(
         provider,
         upstream,
         is_master,
-        interval_minutes: interval,
-        cron,
-        jitter_secs,
+        schedule: Rules {
+            timing: match cron {
+                Some(cron) => Timing::Cron(cron),
+                None => Timing::Interval { minutes: interval },
+            },
+            jitter: Duration::from_secs(jitter_secs),
+        },
         retry,
         timeout_secs: (timeout > 0).then_some(timeout),
         mirror_dir,

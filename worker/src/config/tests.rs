@@ -254,7 +254,7 @@ upstream = "rsync://up/plain/"
     );
     assert_eq!(plain.retry, 2);
     assert_eq!(plain.timeout_secs, None);
-    assert_eq!(plain.interval_minutes, 0);
+    assert_eq!(plain.schedule.interval_minutes(), 0);
     assert!(plain.is_master);
     assert_eq!(plain.log_dir, Path::new("/var/log/tunasync/plain"));
     assert_eq!(plain.mirror_dir, Path::new("/data/plain"));
@@ -312,7 +312,7 @@ env = {{ A = "parent", B = "parent" }}
     assert_eq!(names, ["debian", "debian-security", "inc-a", "inc-b"]);
     let debian = job(&config, "debian");
     assert_eq!(debian.provider, ProviderKind::TwoStageRsync);
-    assert_eq!(debian.interval_minutes, 120);
+    assert_eq!(debian.schedule.interval_minutes(), 120);
     assert_eq!(debian.retry, 3);
     assert_eq!(debian.timeout_secs, Some(600));
     assert_eq!(debian.memory_limit, Some(256 << 20));
@@ -334,7 +334,8 @@ env = {{ A = "parent", B = "parent" }}
         "a child's false keeps the parent's true (tunasync)"
     );
     assert_eq!(
-        security.interval_minutes, 120,
+        security.schedule.interval_minutes(),
+        120,
         "a child's 0 keeps the parent's value"
     );
 }
@@ -408,8 +409,11 @@ size_pattern = "Total size is ([0-9\\.]+[KMGTP]?)"
     );
     let config = load_ok(&text);
     let c = job(&config, "c");
-    assert_eq!(c.cron.as_deref(), Some("*/15 * * * *"));
-    assert_eq!(c.jitter_secs, 30);
+    assert_eq!(
+        c.schedule.cron().map(|cron| cron.as_str()),
+        Some("*/15 * * * *")
+    );
+    assert_eq!(c.schedule.jitter, std::time::Duration::from_secs(30));
     assert_eq!(
         c.exec_on_success,
         [vec!["/bin/hook".to_owned(), "success".to_owned()]]
@@ -427,7 +431,7 @@ size_pattern = "Total size is ([0-9\\.]+[KMGTP]?)"
     let ended = chrono::DateTime::parse_from_rfc3339("2026-11-26T10:07:00Z")
         .unwrap()
         .to_utc();
-    let next = c.next_after(ended);
+    let next = c.schedule.next_after(ended);
     assert!(next > ended && next <= ended + chrono::Duration::minutes(15));
 }
 
@@ -568,5 +572,5 @@ fn a_production_style_config_resolves() {
     assert_eq!(config.jobs.len(), 90);
     assert!(config.docker);
     assert!(job(&config, "cmd-3").docker.is_some());
-    assert_eq!(job(&config, "rsync-3").interval_minutes, 120);
+    assert_eq!(job(&config, "rsync-3").schedule.interval_minutes(), 120);
 }
