@@ -478,6 +478,8 @@ fn snapshot(idx: usize) -> JobSnapshot {
         next_schedule: tunasync_shared::gotime::GoTime::ZERO,
         size: Some("1.5G".into()),
         error_msg: String::new(),
+        pool: None,
+        fingerprint: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Validated worker ids and mirror names.
+//! Validated worker ids, mirror names and pool names.
 //!
 //! Both end up in AMQP routing keys and queue names, file paths and store keys, so they are
 //! checked once, at the edge, and carried as types afterwards.
@@ -120,6 +120,12 @@ validated_name!(
     /// A mirror (job) name: `[[mirrors]] name` in worker.conf.
     MirrorName,
     "mirror name"
+);
+validated_name!(
+    /// A pool of workers that share mirrors (`pool` in worker.conf): its queue name and
+    /// routing key, and where tunasynctl's `-w` addresses a pooled mirror.
+    PoolName,
+    "pool name"
 );
 
 #[cfg(test)]

@@ -9,6 +9,11 @@ pub struct CheckedJob<'a> {
     pub name: &'a str,
     pub provider: &'a str,
     pub upstream: &'a str,
+    /// The pool whose members share this mirror; absent for the worker's own mirrors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<&'a str>,
+    /// What members of a pool compare: the same on every worker defining the job the same.
+    pub fingerprint: String,
     pub mirror_dir: String,
     pub log_dir: String,
     /// Minutes after a run ends until the next (unless `cron`).
@@ -55,6 +60,8 @@ pub fn render(config: &WorkerConfig) -> String {
             name: job.name.as_str(),
             provider: job.provider.as_str(),
             upstream: &job.upstream,
+            pool: job.pool.as_ref().map(|pool| pool.as_str()),
+            fingerprint: job.fingerprint(),
             mirror_dir: job.mirror_dir.display().to_string(),
             log_dir: job.log_dir.display().to_string(),
             interval: job.schedule.interval_minutes(),

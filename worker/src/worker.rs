@@ -505,6 +505,8 @@ impl<T: Transport> Worker<T> {
                     next_schedule: self.schedule.get(name).map_or(GoTime::ZERO, GoTime::from),
                     size: state.size,
                     error_msg: state.error_msg,
+                    pool: config.pool.clone(),
+                    fingerprint: Some(config.fingerprint()),
                 }
             })
             .collect()

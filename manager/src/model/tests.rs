@@ -284,6 +284,8 @@ fn snapshot(mirror: &str, status: SyncStatus) -> JobSnapshot {
         next_schedule: GoTime::ZERO,
         size: None,
         error_msg: String::new(),
+        pool: None,
+        fingerprint: None,
     }
 }
 

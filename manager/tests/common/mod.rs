@@ -363,6 +363,8 @@ impl FakeWorker {
                 next_schedule: GoTime::ZERO,
                 size: None,
                 error_msg: String::new(),
+                pool: None,
+                fingerprint: None,
             })
             .collect();
         self.send(Event::Hello(Hello {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{DecodeError, Header, body, open, seal};
 use crate::gotime::GoTime;
-use crate::names::{MirrorName, WorkerId};
+use crate::names::{MirrorName, PoolName, WorkerId};
 use crate::status::SyncStatus;
 use crate::wire::command::CommandKind;
 
@@ -193,6 +193,12 @@ pub struct JobSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
     pub error_msg: String,
+    /// The pool the job belongs to, if it is pooled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolName>,
+    /// A digest of the job's resolved definition: members of a pool must agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// `heartbeat`: see [`Event::Heartbeat`].
@@ -299,6 +305,8 @@ mod tests {
                     next_schedule: at,
                     size: Some("1.33T".into()),
                     error_msg: String::new(),
+                    pool: None,
+                    fingerprint: None,
                 }],
             }),
             Event::Heartbeat(Heartbeat {

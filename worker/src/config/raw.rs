@@ -46,6 +46,8 @@ pub struct RawGlobal {
     pub cron: Option<String>,
     /// New: a random delay up to this long added to every scheduled run (e.g. "5m").
     pub jitter: Option<String>,
+    /// New: the pool of workers every mirror without a pool of its own belongs to.
+    pub pool: Option<String>,
     /// New: how often the worker tells the manager it is alive (default "10s").
     pub heartbeat_interval: Option<String>,
     /// tunasync's unused legacy keys.
@@ -147,6 +149,8 @@ pub struct RawMirror {
     pub cron: Option<String>,
     /// New: a random delay up to this long added to each scheduled run.
     pub jitter: Option<String>,
+    /// New: the pool of workers this mirror belongs to (any member may run it).
+    pub pool: Option<String>,
     pub mirrors: Vec<RawMirror>,
 }
 
@@ -233,6 +237,7 @@ impl RawMirror {
         inherit(&mut self.snapshot_path, &parent.snapshot_path);
         inherit(&mut self.cron, &parent.cron);
         inherit(&mut self.jitter, &parent.jitter);
+        inherit(&mut self.pool, &parent.pool);
         if let Some(parent_env) = &parent.env {
             let mut env = parent_env.clone();
             env.extend(self.env.take().unwrap_or_default());

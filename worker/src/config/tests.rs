@@ -574,3 +574,64 @@ fn a_production_style_config_resolves() {
     assert!(job(&config, "cmd-3").docker.is_some());
     assert_eq!(job(&config, "rsync-3").schedule.interval_minutes(), 120);
 }
+
+/// `pool` is inherited from `[global]` and parent mirrors like every tunasync key, and is
+/// checked like a name.
+#[test]
+fn pools_are_inherited_and_checked() {
+    let text = format!(
+        r#"{HEAD}pool = "shared"
+[[mirrors]]
+name = "a"
+upstream = "rsync://up/a/"
+[[mirrors]]
+pool = "other"
+[[mirrors.mirrors]]
+name = "b"
+upstream = "rsync://up/b/"
+[[mirrors.mirrors]]
+name = "b-child"
+upstream = "rsync://up/bc/"
+"#
+    );
+    let config = load_ok(&text);
+    let pool = |name: &str| {
+        job(&config, name)
+            .pool
+            .as_ref()
+            .map(|pool| pool.to_string())
+    };
+    assert_eq!(pool("a").as_deref(), Some("shared"));
+    assert_eq!(pool("b").as_deref(), Some("other"));
+    assert_eq!(pool("b-child").as_deref(), Some("other"));
+    assert!(
+        load_ok(&format!(
+            "{HEAD}[[mirrors]]\nname = \"own\"\nupstream = \"rsync://up/o/\"\n"
+        ))
+        .jobs[0]
+            .pool
+            .is_none()
+    );
+
+    let err = load(&format!("{HEAD}pool = \"a b\"\n[[mirrors]]\nname = \"m\"\nupstream = \"rsync://up/m/\"\n[[mirrors]]\nname = \"n\"\nupstream = \"rsync://up/n/\"\npool = \"x/y\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`global.pool`: pool name \"a b\""), "{err}");
+    assert!(err.contains("`mirrors.n.pool`: pool name \"x/y\""), "{err}");
+}
+
+/// Two members defining a pooled mirror the same way agree on its fingerprint, whatever
+/// their log directories; any difference in what it runs shows.
+#[test]
+fn fingerprints_cover_what_a_job_runs() {
+    let member = |log_dir: &str, upstream: &str| {
+        let text = format!(
+            "[broker]\nurl = \"amqp://localhost\"\n[global]\nname = \"w\"\nlog_dir = \"{log_dir}\"\nmirror_dir = \"/srv\"\npool = \"p\"\n[[mirrors]]\nname = \"debian\"\nupstream = \"{upstream}\"\n"
+        );
+        load_ok(&text).jobs[0].fingerprint()
+    };
+    let one = member("/var/log/a/{{.Name}}", "rsync://up/debian/");
+    assert!(one.starts_with("v1:") && one.len() == 19, "{one}");
+    assert_eq!(one, member("/logs/b/{{.Name}}", "rsync://up/debian/"));
+    assert_ne!(one, member("/var/log/a/{{.Name}}", "rsync://other/debian/"));
+}
