@@ -162,6 +162,13 @@ mod tests {
             Err(BrokerError::Closed)
         }
 
+        async fn declare_pool(
+            &self,
+            _pool: &tunasync_shared::names::PoolName,
+        ) -> Result<(), BrokerError> {
+            Ok(())
+        }
+
         fn is_connected(&self) -> bool {
             true
         }

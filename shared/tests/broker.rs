@@ -420,3 +420,59 @@ async fn quorum_queues_work() {
     assert_eq!(EventEnvelope::decode(&got.payload).unwrap(), sent);
     got.ack().await.unwrap();
 }
+
+/// A pool's queue, declared by the manager, takes runs published to the pool; whichever
+/// member reads the queue gets each run once. A pool nobody declared routes nowhere.
+#[tokio::test]
+async fn pool_queues_hold_runs_for_their_members() {
+    let cluster = cluster("pool").await;
+    let pool = tunasync_shared::names::PoolName::new("shared").unwrap();
+    cluster.manager.declare_pool(&pool).await.unwrap();
+    cluster
+        .manager
+        .declare_pool(&pool)
+        .await
+        .expect("declaring twice is harmless");
+    let run = |n: u8| Outgoing {
+        route: Route::Pool { pool: pool.clone() },
+        kind: "pool-run",
+        message_id: uuid::Uuid::new_v4(),
+        payload: vec![n],
+        expiration: None,
+    };
+    for n in 0..4 {
+        cluster.manager.publish(run(n)).await.unwrap();
+    }
+    let mut first = cluster
+        .worker
+        .subscribe(QueueRole::Pool(pool.clone()), 1)
+        .await
+        .unwrap();
+    let mut second = cluster
+        .worker
+        .subscribe(QueueRole::Pool(pool.clone()), 1)
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < 4 {
+        let incoming = tokio::select! {
+            incoming = first.next() => incoming,
+            incoming = second.next() => incoming,
+            () = tokio::time::sleep(WAIT) => panic!("timed out waiting for the pool's runs"),
+        }
+        .unwrap();
+        incoming.ack().await.unwrap();
+        taken.push(incoming.payload[0]);
+    }
+    taken.sort_unstable();
+    assert_eq!(taken, [0, 1, 2, 3], "each run taken once");
+
+    let nobody = Outgoing {
+        route: Route::Pool {
+            pool: tunasync_shared::names::PoolName::new("undeclared").unwrap(),
+        },
+        ..run(9)
+    };
+    let err = cluster.manager.publish(nobody).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Unroutable), "{err}");
+}

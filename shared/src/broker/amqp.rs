@@ -35,6 +35,7 @@ use super::{
     Transport,
 };
 use crate::error_chain;
+use crate::names::PoolName;
 
 /// Backoff between connection attempts: doubles from the first value up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
@@ -269,6 +270,7 @@ impl AmqpBroker {
                 (self.shared.topology.events_exchange(), routing_key.clone())
             }
             Route::Command { worker } => (self.shared.topology.cmd_exchange(), worker.to_string()),
+            Route::Pool { pool } => (self.shared.topology.pool_exchange(), pool.to_string()),
         };
         let options = BasicPublishOptions {
             mandatory: true,
@@ -314,6 +316,14 @@ impl Transport for AmqpBroker {
         };
         tokio::spawn(consumer.run());
         Ok(Subscription::new(receiver))
+    }
+
+    async fn declare_pool(&self, pool: &PoolName) -> Result<(), BrokerError> {
+        let session = self.session().await?;
+        self.shared
+            .topology
+            .declare_pool(&session.connection, pool)
+            .await
     }
 
     fn is_connected(&self) -> bool {

@@ -27,7 +27,7 @@ pub use config::{BrokerConfig, ConfigError, QueueType};
 pub use subscription::{Incoming, Subscription, ack_batch};
 pub use topology::{QueueRole, Role, Topology};
 
-use crate::names::WorkerId;
+use crate::names::{PoolName, WorkerId};
 use crate::wire::{CommandEnvelope, EventEnvelope};
 
 /// What can go wrong talking to the broker.
@@ -77,6 +77,8 @@ pub enum Route {
     Event { routing_key: String },
     /// `<ns>.cmd` with the target worker's id as routing key.
     Command { worker: WorkerId },
+    /// `<ns>.pool` with the pool's name as routing key: whichever member is free takes it.
+    Pool { pool: PoolName },
 }
 
 /// A message to publish.
@@ -131,6 +133,11 @@ pub trait Transport: Clone + Send + Sync + 'static {
         queue: QueueRole,
         prefetch: u16,
     ) -> impl Future<Output = Result<Subscription, BrokerError>> + Send;
+
+    /// Declares the queue of `pool` (idempotent), so that runs published to it wait there
+    /// for its members.
+    fn declare_pool(&self, pool: &PoolName)
+    -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Whether the broker is reachable right now.
     fn is_connected(&self) -> bool;

@@ -7,18 +7,22 @@
 //! | `<ns>.events` | topic exchange, key `<worker id>.<kind>` | workers | — |
 //! | `<ns>.manager` | queue bound to `<ns>.events` with `#` | — | manager |
 //! | `<ns>.dead` | fanout exchange and queue | the broker (rejected, expired) | operators |
+//! | `<ns>.pool` | direct exchange | manager | — |
+//! | `<ns>.pool.<pool>` | queue bound to `<ns>.pool` with key `<pool>` | — | the pool's members |
 //!
 //! The manager declares everything shared. A worker declares only its own queue and binding
 //! and checks the shared exchanges passively, so that in hardened mode its broker user needs
 //! no rights on anything else. (In plain mode, where the worker's user may configure
 //! everything, a worker that starts before any manager declares the shared part itself.)
+//! A pool's queue is declared by the manager when it learns of the pool (from a member's
+//! `hello`); members only read it.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
 use super::{BrokerError, QueueType};
-use crate::names::WorkerId;
+use crate::names::{PoolName, WorkerId};
 
 /// Who is connecting, which decides what is declared on every (re)connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub enum QueueRole {
     Manager,
     Worker(WorkerId),
     Dead,
+    /// A pool's runs, read by its members.
+    Pool(PoolName),
 }
 
 /// The names of a cluster's exchanges and queues.
@@ -74,6 +80,14 @@ impl Topology {
         format!("{}.manager", self.namespace)
     }
 
+    pub fn pool_exchange(&self) -> String {
+        format!("{}.pool", self.namespace)
+    }
+
+    pub fn pool_queue(&self, pool: &PoolName) -> String {
+        format!("{}.pool.{}", self.namespace, pool)
+    }
+
     pub fn worker_queue(&self, worker: &WorkerId) -> String {
         format!("{}.worker.{}", self.namespace, worker)
     }
@@ -83,7 +97,22 @@ impl Topology {
             QueueRole::Manager => self.manager_queue(),
             QueueRole::Worker(worker) => self.worker_queue(worker),
             QueueRole::Dead => self.dead_queue(),
+            QueueRole::Pool(pool) => self.pool_queue(pool),
         }
+    }
+
+    /// Declares a pool's queue and binds it (the manager, when it learns of the pool).
+    pub(crate) async fn declare_pool(
+        &self,
+        connection: &Connection,
+        pool: &PoolName,
+    ) -> Result<(), BrokerError> {
+        let channel = open_channel(connection).await?;
+        let queue = self.pool_queue(pool);
+        declare_queue(&channel, &queue, self.queue_arguments(true)).await?;
+        bind(&channel, &queue, &self.pool_exchange(), pool.as_str()).await?;
+        close_quietly(channel).await;
+        Ok(())
     }
 
     /// Declares what `role` owns, on a fresh connection.
@@ -130,6 +159,7 @@ impl Topology {
             (self.cmd_exchange(), ExchangeKind::Direct),
             (self.events_exchange(), ExchangeKind::Topic),
             (self.dead_exchange(), ExchangeKind::Fanout),
+            (self.pool_exchange(), ExchangeKind::Direct),
         ] {
             channel
                 .exchange_declare(name.as_str().into(), kind, durable, FieldTable::default())
@@ -264,5 +294,11 @@ mod tests {
         assert_eq!(topology.manager_queue(), "tunasync.manager");
         assert_eq!(topology.worker_queue(&worker), "tunasync.worker.w1");
         assert_eq!(topology.queue_name(&QueueRole::Dead), "tunasync.dead");
+        let pool = PoolName::new("fast").unwrap();
+        assert_eq!(topology.pool_exchange(), "tunasync.pool");
+        assert_eq!(
+            topology.queue_name(&QueueRole::Pool(pool)),
+            "tunasync.pool.fast"
+        );
     }
 }
