@@ -470,6 +470,7 @@ fn snapshot(idx: usize) -> JobSnapshot {
         is_master: true,
         interval_minutes: 60,
         cron: None,
+        jitter_secs: 0,
         status: SyncStatus::Success,
         run_id: None,
         last_update: tunasync_shared::gotime::GoTime::now_local(),

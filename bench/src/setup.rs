@@ -123,6 +123,7 @@ pub fn status_event(
             size: (status == SyncStatus::Success)
                 .then(|| format!("{}.{}G", mirror % 900, mirror % 10)),
             error_msg: String::new(),
+            pooled: None,
         }),
     )
 }

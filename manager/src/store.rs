@@ -360,6 +360,7 @@ mod tests {
             is_master: true,
             size: Some("1G".into()),
             error_msg: String::new(),
+            pooled: None,
         })
     }
 

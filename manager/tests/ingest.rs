@@ -228,6 +228,7 @@ async fn bursts_from_many_workers_are_all_applied() {
                     is_master: true,
                     size: Some(format!("{mirror_idx}G")),
                     error_msg: String::new(),
+                    pooled: None,
                 },
             );
             let envelope = EventEnvelope::new(worker.clone(), seq.next(), status);

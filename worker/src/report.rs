@@ -72,6 +72,7 @@ impl Reporter {
             is_master: self.job.is_master,
             size: shown_size,
             error_msg: error_msg.to_owned(),
+            pooled: None,
         }));
     }
 

@@ -310,6 +310,15 @@ impl<T: Transport> Worker<T> {
                 self.apply_welcome(welcome).await;
                 return None;
             }
+            // The pool protocol is not served by this worker yet (it consumes no pool queue,
+            // so only a misdirected message gets here).
+            Command::PoolRun(_) | Command::Grant(_) => {
+                warn!(
+                    command = command.kind().as_str(),
+                    "pool message on the worker's own queue; ignored"
+                );
+                return None;
+            }
             Command::Reload(_) => {
                 return Some(match self.reload().await {
                     Ok(()) => CmdOutcome::Accepted,
@@ -497,6 +506,7 @@ impl<T: Transport> Worker<T> {
                     is_master: config.is_master,
                     interval_minutes: config.schedule.interval_minutes(),
                     cron: config.schedule.cron().map(|cron| cron.to_string()),
+                    jitter_secs: config.schedule.jitter.as_secs(),
                     status: state.status,
                     run_id: state.run_id,
                     last_update: state.last_update,

@@ -110,6 +110,8 @@ impl Model {
             }
             // Answers to commands are routed to the dispatcher, never stored.
             Event::CmdResult(_) => {}
+            // Pooled mirrors are not scheduled by the manager yet, so nobody claims a run.
+            Event::Claim(_) => {}
         }
         if let Some(record) = self.workers.get_mut(worker) {
             record.last_seq = record.last_seq.max(verified.seq);

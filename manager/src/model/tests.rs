@@ -70,6 +70,7 @@ fn status(mirror: &str, status: SyncStatus, when: &str, size: Option<&str>, run:
         } else {
             String::new()
         },
+        pooled: None,
     })
 }
 
@@ -276,6 +277,7 @@ fn snapshot(mirror: &str, status: SyncStatus) -> JobSnapshot {
         is_master: true,
         interval_minutes: 60,
         cron: None,
+        jitter_secs: 0,
         status,
         run_id: None,
         last_update: GoTime::ZERO,

@@ -355,6 +355,7 @@ impl FakeWorker {
                 is_master: true,
                 interval_minutes: 60,
                 cron: None,
+                jitter_secs: 0,
                 status: SyncStatus::None,
                 run_id: None,
                 last_update: GoTime::ZERO,
@@ -401,6 +402,7 @@ impl FakeWorker {
             } else {
                 String::new()
             },
+            pooled: None,
         })
     }
 

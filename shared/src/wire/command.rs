@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::pool::{Grant, PoolRun};
 use super::{DecodeError, Header, body, open, seal};
 use crate::gotime::GoTime;
 use crate::names::{MirrorName, WorkerId};
@@ -19,10 +20,12 @@ pub enum CommandKind {
     Ping,
     Reload,
     Welcome,
+    PoolRun,
+    Grant,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 9] = [
         CommandKind::Start,
         CommandKind::Stop,
         CommandKind::Disable,
@@ -30,6 +33,8 @@ impl CommandKind {
         CommandKind::Ping,
         CommandKind::Reload,
         CommandKind::Welcome,
+        CommandKind::PoolRun,
+        CommandKind::Grant,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +46,8 @@ impl CommandKind {
             CommandKind::Ping => "ping",
             CommandKind::Reload => "reload",
             CommandKind::Welcome => "welcome",
+            CommandKind::PoolRun => "pool-run",
+            CommandKind::Grant => "grant",
         }
     }
 
@@ -83,6 +90,11 @@ pub enum Command {
     /// The answer to `hello`: the manager's stored state of the worker's jobs, which decides
     /// at start-up what stays disabled or paused and when each job runs next.
     Welcome(Welcome),
+    /// A due run of a pooled mirror, on the pool's queue (see [`crate::wire::pool`]). Not
+    /// answered: the member that takes it sends a `claim`.
+    PoolRun(PoolRun),
+    /// The answer to a member's `claim`. Not answered.
+    Grant(Grant),
 }
 
 impl Command {
@@ -95,6 +107,8 @@ impl Command {
             Command::Ping(_) => CommandKind::Ping,
             Command::Reload(_) => CommandKind::Reload,
             Command::Welcome(_) => CommandKind::Welcome,
+            Command::PoolRun(_) => CommandKind::PoolRun,
+            Command::Grant(_) => CommandKind::Grant,
         }
     }
 
@@ -106,6 +120,8 @@ impl Command {
                 Some(&target.mirror)
             }
             Command::Ping(ping) => ping.mirror.as_ref(),
+            Command::PoolRun(run) => Some(&run.mirror),
+            Command::Grant(grant) => Some(&grant.mirror),
             Command::Reload(_) | Command::Welcome(_) => None,
         }
     }
@@ -193,6 +209,8 @@ impl CommandEnvelope {
             Command::Ping(body) => seal(&self.header, kind, None, body),
             Command::Reload(body) => seal(&self.header, kind, None, body),
             Command::Welcome(body) => seal(&self.header, kind, None, body),
+            Command::PoolRun(body) => seal(&self.header, kind, None, body),
+            Command::Grant(body) => seal(&self.header, kind, None, body),
         }
     }
 
@@ -209,6 +227,8 @@ impl CommandEnvelope {
             CommandKind::Ping => Command::Ping(body(opened.body, name)?),
             CommandKind::Reload => Command::Reload(body(opened.body, name)?),
             CommandKind::Welcome => Command::Welcome(body(opened.body, name)?),
+            CommandKind::PoolRun => Command::PoolRun(body(opened.body, name)?),
+            CommandKind::Grant => Command::Grant(body(opened.body, name)?),
         };
         Ok(CommandEnvelope {
             header: opened.header,
@@ -267,6 +287,22 @@ mod tests {
                     size: Some("5G".into()),
                 }],
                 last_seq: Some(1_764_000_000_000_000),
+            }),
+            Command::PoolRun(PoolRun {
+                pool: crate::names::PoolName::new("shared").unwrap(),
+                mirror: mirror("debian"),
+                run_id: uuid::Uuid::new_v4(),
+                lease: 7,
+                fingerprint: "v1:0123456789abcdef".into(),
+                force: true,
+            }),
+            Command::Grant(Grant {
+                pool: crate::names::PoolName::new("shared").unwrap(),
+                mirror: mirror("debian"),
+                run_id: uuid::Uuid::new_v4(),
+                lease: 7,
+                granted: false,
+                reason: "claimed by w2".into(),
             }),
         ];
         for command in commands {

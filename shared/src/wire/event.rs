@@ -9,6 +9,11 @@ use crate::gotime::GoTime;
 use crate::names::{MirrorName, PoolName, WorkerId};
 use crate::status::SyncStatus;
 use crate::wire::command::CommandKind;
+use crate::wire::pool::{Claim, PooledRun};
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
 
 /// The kinds of event, as written in `kind` and the AMQP `type` property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,16 +24,18 @@ pub enum EventKind {
     Schedule,
     CmdResult,
     JobRemoved,
+    Claim,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Hello,
         EventKind::Heartbeat,
         EventKind::Status,
         EventKind::Schedule,
         EventKind::CmdResult,
         EventKind::JobRemoved,
+        EventKind::Claim,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +46,7 @@ impl EventKind {
             EventKind::Schedule => "schedule",
             EventKind::CmdResult => "cmd-result",
             EventKind::JobRemoved => "job-removed",
+            EventKind::Claim => "claim",
         }
     }
 
@@ -65,6 +73,9 @@ pub enum Event {
     CmdResult(CmdResult),
     /// A job was removed from the worker's config by a reload. Not answered.
     JobRemoved(JobRemoved),
+    /// A member took a pool run off its pool's queue and asks to run it (see
+    /// [`crate::wire::pool`]). Answered with a `grant`.
+    Claim(Claim),
 }
 
 impl Event {
@@ -76,6 +87,7 @@ impl Event {
             Event::Schedule(_) => EventKind::Schedule,
             Event::CmdResult(_) => EventKind::CmdResult,
             Event::JobRemoved(_) => EventKind::JobRemoved,
+            Event::Claim(_) => EventKind::Claim,
         }
     }
 }
@@ -112,6 +124,7 @@ impl EventEnvelope {
             Event::Schedule(body) => seal(&self.header, kind, seq, body),
             Event::CmdResult(body) => seal(&self.header, kind, seq, body),
             Event::JobRemoved(body) => seal(&self.header, kind, seq, body),
+            Event::Claim(body) => seal(&self.header, kind, seq, body),
         }
     }
 
@@ -128,6 +141,7 @@ impl EventEnvelope {
             EventKind::Schedule => Event::Schedule(body(opened.body, name)?),
             EventKind::CmdResult => Event::CmdResult(body(opened.body, name)?),
             EventKind::JobRemoved => Event::JobRemoved(body(opened.body, name)?),
+            EventKind::Claim => Event::Claim(body(opened.body, name)?),
         };
         Ok(EventEnvelope {
             header: opened.header,
@@ -181,6 +195,9 @@ pub struct JobSnapshot {
     pub interval_minutes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// Up to this many seconds of random delay added to each scheduled run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter_secs: u64,
     pub status: SyncStatus,
     /// The run in progress or last run, if any since the worker started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +245,9 @@ pub struct JobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
     pub error_msg: String,
+    /// For a run of a pooled mirror: its pool and lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<PooledRun>,
 }
 
 /// `schedule`: see [`Event::Schedule`].
@@ -297,6 +317,7 @@ mod tests {
                     is_master: true,
                     interval_minutes: 120,
                     cron: Some("*/15 * * * *".into()),
+                    jitter_secs: 0,
                     status: SyncStatus::Syncing,
                     run_id: Some(Uuid::new_v4()),
                     last_update: at,
@@ -324,6 +345,7 @@ mod tests {
                 is_master: false,
                 size: None,
                 error_msg: "exit status 3".into(),
+                pooled: None,
             }),
             Event::Schedule(Schedule {
                 schedules: vec![ScheduledRun {
@@ -347,6 +369,28 @@ mod tests {
             }),
             Event::JobRemoved(JobRemoved {
                 mirror: mirror("old"),
+            }),
+            Event::Claim(Claim {
+                pool: crate::names::PoolName::new("shared").unwrap(),
+                mirror: mirror("debian"),
+                run_id: Uuid::new_v4(),
+                lease: 3,
+                fingerprint: Some("v1:0123456789abcdef".into()),
+            }),
+            Event::Status(JobStatus {
+                mirror: mirror("debian"),
+                status: SyncStatus::Syncing,
+                run_id: Uuid::new_v4(),
+                attempt: 1,
+                at: GoTime::parse_rfc3339("2026-11-26T11:42:43+08:00").unwrap(),
+                upstream: "rsync://x/debian/".into(),
+                is_master: true,
+                size: None,
+                error_msg: String::new(),
+                pooled: Some(PooledRun {
+                    pool: crate::names::PoolName::new("shared").unwrap(),
+                    lease: 3,
+                }),
             }),
         ]
     }

@@ -9,15 +9,18 @@
 //! - `v`: the schema version. A reader refuses any version it does not know, so a mixed
 //!   cluster fails loudly (the message is dead-lettered) instead of misreading.
 //! - `kind`: which command or event `body` holds; also the AMQP `type` property.
-//! - `worker`: for events the sending worker, for commands the target worker.
+//! - `worker`: for events the sending worker, for commands the target worker (for a
+//!   `pool-run`, the pool).
 //! - `seq`: events only: the worker's sequence number, strictly increasing over the worker's
 //!   whole life (restarts included, see [`SequenceSource`]), so a manager can drop duplicated,
 //!   redelivered or late events.
 //!
-//! [`command`] holds what the manager sends, [`event`] what workers send.
+//! [`command`] holds what the manager sends, [`event`] what workers send, [`pool`] the
+//! bodies of the pool protocol.
 
 pub mod command;
 pub mod event;
+pub mod pool;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};

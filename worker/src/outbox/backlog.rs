@@ -208,6 +208,7 @@ mod tests {
             is_master: true,
             size: None,
             error_msg: String::new(),
+            pooled: None,
         })
     }
 
