@@ -1,9 +1,12 @@
 //! What the manager stores: workers, job statuses and finished runs, with a format version.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tunasync_shared::compat::{MirrorStatus, WorkerStatus};
 use tunasync_shared::gotime::GoTime;
-use tunasync_shared::names::{MirrorName, WorkerId};
+
+use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
+use tunasync_shared::schedule::{CronExpr, Rules, Timing};
 use tunasync_shared::status::SyncStatus;
 use uuid::Uuid;
 
@@ -25,6 +28,95 @@ pub struct WorkerRecord {
     /// it about a job that does not exist is a late copy about a flushed job.
     #[serde(default)]
     pub flushed_at: u64,
+    /// The pooled mirrors its file defines, by pool, as its last `hello` described them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<PoolName, BTreeMap<MirrorName, PooledDefinition>>,
+}
+
+/// A pooled mirror as one member defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PooledDefinition {
+    pub fingerprint: String,
+    pub interval_minutes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub jitter_secs: u64,
+    pub upstream: String,
+    pub is_master: bool,
+}
+
+impl PooledDefinition {
+    /// Its schedule, by the rules every worker applies (an expression this build cannot
+    /// read falls back to the interval).
+    pub fn rules(&self) -> Rules {
+        let timing = match self.cron.as_deref().map(CronExpr::parse) {
+            Some(Ok(cron)) => Timing::Cron(cron),
+            _ => Timing::Interval {
+                minutes: self.interval_minutes,
+            },
+        };
+        Rules {
+            timing,
+            jitter: std::time::Duration::from_secs(self.jitter_secs),
+        }
+    }
+}
+
+/// Where a pooled mirror's current run is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum PoolRunState {
+    /// No run: the next one is due at the job's `next_due`.
+    Idle,
+    /// Handed to the pool's queue, for whichever member is free.
+    Queued {
+        run_id: Uuid,
+        lease: u64,
+        /// The definition the run is for.
+        fingerprint: String,
+        force: bool,
+        since: GoTime,
+        /// When to publish it (again); none once the broker confirmed it.
+        publish_at: Option<GoTime>,
+    },
+    /// A member claimed it and was told to run it.
+    Granted {
+        run_id: Uuid,
+        lease: u64,
+        member: WorkerId,
+        since: GoTime,
+    },
+    /// The member reports it running.
+    Running {
+        run_id: Uuid,
+        lease: u64,
+        member: WorkerId,
+        since: GoTime,
+        /// The member's sequence number of the last report applied.
+        last_seq: u64,
+    },
+}
+
+/// A pooled mirror's schedule, kept in the store (table `pool_jobs`, keyed by pool and
+/// mirror) so that a manager restart neither loses nor repeats a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolJobRecord {
+    /// When the next run is due (zero: as soon as a member is there).
+    pub next_due: GoTime,
+    /// The last lease handed out; every run (and every hand-out again) takes the next.
+    pub lease: u64,
+    pub run: PoolRunState,
+}
+
+impl Default for PoolJobRecord {
+    fn default() -> Self {
+        PoolJobRecord {
+            next_due: GoTime::ZERO,
+            lease: 0,
+            run: PoolRunState::Idle,
+        }
+    }
 }
 
 impl WorkerRecord {
@@ -38,6 +130,7 @@ impl WorkerRecord {
             heartbeat_interval_secs: 0,
             last_seq: 0,
             flushed_at: 0,
+            pools: BTreeMap::new(),
         }
     }
 
@@ -209,6 +302,9 @@ pub struct RunRecord {
     pub attempts: u32,
     pub size: String,
     pub error_msg: String,
+    /// For a run of a pooled mirror: the member that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<WorkerId>,
 }
 
 /// A stored value that could not be read back.

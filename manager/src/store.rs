@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use tunasync_shared::names::{MirrorName, NameError, WorkerId};
+use tunasync_shared::names::{MirrorName, NameError, PoolName, WorkerId};
 
 use crate::model::{Changes, JobKey, Model};
-use crate::records::{self, CurrentRun, Hold, JobRecord, RecordError, RunRecord, WorkerRecord};
+use crate::records::{
+    self, CurrentRun, Hold, JobRecord, PoolJobRecord, RecordError, RunRecord, WorkerRecord,
+};
 
 /// The layout of the tables below. Version 2 added the operator's holds to job records; a
 /// version 1 file is upgraded when opened (a paused or disabled job is held).
@@ -25,8 +27,11 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
 /// (worker id, mirror) → [`JobRecord`]
 const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("jobs");
-/// (worker id, mirror, run key) → [`RunRecord`]; run keys grow with time.
+/// (worker id, mirror, run key) → [`RunRecord`]; run keys grow with time. A pooled
+/// mirror's runs are under its pool's name, keyed by lease.
 const HISTORY: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("history");
+/// (pool, mirror) → [`PoolJobRecord`]: the schedule of each pooled mirror.
+const POOL_JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("pool_jobs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -142,6 +147,7 @@ impl Store {
             tx.open_table(WORKERS).map_err(redb_error)?;
             let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
             tx.open_table(HISTORY).map_err(redb_error)?;
+            tx.open_table(POOL_JOBS).map_err(redb_error)?;
             match found {
                 None => {}
                 Some(1) => hold_what_the_operator_stopped(&mut jobs)?,
@@ -187,6 +193,15 @@ impl Store {
                 .jobs
                 .insert((mirror_name(mirror)?, worker_id(worker)?), record);
         }
+        let pool_jobs = tx.open_table(POOL_JOBS).map_err(redb_error)?;
+        for entry in pool_jobs.iter().map_err(redb_error)? {
+            let (key, value) = entry.map_err(redb_error)?;
+            let (pool, mirror) = key.value();
+            let record: PoolJobRecord = decode(&format!("pool {pool}/{mirror}"), value.value())?;
+            model
+                .pool_jobs
+                .insert((pool_name(pool)?, mirror_name(mirror)?), record);
+        }
         Ok(model)
     }
 
@@ -198,6 +213,21 @@ impl Store {
             let mut workers = tx.open_table(WORKERS).map_err(redb_error)?;
             let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
             let mut history = tx.open_table(HISTORY).map_err(redb_error)?;
+            let mut pool_jobs = tx.open_table(POOL_JOBS).map_err(redb_error)?;
+            for key in &changes.pool_jobs {
+                let (pool, mirror) = key;
+                let stored_key = (pool.as_str(), mirror.as_str());
+                match model.pool_jobs.get(key) {
+                    Some(record) => {
+                        pool_jobs
+                            .insert(stored_key, records::encode(record).as_slice())
+                            .map_err(redb_error)?;
+                    }
+                    None => {
+                        pool_jobs.remove(stored_key).map_err(redb_error)?;
+                    }
+                }
+            }
             for worker in &changes.removed_workers {
                 workers.remove(worker.as_str()).map_err(redb_error)?;
             }
@@ -327,6 +357,13 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, 
 
 fn worker_id(text: &str) -> Result<WorkerId, StoreError> {
     WorkerId::new(text).map_err(|source| StoreError::Key {
+        key: text.to_owned(),
+        source,
+    })
+}
+
+fn pool_name(text: &str) -> Result<PoolName, StoreError> {
+    PoolName::new(text).map_err(|source| StoreError::Key {
         key: text.to_owned(),
         source,
     })

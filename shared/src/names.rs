@@ -128,6 +128,15 @@ validated_name!(
     "pool name"
 );
 
+impl PoolName {
+    /// The pool where a worker id is expected (`GET /workers/POOL/jobs`, `-w POOL`, the
+    /// `worker` of a pooled mirror in `GET /jobs`): pool names and worker ids share one
+    /// namespace and one set of rules.
+    pub fn as_worker_id(&self) -> WorkerId {
+        WorkerId(self.0.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -515,7 +515,9 @@ impl<T: Transport> Worker<T> {
                     next_schedule: self.schedule.get(name).map_or(GoTime::ZERO, GoTime::from),
                     size: state.size,
                     error_msg: state.error_msg,
-                    pool: config.pool.clone(),
+                    // Not reported until this worker serves pool runs: the manager would
+                    // take the mirror for a pooled one while this worker still runs it.
+                    pool: None,
                     fingerprint: Some(config.fingerprint()),
                 }
             })

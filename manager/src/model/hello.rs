@@ -173,7 +173,9 @@ impl Model {
         record.heartbeat_interval_secs = hello.heartbeat_interval_secs;
         let same_session = record.session == Some(hello.session);
         record.session = Some(hello.session);
-        for snapshot in &hello.jobs {
+        self.apply_pool_membership(worker, hello, changes);
+        // A pooled mirror is one job of its pool, not one per member.
+        for snapshot in hello.jobs.iter().filter(|snapshot| snapshot.pool.is_none()) {
             let key = (snapshot.mirror.clone(), worker.clone());
             let job = self
                 .jobs

@@ -70,8 +70,86 @@ impl JobRecord {
                 attempts: 0,
                 size: String::new(),
                 error_msg: String::new(),
+                member: None,
             },
         });
+    }
+
+    /// Applies a status report that passed the checks against duplicates and late copies:
+    /// tunasync's timestamp and size rules, the operator's hold, and the run's history entry
+    /// (opened under `history_key` if the run is new).
+    pub(super) fn record_status(
+        &mut self,
+        key: &JobKey,
+        history_key: u64,
+        status: &JobStatus,
+        changes: &mut Changes,
+    ) {
+        match status.status {
+            SyncStatus::PreSyncing if self.status != SyncStatus::PreSyncing => {
+                self.last_started = status.at
+            }
+            SyncStatus::Success => {
+                self.last_update = status.at;
+                self.last_ended = status.at;
+            }
+            SyncStatus::Failed => self.last_ended = status.at,
+            _ => {}
+        }
+        match self.hold {
+            Some(hold) => {
+                if status.status == SyncStatus::PreSyncing {
+                    warn!(
+                        worker = %key.1,
+                        mirror = %status.mirror,
+                        hold = hold.status().as_str(),
+                        "a job the operator held back was started by its worker (it had not \
+                         learnt of the hold yet): it stays shown {}, and the welcome stops it",
+                        hold.status()
+                    );
+                }
+                self.status = hold.status();
+            }
+            None => self.status = status.status,
+        }
+        self.is_master = status.is_master;
+        self.upstream.clone_from(&status.upstream);
+        self.error_msg.clone_from(&status.error_msg);
+        if let Some(size) = meaningful(status.size.as_deref()) {
+            self.size = size.to_owned();
+        }
+        self.run_id = Some(status.run_id);
+        changes.jobs.insert(key.clone());
+
+        if matches!(
+            status.status,
+            SyncStatus::Paused | SyncStatus::Disabled | SyncStatus::None
+        ) {
+            return;
+        }
+        let same_run = self
+            .current_run
+            .as_ref()
+            .is_some_and(|run| run.record.run_id == status.run_id);
+        if !same_run {
+            let started = if self.last_started.is_zero() {
+                status.at
+            } else {
+                self.last_started
+            };
+            self.open_run(key, history_key, status.run_id, started, changes);
+        }
+        let size = self.size.clone();
+        if let Some(run) = &mut self.current_run {
+            run.record.result = status.status;
+            run.record.attempts = run.record.attempts.max(status.attempt);
+            run.record.error_msg.clone_from(&status.error_msg);
+            if matches!(status.status, SyncStatus::Success | SyncStatus::Failed) {
+                run.record.ended = status.at;
+            }
+            run.record.size = size;
+            changes.runs.push((key.clone(), run.clone()));
+        }
     }
 }
 
@@ -95,71 +173,7 @@ impl Model {
             return;
         }
         job.last_seq = seq;
-        match status.status {
-            SyncStatus::PreSyncing if job.status != SyncStatus::PreSyncing => {
-                job.last_started = status.at
-            }
-            SyncStatus::Success => {
-                job.last_update = status.at;
-                job.last_ended = status.at;
-            }
-            SyncStatus::Failed => job.last_ended = status.at,
-            _ => {}
-        }
-        match job.hold {
-            Some(hold) => {
-                if status.status == SyncStatus::PreSyncing {
-                    warn!(
-                        %worker,
-                        mirror = %status.mirror,
-                        hold = hold.status().as_str(),
-                        "a job the operator held back was started by its worker (it had not \
-                         learnt of the hold yet): it stays shown {}, and the welcome stops it",
-                        hold.status()
-                    );
-                }
-                job.status = hold.status();
-            }
-            None => job.status = status.status,
-        }
-        job.is_master = status.is_master;
-        job.upstream.clone_from(&status.upstream);
-        job.error_msg.clone_from(&status.error_msg);
-        if let Some(size) = meaningful(status.size.as_deref()) {
-            job.size = size.to_owned();
-        }
-        job.run_id = Some(status.run_id);
-        changes.jobs.insert(key.clone());
-
-        if matches!(
-            status.status,
-            SyncStatus::Paused | SyncStatus::Disabled | SyncStatus::None
-        ) {
-            return;
-        }
-        let same_run = job
-            .current_run
-            .as_ref()
-            .is_some_and(|run| run.record.run_id == status.run_id);
-        if !same_run {
-            let started = if job.last_started.is_zero() {
-                status.at
-            } else {
-                job.last_started
-            };
-            job.open_run(&key, seq, status.run_id, started, changes);
-        }
-        let size = job.size.clone();
-        if let Some(run) = &mut job.current_run {
-            run.record.result = status.status;
-            run.record.attempts = run.record.attempts.max(status.attempt);
-            run.record.error_msg.clone_from(&status.error_msg);
-            if matches!(status.status, SyncStatus::Success | SyncStatus::Failed) {
-                run.record.ended = status.at;
-            }
-            run.record.size = size;
-            changes.runs.push((key, run.clone()));
-        }
+        job.record_status(&key, seq, status, changes);
     }
 
     pub(super) fn apply_schedule(

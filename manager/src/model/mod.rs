@@ -8,9 +8,12 @@
 //!   changes (sizes, the operator's holds, flush).
 //! - [`hello`]: a worker's `hello` (registration and its snapshot of every job) and the
 //!   `welcome` that answers it.
+//! - [`pools`]: pooled mirrors: membership, the definition members agree on, hand-outs,
+//!   claims, leases, failover.
 
 mod hello;
 mod jobs;
+pub mod pools;
 #[cfg(test)]
 mod tests;
 
@@ -20,8 +23,10 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
 use tunasync_shared::wire::event::Event;
+use tunasync_shared::wire::pool::{Grant, PoolRun};
 
-use crate::records::{CurrentRun, JobRecord, WorkerRecord};
+use crate::records::{CurrentRun, JobRecord, PoolJobRecord, WorkerRecord};
+use pools::PoolKey;
 
 /// Jobs are keyed by mirror name first, so iteration is tunasync.json's order.
 pub type JobKey = (MirrorName, WorkerId);
@@ -32,7 +37,10 @@ pub const RESTARTED_ERROR: &str = "the worker restarted during the run";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Model {
     pub workers: BTreeMap<WorkerId, WorkerRecord>,
+    /// Jobs of workers, and pooled mirrors (keyed by the pool's name as the worker).
     pub jobs: BTreeMap<JobKey, JobRecord>,
+    /// The schedule of each pooled mirror.
+    pub pool_jobs: BTreeMap<PoolKey, PoolJobRecord>,
 }
 
 /// What a batch changed, for the store.
@@ -44,8 +52,13 @@ pub struct Changes {
     pub runs: Vec<(JobKey, CurrentRun)>,
     pub removed_workers: BTreeSet<WorkerId>,
     pub removed_jobs: BTreeSet<JobKey>,
+    pub pool_jobs: BTreeSet<PoolKey>,
     /// Answers to `hello`s, to publish once the batch is committed.
     pub welcomes: Vec<(WorkerId, Welcome)>,
+    /// Pool runs to publish once the batch is committed.
+    pub pool_runs: Vec<PoolRun>,
+    /// Answers to claims, to publish once the batch is committed.
+    pub grants: Vec<(WorkerId, Grant)>,
 }
 
 impl Changes {
@@ -55,6 +68,7 @@ impl Changes {
             && self.runs.is_empty()
             && self.removed_workers.is_empty()
             && self.removed_jobs.is_empty()
+            && self.pool_jobs.is_empty()
     }
 }
 
@@ -81,6 +95,7 @@ impl Model {
                 .iter()
                 .map(|(key, job)| (key.clone(), job.for_view()))
                 .collect(),
+            pool_jobs: self.pool_jobs.clone(),
         }
     }
 
@@ -99,9 +114,12 @@ impl Model {
         match &verified.event {
             Event::Hello(hello) => self.apply_hello(worker, verified.seq, hello, now, changes),
             Event::Heartbeat(_) => {}
-            Event::Status(status) => {
-                self.apply_status(worker, verified.seq, flushed_at, status, changes)
-            }
+            Event::Status(status) => match &status.pooled {
+                Some(pooled) => {
+                    self.apply_pool_status(worker, verified.seq, status, pooled, changes)
+                }
+                None => self.apply_status(worker, verified.seq, flushed_at, status, changes),
+            },
             Event::Schedule(schedule) => {
                 self.apply_schedule(worker, verified.seq, newest, schedule, changes)
             }
@@ -110,8 +128,7 @@ impl Model {
             }
             // Answers to commands are routed to the dispatcher, never stored.
             Event::CmdResult(_) => {}
-            // Pooled mirrors are not scheduled by the manager yet, so nobody claims a run.
-            Event::Claim(_) => {}
+            Event::Claim(claim) => self.apply_claim(worker, claim, now, changes),
         }
         if let Some(record) = self.workers.get_mut(worker) {
             record.last_seq = record.last_seq.max(verified.seq);

@@ -390,6 +390,7 @@ mod tests {
                 pooled: Some(PooledRun {
                     pool: crate::names::PoolName::new("shared").unwrap(),
                     lease: 3,
+                    last: false,
                 }),
             }),
         ]

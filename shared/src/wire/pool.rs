@@ -11,7 +11,7 @@
 //!    and the member's definition is the one scheduled. Only then does the member run it.
 //! 4. The run's status events carry a [`PooledRun`]: the manager ignores any whose lease is
 //!    not the current one (a member that was cut off and replaced cannot report over the
-//!    run that replaced it).
+//!    run that replaced it); the last one says the run is over.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -65,4 +65,8 @@ pub struct Grant {
 pub struct PooledRun {
     pub pool: PoolName,
     pub lease: u64,
+    /// The run's last report (its final `success` or `failed`; a `failed` of an attempt
+    /// that is retried is not): the mirror is free for its next run.
+    #[serde(default)]
+    pub last: bool,
 }

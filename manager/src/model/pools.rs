@@ -1,0 +1,450 @@
+//! Pooled mirrors: a mirror that several workers (a pool's members) define the same way runs
+//! on whichever member is free. The manager schedules it with the rules every worker applies
+//! (`tunasync_shared::schedule`), hands each due run to the pool's queue, lets one member
+//! run it (claim → grant), and takes the run back when that member goes offline.
+//!
+//! A pooled mirror shows as one job whose worker is the pool's name. Every hand-out takes a
+//! new lease; reports carrying an older lease are ignored, so a member that was cut off and
+//! replaced cannot report over the run that replaced it.
+
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::event::{Hello, JobStatus};
+use tunasync_shared::wire::pool::{Claim, Grant, PoolRun, PooledRun};
+use uuid::Uuid;
+
+use super::{Changes, JobKey, Model};
+use crate::records::{JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition};
+
+#[cfg(test)]
+mod tests;
+
+/// A pooled mirror: its pool and its name.
+pub type PoolKey = (PoolName, MirrorName);
+
+/// How long a granted run may go without its first report before it is handed out again.
+pub const GRANT_TIMEOUT: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// How long a run refused to a member whose definition differs waits before it is
+/// published again (for another member to take).
+pub const REPUBLISH_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+/// A run handed to the publisher is published again if the broker has not confirmed it
+/// this long after (a duplicate is harmless: only one claim is granted).
+pub const PUBLISH_RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// The definition a pooled mirror runs, and who agrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consensus {
+    pub definition: PooledDefinition,
+    pub agreeing: Vec<WorkerId>,
+    /// Members whose definition differs, with their fingerprints.
+    pub differing: Vec<(WorkerId, String)>,
+}
+
+fn display_key(key: &PoolKey) -> JobKey {
+    (key.1.clone(), key.0.as_worker_id())
+}
+
+fn at_plus(time: GoTime, delta: chrono::TimeDelta) -> GoTime {
+    GoTime::from(time.as_datetime().to_utc() + delta)
+}
+
+fn is_due(due: GoTime, now: GoTime) -> bool {
+    due.is_zero() || due.as_datetime() <= now.as_datetime()
+}
+
+impl Model {
+    /// Records the pooled mirrors a member's `hello` lists, and creates the pooled mirrors
+    /// (and their rows in `GET /jobs`) that are new.
+    pub(super) fn apply_pool_membership(
+        &mut self,
+        worker: &WorkerId,
+        hello: &Hello,
+        changes: &mut Changes,
+    ) {
+        let mut pools: BTreeMap<PoolName, BTreeMap<MirrorName, PooledDefinition>> = BTreeMap::new();
+        for snapshot in &hello.jobs {
+            let (Some(pool), Some(fingerprint)) = (&snapshot.pool, &snapshot.fingerprint) else {
+                continue;
+            };
+            pools.entry(pool.clone()).or_default().insert(
+                snapshot.mirror.clone(),
+                PooledDefinition {
+                    fingerprint: fingerprint.clone(),
+                    interval_minutes: snapshot.interval_minutes,
+                    cron: snapshot.cron.clone(),
+                    jitter_secs: snapshot.jitter_secs,
+                    upstream: snapshot.upstream.clone(),
+                    is_master: snapshot.is_master,
+                },
+            );
+        }
+        for (pool, mirrors) in &pools {
+            for (mirror, definition) in mirrors {
+                let key = (pool.clone(), mirror.clone());
+                if !self.pool_jobs.contains_key(&key) {
+                    info!(%pool, %mirror, member = %worker, "new pooled mirror");
+                    self.pool_jobs.insert(key.clone(), PoolJobRecord::default());
+                    changes.pool_jobs.insert(key.clone());
+                }
+                let shown = display_key(&key);
+                if !self.jobs.contains_key(&shown) {
+                    self.jobs.insert(
+                        shown.clone(),
+                        JobRecord {
+                            upstream: definition.upstream.clone(),
+                            is_master: definition.is_master,
+                            ..JobRecord::default()
+                        },
+                    );
+                    changes.jobs.insert(shown);
+                }
+            }
+        }
+        if let Some(record) = self.workers.get_mut(worker)
+            && record.pools != pools
+        {
+            record.pools = pools;
+            changes.workers.insert(worker.clone());
+        }
+    }
+
+    /// The members of `pool` (whether or not online).
+    pub fn pool_members(&self, pool: &PoolName) -> Vec<WorkerId> {
+        self.workers
+            .iter()
+            .filter(|(_, record)| record.pools.contains_key(pool))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// What the online members that define the pooled mirror agree on: the definition most
+    /// of them have (on a tie, the smallest fingerprint).
+    pub fn pool_consensus(
+        &self,
+        key: &PoolKey,
+        online: &dyn Fn(&WorkerId) -> bool,
+    ) -> Option<Consensus> {
+        let (pool, mirror) = key;
+        let mut by_fingerprint: BTreeMap<&str, (Vec<WorkerId>, &PooledDefinition)> =
+            BTreeMap::new();
+        for (worker, record) in &self.workers {
+            if !online(worker) {
+                continue;
+            }
+            if let Some(definition) = record.pools.get(pool).and_then(|jobs| jobs.get(mirror)) {
+                by_fingerprint
+                    .entry(definition.fingerprint.as_str())
+                    .or_insert_with(|| (Vec::new(), definition))
+                    .0
+                    .push(worker.clone());
+            }
+        }
+        let (chosen, (agreeing, definition)) = by_fingerprint
+            .iter()
+            .max_by(|(a_print, (a, _)), (b_print, (b, _))| {
+                a.len().cmp(&b.len()).then_with(|| b_print.cmp(a_print))
+            })
+            .map(|(print, entry)| (*print, entry.clone()))?;
+        let differing = by_fingerprint
+            .iter()
+            .filter(|(print, _)| **print != chosen)
+            .flat_map(|(print, (members, _))| {
+                members
+                    .iter()
+                    .map(|member| (member.clone(), (*print).to_owned()))
+            })
+            .collect();
+        Some(Consensus {
+            definition: definition.clone(),
+            agreeing,
+            differing,
+        })
+    }
+
+    /// Hands out the pooled runs that are due, publishes again what waits to be, and takes
+    /// back the runs of members that went offline (recorded failed, handed out again at
+    /// once) or never started what they were granted. `now` is the manager's clock.
+    pub fn pool_tick(
+        &mut self,
+        now: GoTime,
+        online: &dyn Fn(&WorkerId) -> bool,
+        changes: &mut Changes,
+    ) {
+        let keys: Vec<PoolKey> = self.pool_jobs.keys().cloned().collect();
+        for key in keys {
+            let consensus = self.pool_consensus(&key, online);
+            let held = self
+                .jobs
+                .get(&display_key(&key))
+                .is_some_and(|job| job.hold.is_some());
+            let Some(job) = self.pool_jobs.get_mut(&key) else {
+                continue;
+            };
+            let lost = match &job.run {
+                PoolRunState::Idle => {
+                    if !held
+                        && is_due(job.next_due, now)
+                        && let Some(consensus) = &consensus
+                    {
+                        job.lease += 1;
+                        job.run = PoolRunState::Queued {
+                            run_id: Uuid::new_v4(),
+                            lease: job.lease,
+                            fingerprint: consensus.definition.fingerprint.clone(),
+                            force: false,
+                            since: now,
+                            publish_at: Some(now),
+                        };
+                        changes.pool_jobs.insert(key.clone());
+                    }
+                    None
+                }
+                PoolRunState::Queued { .. } => None,
+                PoolRunState::Granted { member, since, .. } => {
+                    if !online(member) {
+                        Some((member.clone(), OFFLINE_ERROR))
+                    } else if now.as_datetime().to_utc() - since.as_datetime().to_utc()
+                        > GRANT_TIMEOUT
+                    {
+                        Some((member.clone(), "the member did not start the run"))
+                    } else {
+                        None
+                    }
+                }
+                PoolRunState::Running { member, .. } => {
+                    (!online(member)).then(|| (member.clone(), OFFLINE_ERROR))
+                }
+            };
+            if let Some((member, reason)) = lost {
+                warn!(pool = %key.0, mirror = %key.1, %member, reason, "taking back a pooled run: handing it out again");
+                self.fail_pooled_run(&key, &member, reason, now, changes);
+                if let Some(job) = self.pool_jobs.get_mut(&key) {
+                    job.run = PoolRunState::Idle;
+                    job.next_due = GoTime::ZERO;
+                }
+                // Handed out again in this same tick, to another member.
+                if let (Some(job), Some(consensus)) = (self.pool_jobs.get_mut(&key), &consensus)
+                    && !held
+                {
+                    job.lease += 1;
+                    job.run = PoolRunState::Queued {
+                        run_id: Uuid::new_v4(),
+                        lease: job.lease,
+                        fingerprint: consensus.definition.fingerprint.clone(),
+                        force: false,
+                        since: now,
+                        publish_at: Some(now),
+                    };
+                }
+                changes.pool_jobs.insert(key.clone());
+            }
+            if let Some(job) = self.pool_jobs.get_mut(&key)
+                && let PoolRunState::Queued {
+                    run_id,
+                    lease,
+                    fingerprint,
+                    force,
+                    publish_at: Some(publish_at),
+                    ..
+                } = &mut job.run
+                && is_due(*publish_at, now)
+            {
+                changes.pool_runs.push(PoolRun {
+                    pool: key.0.clone(),
+                    mirror: key.1.clone(),
+                    run_id: *run_id,
+                    lease: *lease,
+                    fingerprint: fingerprint.clone(),
+                    force: *force,
+                });
+                *publish_at = at_plus(now, PUBLISH_RETRY);
+                changes.pool_jobs.insert(key.clone());
+            }
+        }
+    }
+
+    /// The broker confirmed the publication of the run with `lease`: it is not published
+    /// again (unless a member's claim is refused).
+    pub fn pool_run_published(&mut self, key: &PoolKey, lease: u64, changes: &mut Changes) {
+        if let Some(job) = self.pool_jobs.get_mut(key)
+            && let PoolRunState::Queued {
+                lease: queued,
+                publish_at,
+                ..
+            } = &mut job.run
+            && *queued == lease
+            && publish_at.is_some()
+        {
+            *publish_at = None;
+            changes.pool_jobs.insert(key.clone());
+        }
+    }
+
+    /// A member asks to run a pool run it took off the queue.
+    pub(super) fn apply_claim(
+        &mut self,
+        worker: &WorkerId,
+        claim: &Claim,
+        now: GoTime,
+        changes: &mut Changes,
+    ) {
+        let key = (claim.pool.clone(), claim.mirror.clone());
+        let answer = |granted: bool, reason: String| Grant {
+            pool: claim.pool.clone(),
+            mirror: claim.mirror.clone(),
+            run_id: claim.run_id,
+            lease: claim.lease,
+            granted,
+            reason,
+        };
+        let Some(job) = self.pool_jobs.get_mut(&key) else {
+            changes.grants.push((
+                worker.clone(),
+                answer(false, "no such pooled mirror".to_owned()),
+            ));
+            return;
+        };
+        let grant = match &mut job.run {
+            PoolRunState::Queued {
+                run_id,
+                lease,
+                fingerprint,
+                publish_at,
+                ..
+            } if *lease == claim.lease && *run_id == claim.run_id => {
+                if claim.fingerprint.as_deref() == Some(fingerprint.as_str()) {
+                    job.run = PoolRunState::Granted {
+                        run_id: claim.run_id,
+                        lease: claim.lease,
+                        member: worker.clone(),
+                        since: now,
+                    };
+                    answer(true, String::new())
+                } else {
+                    warn!(pool = %claim.pool, mirror = %claim.mirror, member = %worker, theirs = ?claim.fingerprint, scheduled = %fingerprint, "a member's definition of a pooled mirror differs: not its run");
+                    *publish_at = Some(at_plus(now, REPUBLISH_DELAY));
+                    answer(
+                        false,
+                        format!(
+                            "this worker's definition of {} ({}) differs from the pool's ({fingerprint})",
+                            claim.mirror,
+                            claim.fingerprint.as_deref().unwrap_or("none")
+                        ),
+                    )
+                }
+            }
+            _ => answer(
+                false,
+                format!("run {} is not the pooled mirror's current one", claim.lease),
+            ),
+        };
+        changes.pool_jobs.insert(key);
+        changes.grants.push((worker.clone(), grant));
+    }
+
+    /// A report of a pooled run: counts only from the member the current lease was granted
+    /// to; the last one frees the mirror for its next run.
+    pub(super) fn apply_pool_status(
+        &mut self,
+        worker: &WorkerId,
+        seq: u64,
+        status: &JobStatus,
+        pooled: &PooledRun,
+        changes: &mut Changes,
+    ) {
+        let key = (pooled.pool.clone(), status.mirror.clone());
+        let Some(job) = self.pool_jobs.get_mut(&key) else {
+            return;
+        };
+        let current = match &job.run {
+            PoolRunState::Granted {
+                run_id,
+                lease,
+                member,
+                ..
+            } => (*lease == pooled.lease && member == worker && *run_id == status.run_id)
+                .then_some(0),
+            PoolRunState::Running {
+                run_id,
+                lease,
+                member,
+                last_seq,
+                ..
+            } => (*lease == pooled.lease
+                && member == worker
+                && *run_id == status.run_id
+                && seq > *last_seq)
+                .then_some(*last_seq),
+            PoolRunState::Idle | PoolRunState::Queued { .. } => None,
+        };
+        if current.is_none() {
+            // A late copy, or a member whose run was given away: fenced off.
+            return;
+        }
+        let next_due = pooled.last.then(|| {
+            let rules = self
+                .workers
+                .get(worker)
+                .and_then(|record| record.pools.get(&key.0))
+                .and_then(|jobs| jobs.get(&key.1))
+                .map(PooledDefinition::rules);
+            let ended = status.at.as_datetime().to_utc();
+            rules.map_or(ended, |rules| {
+                rules.jittered(rules.next_after(ended), &mut rand::rng())
+            })
+        });
+        job.run = match next_due {
+            Some(_) => PoolRunState::Idle,
+            None => PoolRunState::Running {
+                run_id: status.run_id,
+                lease: pooled.lease,
+                member: worker.clone(),
+                since: match &job.run {
+                    PoolRunState::Running { since, .. } => *since,
+                    _ => status.at,
+                },
+                last_seq: seq,
+            },
+        };
+        if let Some(next_due) = next_due {
+            job.next_due = GoTime::from(next_due);
+        }
+        let lease = pooled.lease;
+        changes.pool_jobs.insert(key.clone());
+        let shown = display_key(&key);
+        let record = self.jobs.entry(shown.clone()).or_default();
+        record.record_status(&shown, lease, status, changes);
+        if let Some(run) = &mut record.current_run
+            && run.record.member.as_ref() != Some(worker)
+        {
+            run.record.member = Some(worker.clone());
+            changes.runs.push((shown, run.clone()));
+        }
+    }
+
+    /// Ends a pooled run that its member lost: the job shows failed with `reason`.
+    fn fail_pooled_run(
+        &mut self,
+        key: &PoolKey,
+        member: &WorkerId,
+        reason: &str,
+        now: GoTime,
+        changes: &mut Changes,
+    ) {
+        let shown = display_key(key);
+        if let Some(record) = self.jobs.get_mut(&shown) {
+            if record.hold.is_none() {
+                record.status = SyncStatus::Failed;
+            }
+            record.last_ended = now;
+            reason.clone_into(&mut record.error_msg);
+            record.close_run(&shown, SyncStatus::Failed, now, reason, changes);
+            changes.jobs.insert(shown);
+        }
+        info!(pool = %key.0, mirror = %key.1, %member, reason, "pooled run failed");
+    }
+}

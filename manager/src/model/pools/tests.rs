@@ -1,0 +1,323 @@
+//! Pooled mirrors, event by event: hand-outs, claims, leases, failover.
+
+use super::*;
+use crate::model::Verified;
+use crate::records::Hold;
+use tunasync_shared::wire::event::{Event, JobSnapshot, ProviderKind};
+
+fn w(name: &str) -> WorkerId {
+    WorkerId::new(name).unwrap()
+}
+
+fn pool_name() -> PoolName {
+    PoolName::new("shared").unwrap()
+}
+
+fn debian() -> PoolKey {
+    (pool_name(), MirrorName::new("debian").unwrap())
+}
+
+fn at(text: &str) -> GoTime {
+    GoTime::parse_rfc3339(text).unwrap()
+}
+
+const NOW: &str = "2026-12-01T10:00:00Z";
+
+struct Pool {
+    model: Model,
+    seq: u64,
+    offline: Vec<WorkerId>,
+}
+
+impl Pool {
+    /// Members that define `debian` in pool `shared` with the given fingerprints.
+    fn new(members: &[(&str, &str)]) -> Pool {
+        let mut pool = Pool {
+            model: Model::default(),
+            seq: 0,
+            offline: Vec::new(),
+        };
+        for (member, fingerprint) in members {
+            pool.hello(member, fingerprint);
+        }
+        pool
+    }
+
+    fn send(&mut self, worker: &str, event: Event) -> Changes {
+        self.seq += 1;
+        let mut changes = Changes::default();
+        let verified = Verified {
+            worker: w(worker),
+            seq: self.seq,
+            event,
+        };
+        self.model.apply(&verified, at(NOW), &mut changes);
+        changes
+    }
+
+    fn hello(&mut self, worker: &str, fingerprint: &str) -> Changes {
+        let snapshot = JobSnapshot {
+            mirror: MirrorName::new("debian").unwrap(),
+            provider: ProviderKind::Rsync,
+            upstream: "rsync://up/debian/".into(),
+            is_master: true,
+            interval_minutes: 60,
+            cron: None,
+            jitter_secs: 0,
+            status: SyncStatus::None,
+            run_id: None,
+            last_update: GoTime::ZERO,
+            last_started: GoTime::ZERO,
+            last_ended: GoTime::ZERO,
+            next_schedule: GoTime::ZERO,
+            size: None,
+            error_msg: String::new(),
+            pool: Some(pool_name()),
+            fingerprint: Some(fingerprint.to_owned()),
+        };
+        self.send(
+            worker,
+            Event::Hello(Hello {
+                version: "test".into(),
+                host: worker.into(),
+                session: Uuid::new_v4(),
+                heartbeat_interval_secs: 10,
+                jobs: vec![snapshot],
+            }),
+        )
+    }
+
+    fn tick(&mut self, now: &str) -> Vec<PoolRun> {
+        let mut changes = Changes::default();
+        let offline = self.offline.clone();
+        self.model
+            .pool_tick(at(now), &|worker| !offline.contains(worker), &mut changes);
+        changes.pool_runs
+    }
+
+    fn claim(&mut self, worker: &str, run: &PoolRun, fingerprint: &str) -> Grant {
+        let changes = self.send(
+            worker,
+            Event::Claim(Claim {
+                pool: run.pool.clone(),
+                mirror: run.mirror.clone(),
+                run_id: run.run_id,
+                lease: run.lease,
+                fingerprint: Some(fingerprint.to_owned()),
+            }),
+        );
+        assert_eq!(changes.grants.len(), 1);
+        assert_eq!(changes.grants[0].0, w(worker), "answered to the claimer");
+        changes.grants[0].1.clone()
+    }
+
+    fn report(
+        &mut self,
+        worker: &str,
+        run: &PoolRun,
+        status: SyncStatus,
+        when: &str,
+        last: bool,
+    ) -> Changes {
+        self.send(
+            worker,
+            Event::Status(JobStatus {
+                mirror: run.mirror.clone(),
+                status,
+                run_id: run.run_id,
+                attempt: 1,
+                at: at(when),
+                upstream: "rsync://up/debian/".into(),
+                is_master: true,
+                size: None,
+                error_msg: String::new(),
+                pooled: Some(PooledRun {
+                    pool: run.pool.clone(),
+                    lease: run.lease,
+                    last,
+                }),
+            }),
+        )
+    }
+
+    fn shown(&self) -> &JobRecord {
+        &self.model.jobs[&display_key(&debian())]
+    }
+
+    fn state(&self) -> &PoolRunState {
+        &self.model.pool_jobs[&debian()].run
+    }
+}
+
+#[test]
+fn a_pooled_mirror_is_one_job_of_its_pool() {
+    let pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let keys: Vec<&JobKey> = pool.model.jobs.keys().collect();
+    assert_eq!(
+        keys,
+        [&display_key(&debian())],
+        "one row, not one per member"
+    );
+    assert_eq!(pool.model.pool_members(&pool_name()), [w("m1"), w("m2")]);
+}
+
+#[test]
+fn a_due_run_is_handed_out_once_and_granted_once() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let runs = pool.tick(NOW);
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].clone();
+    assert_eq!((run.lease, run.fingerprint.as_str()), (1, "v1:a"));
+    assert!(
+        pool.tick(NOW).is_empty(),
+        "not published again before its retry time"
+    );
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    let second = pool.claim("m2", &run, "v1:a");
+    assert!(!second.granted, "{second:?}");
+    assert!(matches!(pool.state(), PoolRunState::Granted { member, .. } if *member == w("m1")));
+}
+
+#[test]
+fn an_unconfirmed_publication_is_retried_and_a_confirmed_one_is_not() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    let retried = pool.tick("2026-12-01T10:00:11Z");
+    assert_eq!(
+        retried,
+        std::slice::from_ref(&run),
+        "the same run, the same lease"
+    );
+    let mut changes = Changes::default();
+    pool.model
+        .pool_run_published(&debian(), run.lease, &mut changes);
+    assert!(pool.tick("2026-12-01T10:00:30Z").is_empty());
+}
+
+#[test]
+fn a_member_whose_definition_differs_is_refused_and_the_run_goes_out_again() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a"), ("m3", "v1:b")]);
+    let consensus = pool.model.pool_consensus(&debian(), &|_| true).unwrap();
+    assert_eq!(consensus.definition.fingerprint, "v1:a");
+    assert_eq!(consensus.agreeing, [w("m1"), w("m2")]);
+    assert_eq!(consensus.differing, [(w("m3"), "v1:b".to_owned())]);
+    let run = pool.tick(NOW).remove(0);
+    let mut changes = Changes::default();
+    pool.model
+        .pool_run_published(&debian(), run.lease, &mut changes);
+    let refused = pool.claim("m3", &run, "v1:b");
+    assert!(!refused.granted);
+    assert!(refused.reason.contains("differs"), "{}", refused.reason);
+    assert!(pool.tick("2026-12-01T10:00:01Z").is_empty(), "not at once");
+    assert_eq!(
+        pool.tick("2026-12-01T10:00:03Z"),
+        std::slice::from_ref(&run),
+        "again, for another member"
+    );
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+}
+
+#[test]
+fn the_granted_members_reports_count_and_the_last_frees_the_mirror() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    pool.report(
+        "m1",
+        &run,
+        SyncStatus::PreSyncing,
+        "2026-12-01T10:00:01Z",
+        false,
+    );
+    assert!(matches!(pool.state(), PoolRunState::Running { .. }));
+    assert_eq!(pool.shown().status, SyncStatus::PreSyncing);
+    // Another member's report with the same lease does not count.
+    let stray = pool.report("m2", &run, SyncStatus::Failed, "2026-12-01T10:00:02Z", true);
+    assert!(stray.jobs.is_empty());
+    let changes = pool.report(
+        "m1",
+        &run,
+        SyncStatus::Success,
+        "2026-12-01T10:05:00Z",
+        true,
+    );
+    assert_eq!(*pool.state(), PoolRunState::Idle);
+    assert_eq!(pool.shown().status, SyncStatus::Success);
+    assert_eq!(pool.shown().last_update, at("2026-12-01T10:05:00Z"));
+    assert_eq!(
+        pool.model.pool_jobs[&debian()].next_due,
+        at("2026-12-01T11:05:00Z"),
+        "the interval counts from the end of the run"
+    );
+    let (_, entry) = changes.runs.last().unwrap();
+    assert_eq!(entry.key, run.lease, "history keyed by lease");
+    assert_eq!(entry.record.member, Some(w("m1")));
+    assert_eq!(entry.record.result, SyncStatus::Success);
+    assert!(pool.tick("2026-12-01T11:00:00Z").is_empty(), "not due yet");
+    let next = pool.tick("2026-12-01T11:05:00Z");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].lease, 2);
+}
+
+#[test]
+fn a_member_gone_offline_loses_its_run_to_another() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    pool.report(
+        "m1",
+        &run,
+        SyncStatus::Syncing,
+        "2026-12-01T10:00:01Z",
+        false,
+    );
+    pool.offline.push(w("m1"));
+    let again = pool.tick("2026-12-01T10:01:00Z");
+    assert_eq!(again.len(), 1, "handed out again at once");
+    assert_eq!(again[0].lease, 2);
+    assert_ne!(again[0].run_id, run.run_id);
+    assert_eq!(pool.shown().status, SyncStatus::Failed);
+    assert_eq!(pool.shown().error_msg, OFFLINE_ERROR);
+    // The old member comes back and reports on its old lease: fenced off.
+    let late = pool.report(
+        "m1",
+        &run,
+        SyncStatus::Success,
+        "2026-12-01T10:02:00Z",
+        true,
+    );
+    assert!(late.jobs.is_empty());
+    assert!(!pool.claim("m1", &run, "v1:a").granted);
+    assert!(pool.claim("m2", &again[0], "v1:a").granted);
+}
+
+#[test]
+fn a_granted_run_that_never_starts_is_handed_out_again() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    assert!(pool.tick("2026-12-01T10:00:20Z").is_empty());
+    let again = pool.tick("2026-12-01T10:00:31Z");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].lease, 2);
+}
+
+#[test]
+fn a_held_pooled_mirror_is_not_handed_out() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    let mut changes = Changes::default();
+    assert!(
+        pool.model
+            .hold(&display_key(&debian()), Hold::Disabled, &mut changes)
+    );
+    assert!(pool.tick(NOW).is_empty());
+    pool.model.release(&display_key(&debian()), &mut changes);
+    assert_eq!(pool.tick(NOW).len(), 1);
+}
+
+#[test]
+fn without_an_online_member_nothing_is_handed_out() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    pool.offline.push(w("m1"));
+    assert!(pool.tick(NOW).is_empty());
+}
