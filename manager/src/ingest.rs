@@ -11,6 +11,7 @@ use tunasync_shared::wire::{Event, EventEnvelope};
 
 use crate::dispatch::Dispatcher;
 use crate::model::Verified;
+use crate::pool_publisher::PoolPublisher;
 use crate::state::{Applied, StateHandle};
 use crate::welcomes::Welcomes;
 
@@ -66,6 +67,7 @@ pub struct Ingest<T> {
     pub state: StateHandle,
     pub dispatcher: Arc<Dispatcher<T>>,
     pub welcomes: Arc<Welcomes>,
+    pub pools: Arc<PoolPublisher<T>>,
     pub require_identity: bool,
 }
 
@@ -162,9 +164,12 @@ impl<T: Transport> Ingest<T> {
     async fn finish(&self, pending: Pending) {
         if let Some(applied) = pending.applied {
             match applied.committed().await {
-                Ok(welcomes) => {
-                    for (worker, welcome) in welcomes {
+                Ok(replies) => {
+                    for (worker, welcome) in replies.welcomes {
                         self.welcomes.send(worker, welcome);
+                    }
+                    for (worker, grant) in replies.grants {
+                        self.pools.grant(worker, grant);
                     }
                 }
                 Err(err) => {

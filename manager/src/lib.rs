@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod pool_publisher;
 pub mod records;
 pub mod server;
 pub mod state;
@@ -41,6 +42,7 @@ use crate::auth::{Auth, TokensError};
 use crate::config::ManagerConfig;
 use crate::dispatch::Dispatcher;
 use crate::ingest::Ingest;
+use crate::pool_publisher::PoolPublisher;
 use crate::server::TlsError;
 use crate::state::StateHandle;
 use crate::store::{Store, StoreError};
@@ -77,6 +79,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
     welcomes: JoinHandle<()>,
+    pools: JoinHandle<()>,
     ticker: JoinHandle<()>,
     store_closed: tokio::sync::oneshot::Receiver<()>,
 }
@@ -93,6 +96,7 @@ impl Running {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.ingest.await;
         let _ = self.welcomes.await;
+        let _ = self.pools.await;
         let _ = self.ticker.await;
         let _ = self.store_closed.await;
         served
@@ -173,15 +177,19 @@ pub async fn start(
         config.commands.expiry,
     ));
     let welcomes = Arc::new(Welcomes::default());
+    let pools = PoolPublisher::new(broker.clone(), state.clone(), config.commands.expiry);
     let ingest = Ingest {
         transport: broker.clone(),
         state: state.clone(),
         dispatcher: dispatcher.clone(),
         welcomes: welcomes.clone(),
+        pools: pools.clone(),
         require_identity: config.auth.require_worker_identity,
     };
     let ingest = tokio::spawn(ingest.run(shutdown.clone()));
     let welcomes = tokio::spawn(welcomes.run(dispatcher.clone(), shutdown.clone()));
+    let pool_runs = pools.clone();
+    let pools = tokio::spawn(pools.run(shutdown.clone()));
 
     let ticker_state = state.clone();
     let ticker_shutdown = shutdown.clone();
@@ -189,7 +197,10 @@ pub async fn start(
         let mut tick = tokio::time::interval(LIVENESS_TICK);
         loop {
             tokio::select! {
-                _ = tick.tick() => ticker_state.check_liveness(),
+                _ = tick.tick() => {
+                    ticker_state.check_liveness();
+                    pool_runs.runs(ticker_state.pool_tick().await);
+                }
                 () = ticker_shutdown.cancelled() => break,
             }
         }
@@ -212,6 +223,7 @@ pub async fn start(
         server,
         ingest,
         welcomes,
+        pools,
         ticker,
         store_closed,
     })

@@ -21,7 +21,9 @@ use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
+use tunasync_shared::wire::pool::{Grant, PoolRun};
 
+use crate::model::pools::PoolKey;
 use crate::model::{Changes, JobKey, Model, Verified};
 use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
@@ -53,6 +55,20 @@ pub enum Mutation {
     Release {
         key: JobKey,
     },
+    /// The broker confirmed the publication of a pool run.
+    PoolRunPublished {
+        key: PoolKey,
+        lease: u64,
+    },
+}
+
+/// What to send once a batch is committed.
+#[derive(Debug, Default)]
+pub struct Replies {
+    /// Answers to `hello`s.
+    pub welcomes: Vec<(WorkerId, Welcome)>,
+    /// Answers to claims of pool runs.
+    pub grants: Vec<(WorkerId, Grant)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +81,15 @@ pub enum StateError {
     Stopped,
 }
 
-type WelcomesReply = oneshot::Sender<Result<Vec<(WorkerId, Welcome)>, StateError>>;
+type RepliesReply = oneshot::Sender<Result<Replies, StateError>>;
 
 enum Request {
     Apply {
         events: Vec<Verified>,
-        reply: WelcomesReply,
+        reply: RepliesReply,
+    },
+    PoolTick {
+        reply: oneshot::Sender<Vec<PoolRun>>,
     },
     Mutate {
         mutation: Mutation,
@@ -79,12 +98,12 @@ enum Request {
     Liveness,
 }
 
-/// The answer to a submitted batch: the `welcome`s to send once it is committed.
-pub struct Applied(oneshot::Receiver<Result<Vec<(WorkerId, Welcome)>, StateError>>);
+/// The answer to a submitted batch: what to send once it is committed.
+pub struct Applied(oneshot::Receiver<Result<Replies, StateError>>);
 
 impl Applied {
     /// Waits until the batch is committed (however long the store needs to recover).
-    pub async fn committed(self) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
+    pub async fn committed(self) -> Result<Replies, StateError> {
         self.0.await.map_err(|_| StateError::Stopped)?
     }
 }
@@ -131,11 +150,8 @@ impl StateHandle {
         (StateHandle { sender, store }, view, closed)
     }
 
-    /// Applies a batch of events in one transaction; returns the `welcome`s to send.
-    pub async fn apply(
-        &self,
-        events: Vec<Verified>,
-    ) -> Result<Vec<(WorkerId, Welcome)>, StateError> {
+    /// Applies a batch of events in one transaction; returns what to send.
+    pub async fn apply(&self, events: Vec<Verified>) -> Result<Replies, StateError> {
         self.submit(events).await.committed().await
     }
 
@@ -163,6 +179,16 @@ impl StateHandle {
     /// Asks the actor to re-evaluate which workers are offline.
     pub fn check_liveness(&self) {
         let _ = self.sender.try_send(Request::Liveness);
+    }
+
+    /// Lets the pool scheduler hand out what is due (committed first); the pool runs to
+    /// publish. Empty while the store cannot commit.
+    pub async fn pool_tick(&self) -> Vec<PoolRun> {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Request::PoolTick { reply }).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Recorded runs of a job, newest first (a read transaction, off the async runtime).
@@ -214,6 +240,7 @@ impl Actor {
             };
             let outcome = match request {
                 Request::Apply { events, reply } => self.apply(events, reply),
+                Request::PoolTick { reply } => self.pool_tick(reply),
                 Request::Mutate { mutation, reply } => self.mutate(&mutation, reply),
                 Request::Liveness => {
                     self.refresh_liveness();
@@ -230,7 +257,7 @@ impl Actor {
     }
 
     /// Applies and commits a batch, trying again (on the reopened store) until it commits.
-    fn apply(&mut self, events: Vec<Verified>, reply: WelcomesReply) -> Result<(), Stopping> {
+    fn apply(&mut self, events: Vec<Verified>, reply: RepliesReply) -> Result<(), Stopping> {
         loop {
             let now = GoTime::now_local();
             let mut changes = Changes::default();
@@ -239,7 +266,10 @@ impl Actor {
             }
             if self.commit(&changes).is_ok() {
                 self.view.count_applied(events.len());
-                let _ = reply.send(Ok(changes.welcomes));
+                let _ = reply.send(Ok(Replies {
+                    welcomes: changes.welcomes,
+                    grants: changes.grants,
+                }));
                 return Ok(());
             }
             if let Err(stopping) = self.recover() {
@@ -247,6 +277,22 @@ impl Actor {
                 return Err(stopping);
             }
         }
+    }
+
+    fn pool_tick(&mut self, reply: oneshot::Sender<Vec<PoolRun>>) -> Result<(), Stopping> {
+        let mut changes = Changes::default();
+        let offline = &self.offline;
+        self.model.pool_tick(
+            GoTime::now_local(),
+            &|worker| !offline.contains(worker),
+            &mut changes,
+        );
+        if self.commit(&changes).is_ok() {
+            let _ = reply.send(changes.pool_runs);
+            return Ok(());
+        }
+        let _ = reply.send(Vec::new());
+        self.recover()
     }
 
     fn mutate(
@@ -265,6 +311,10 @@ impl Actor {
             Mutation::SetSize { key, size } => self.model.set_size(key, size, &mut changes),
             Mutation::Hold { key, hold } => self.model.hold(key, *hold, &mut changes),
             Mutation::Release { key } => self.model.release(key, &mut changes),
+            Mutation::PoolRunPublished { key, lease } => {
+                self.model.pool_run_published(key, *lease, &mut changes);
+                true
+            }
         };
         match self.commit(&changes) {
             Ok(()) => {
@@ -308,6 +358,9 @@ impl Actor {
             loop {
                 match self.receiver.try_recv() {
                     Ok(Request::Liveness) => self.refresh_liveness(),
+                    Ok(Request::PoolTick { reply }) => {
+                        let _ = reply.send(Vec::new());
+                    }
                     Ok(request @ Request::Mutate { .. }) => {
                         refuse(request, || StateError::Unavailable(reason.to_owned()));
                     }
@@ -360,6 +413,16 @@ impl Actor {
                     shown.jobs.insert(key.clone(), record.for_view());
                 }
             }
+            for key in &changes.pool_jobs {
+                match model.pool_jobs.get(key) {
+                    Some(record) => {
+                        shown.pool_jobs.insert(key.clone(), record.clone());
+                    }
+                    None => {
+                        shown.pool_jobs.remove(key);
+                    }
+                }
+            }
             for worker in &changes.workers {
                 shown_offline.remove(worker);
             }
@@ -402,6 +465,9 @@ fn refuse(request: Request, error: impl Fn() -> StateError) {
         }
         Request::Mutate { reply, .. } => {
             let _ = reply.send(Err(error()));
+        }
+        Request::PoolTick { reply } => {
+            let _ = reply.send(Vec::new());
         }
         Request::Liveness => {}
     }

@@ -148,14 +148,16 @@ impl View {
             .collect()
     }
 
+    /// Whether `worker` names a known worker or a pool (whose pooled mirrors show as its
+    /// jobs).
     pub fn has_worker(&self, worker: &WorkerId) -> bool {
-        self.read().model.workers.contains_key(worker)
+        self.read().knows(worker)
     }
 
-    /// `GET /workers/{id}/jobs`: `None` for an unknown worker.
+    /// `GET /workers/{id}/jobs` (also for a pool): `None` for an unknown worker.
     pub fn worker_jobs(&self, worker: &WorkerId) -> Option<Vec<MirrorStatus>> {
         let state = self.read();
-        if !state.model.workers.contains_key(worker) {
+        if !state.knows(worker) {
             return None;
         }
         let online = !state.offline.contains(worker);
@@ -193,6 +195,15 @@ impl View {
 }
 
 impl ViewState {
+    fn knows(&self, worker: &WorkerId) -> bool {
+        self.model.workers.contains_key(worker)
+            || self
+                .model
+                .pool_jobs
+                .keys()
+                .any(|(pool, _)| pool.as_str() == worker.as_str())
+    }
+
     fn cached(&self, gzip: bool) -> Option<Bytes> {
         if gzip {
             self.jobs_gzip.clone()

@@ -378,6 +378,40 @@ impl FakeWorker {
         .await;
     }
 
+    /// A `hello` listing `mirrors` as pooled mirrors of `pool`, defined as `fingerprint`.
+    pub async fn hello_pooled(&self, pool: &str, mirrors: &[&str], fingerprint: &str) {
+        let jobs = mirrors
+            .iter()
+            .map(|mirror| JobSnapshot {
+                mirror: MirrorName::new(*mirror).unwrap(),
+                provider: ProviderKind::Rsync,
+                upstream: format!("rsync://example.invalid/{mirror}/"),
+                is_master: true,
+                interval_minutes: 60,
+                cron: None,
+                jitter_secs: 0,
+                status: SyncStatus::None,
+                run_id: None,
+                last_update: GoTime::ZERO,
+                last_started: GoTime::ZERO,
+                last_ended: GoTime::ZERO,
+                next_schedule: GoTime::ZERO,
+                size: None,
+                error_msg: String::new(),
+                pool: Some(tunasync_shared::names::PoolName::new(pool).unwrap()),
+                fingerprint: Some(fingerprint.to_owned()),
+            })
+            .collect();
+        self.send(Event::Hello(Hello {
+            version: "test".into(),
+            host: "fake-host".into(),
+            session: self.session,
+            heartbeat_interval_secs: 1,
+            jobs,
+        }))
+        .await;
+    }
+
     pub async fn heartbeat(&self) {
         self.send(Event::Heartbeat(Heartbeat {
             session: self.session,

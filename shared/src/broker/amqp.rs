@@ -544,6 +544,12 @@ impl Supervisor {
             tokio::select! {
                 event = events.next() => match event {
                     Some(lapin::Event::Error(err)) => {
+                        if connection.status().connected() {
+                            // A channel's error (e.g. consuming a queue that does not exist
+                            // yet): that channel's owner retries; the connection lives on.
+                            debug!(error = %error_chain(&err), purpose = self.purpose.as_str(), "broker channel error");
+                            continue;
+                        }
                         warn!(error = %error_chain(&err), purpose = self.purpose.as_str(), "broker connection error");
                         return;
                     }

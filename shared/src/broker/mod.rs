@@ -106,6 +106,17 @@ impl Outgoing {
         }
     }
 
+    /// A pool run, for `pool`'s queue. It does not expire: it waits for a free member.
+    pub fn pool_run(envelope: &CommandEnvelope, pool: PoolName) -> Self {
+        Outgoing {
+            route: Route::Pool { pool },
+            kind: envelope.command.kind().as_str(),
+            message_id: envelope.header.id,
+            payload: envelope.encode(),
+            expiration: None,
+        }
+    }
+
     pub fn command(envelope: &CommandEnvelope, expiration: Duration) -> Self {
         Outgoing {
             route: Route::Command {
