@@ -384,6 +384,9 @@ struct HistoryEntry {
     attempts: u32,
     size: String,
     error_msg: String,
+    /// For a pooled mirror: the member that ran the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<String>,
 }
 
 async fn history<T: Transport>(
@@ -412,6 +415,7 @@ async fn history<T: Transport>(
             attempts: run.attempts,
             size: run.size,
             error_msg: run.error_msg,
+            worker: run.member.map(|member| member.to_string()),
         })
         .collect();
     Ok(ok(&entries))

@@ -266,6 +266,9 @@ impl Actor {
             }
             if self.commit(&changes).is_ok() {
                 self.view.count_applied(events.len());
+                for (_, welcome) in &mut changes.welcomes {
+                    welcome.offline_after_secs = Some(self.offline_after.as_secs());
+                }
                 let _ = reply.send(Ok(Replies {
                     welcomes: changes.welcomes,
                     grants: changes.grants,

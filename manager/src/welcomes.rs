@@ -155,6 +155,7 @@ mod tests {
         Welcome {
             jobs: vec![],
             last_seq: Some(n),
+            offline_after_secs: None,
         }
     }
 

@@ -58,11 +58,20 @@ impl RealWorker {
 
 /// Writes worker `w1`'s config with `mirrors`, for `broker`; its path.
 fn worker_conf(dir: &Path, broker: &BrokerConfig, mirrors: &str) -> PathBuf {
+    let global = format!(
+        "name = \"w1\"\nmirror_dir = \"{}/data\"\nconcurrent = 4\n",
+        dir.display()
+    );
+    worker_conf_with(dir, broker, &global, mirrors)
+}
+
+/// Writes a worker's config with `global` keys (name, mirror_dir, concurrent, pool, ...).
+fn worker_conf_with(dir: &Path, broker: &BrokerConfig, global: &str, mirrors: &str) -> PathBuf {
     let path = dir.join("worker.conf");
     let text = format!(
         "[broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n\
-         [global]\nname = \"w1\"\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\nmirror_dir = \"{root}/data\"\n\
-         interval = 1440\nconcurrent = 4\nheartbeat_interval = \"1s\"\n{mirrors}",
+         [global]\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\n\
+         interval = 1440\nheartbeat_interval = \"1s\"\n{global}{mirrors}",
         url = broker.urls[0],
         ca = broker.ca_cert.as_ref().unwrap(),
         namespace = broker.namespace,
@@ -262,4 +271,70 @@ async fn a_worker_whose_clock_went_back_is_heard() {
     let worker = RealWorker::start(&config, Options::default());
     manager.wait_status("w1", "m", "success").await;
     worker.stop().await;
+}
+
+/// A pool of two real workers with one slot each and four pooled mirrors: every mirror runs
+/// once (the manager schedules them), on both members, one at a time on each, and each
+/// shows once, under the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_share_the_runs_of_a_pool() {
+    let manager = TestManager::start(Setup::default()).await;
+    let shared = tempfile::tempdir().unwrap();
+    let names = ["p0", "p1", "p2", "p3"];
+    let mirrors: String = names
+        .iter()
+        .map(|name| command_mirror(name, "/bin/sleep 2"))
+        .collect();
+    let mut members = Vec::new();
+    let mut dirs = Vec::new();
+    for member in ["m1", "m2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let global = format!(
+            "name = \"{member}\"\nmirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
+            shared.path().display()
+        );
+        let config = worker_conf_with(dir.path(), &manager.broker_config(), &global, &mirrors);
+        members.push(RealWorker::start(&config, Options::default()));
+        dirs.push(dir);
+    }
+    for name in names {
+        manager.wait_status("shared", name, "success").await;
+    }
+    let jobs = manager.get_json("/jobs").await;
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        4,
+        "each pooled mirror once: {jobs}"
+    );
+    let mut ran_on = std::collections::BTreeSet::new();
+    let mut runs: Vec<(String, String, String)> = Vec::new();
+    for name in names {
+        let history = manager
+            .get_json(&format!("/jobs/shared/{name}/history"))
+            .await;
+        let entries = history.as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{name} ran once: {history}");
+        let worker = entries[0]["worker"].as_str().unwrap().to_owned();
+        ran_on.insert(worker.clone());
+        runs.push((
+            worker,
+            entries[0]["started"].as_str().unwrap().to_owned(),
+            entries[0]["ended"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(ran_on.len(), 2, "both members ran some: {runs:?}");
+    // One slot each: a member's runs do not overlap.
+    for member in ["m1", "m2"] {
+        let mut mine: Vec<&(String, String, String)> = runs
+            .iter()
+            .filter(|(worker, _, _)| worker == member)
+            .collect();
+        mine.sort_by(|a, b| a.1.cmp(&b.1));
+        for pair in mine.windows(2) {
+            assert!(pair[0].2 <= pair[1].1, "{member} ran two at once: {mine:?}");
+        }
+    }
+    for member in members {
+        member.stop().await;
+    }
 }

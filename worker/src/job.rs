@@ -14,25 +14,40 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use tunasync_shared::names::MirrorName;
+use tunasync_shared::names::{MirrorName, PoolName};
 use tunasync_shared::status::SyncStatus;
+use uuid::Uuid;
 
 use crate::config::JobConfig;
 use crate::hooks::HookSettings;
 use crate::outbox::Outbox;
 use crate::pipeline::{self, KILLED, RunEnd};
 use crate::report::{LocalState, Reporter};
-use crate::slots::Slots;
+use crate::slots::{Slot, Slots};
 
 /// What the worker asks of a job.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Control {
-    Start { force: bool },
+    Start {
+        force: bool,
+    },
+    /// Run a pooled mirror's run that the manager granted this worker.
+    StartPooled(PooledStart),
     Stop(By),
     Disable(By),
     Restart,
     Halt,
     Reconfigure(Arc<JobConfig>),
+}
+
+/// A granted run of a pooled mirror.
+#[derive(Debug)]
+pub struct PooledStart {
+    pub pool: PoolName,
+    pub lease: u64,
+    pub run_id: Uuid,
+    /// The slot reserved for it before it was claimed; none for a forced run.
+    pub slot: Option<Slot>,
 }
 
 /// Who stops or disables a job, which decides whether a run it kills is reported.
@@ -43,6 +58,9 @@ pub enum By {
     /// The manager's stored state in a `welcome` (the worker had run the job before it
     /// learnt of the hold): the run it kills is reported, so its history entry ends.
     Welcome,
+    /// Fencing: a pooled run the manager has given to another member since this one was cut
+    /// off. Killed without a report; the job stays idle.
+    Fence,
 }
 
 /// The error of a run killed because the manager holds the job paused or disabled.
@@ -101,6 +119,7 @@ pub fn spawn(config: Arc<JobConfig>, mode: Mode, context: JobContext) -> JobHand
             job: config.clone(),
             outbox: context.outbox.clone(),
             state: Arc::new(state_tx),
+            pooled: None,
         },
         context,
         mode: mode_tx,
@@ -157,7 +176,16 @@ impl Job {
         while let Some(control) = self.receiver.recv().await {
             let mut force = match control {
                 Control::Start { force } => force,
+                Control::StartPooled(start) => {
+                    // The manager schedules a pooled mirror: no retry or next run here.
+                    if let Interrupt::Halt = self.run_once(false, Some(start)).await {
+                        return;
+                    }
+                    continue;
+                }
                 Control::Restart => false,
+                // Nothing runs: nothing to fence.
+                Control::Stop(By::Fence) => continue,
                 Control::Stop(_) => {
                     if self.mode() != Mode::Disabled {
                         self.set_mode(Mode::Paused);
@@ -177,7 +205,7 @@ impl Job {
                 }
             };
             loop {
-                match self.run_once(force).await {
+                match self.run_once(force, None).await {
                     Interrupt::Restart => {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         force = false;
@@ -189,12 +217,21 @@ impl Job {
         }
     }
 
-    /// One run: waits for a slot (unless forced), runs, and handles control meanwhile.
-    async fn run_once(&mut self, force: bool) -> Interrupt {
+    /// One run: waits for a slot (unless forced, or pooled with its slot reserved), runs,
+    /// and handles control meanwhile.
+    async fn run_once(&mut self, force: bool, pooled: Option<PooledStart>) -> Interrupt {
         let name = self.reporter.job.name.clone();
         self.set_mode(Mode::Waiting);
         let slots = self.context.slots.clone();
-        let _slot = if force {
+        let mut reporter = self.reporter.clone();
+        let run_id = pooled
+            .as_ref()
+            .map_or_else(Uuid::new_v4, |start| start.run_id);
+        let is_pooled = pooled.is_some();
+        let _slot = if let Some(start) = pooled {
+            reporter.pooled = Some((start.pool, start.lease));
+            start.slot
+        } else if force {
             None
         } else {
             let acquire = slots.acquire();
@@ -216,7 +253,7 @@ impl Job {
                         Some(Control::Halt) | None => return Interrupt::Halt,
                         Some(Control::Start { force: true }) => break None,
                         Some(Control::Reconfigure(config)) => self.reporter.job = config,
-                        Some(Control::Start { .. } | Control::Restart) => {}
+                        Some(Control::Start { .. } | Control::Restart | Control::StartPooled(_)) => {}
                     },
                 }
             }
@@ -226,11 +263,12 @@ impl Job {
         let kill = CancellationToken::new();
         let mut interrupt = Interrupt::None;
         let mut pending_config = None;
+        reporter.job = self.reporter.job.clone();
         let end = {
-            let reporter = self.reporter.clone();
+            let reporter = reporter.clone();
             let settings = self.context.settings.clone();
             let run_kill = kill.clone();
-            let run = async move { pipeline::run(&reporter, &settings, &run_kill).await };
+            let run = async move { pipeline::run(&reporter, &settings, &run_kill, run_id).await };
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -241,7 +279,7 @@ impl Job {
                         Some(Control::Restart) => { interrupt = Interrupt::Restart; kill.cancel(); }
                         Some(Control::Halt) | None => { interrupt = Interrupt::Halt; kill.cancel(); }
                         Some(Control::Reconfigure(config)) => pending_config = Some(config),
-                        Some(Control::Start { .. }) => {}
+                        Some(Control::Start { .. } | Control::StartPooled(_)) => {}
                     },
                 }
             }
@@ -252,13 +290,12 @@ impl Job {
                 // tunasync reports restart and shutdown kills; stop and disable are the
                 // manager's own doing, and it already recorded paused / disabled.
                 Interrupt::Restart | Interrupt::Halt => {
-                    self.reporter
-                        .report(*run_id, *attempt, SyncStatus::Failed, KILLED, None);
+                    reporter.report_end(*run_id, *attempt, SyncStatus::Failed, KILLED, None);
                 }
+                Interrupt::Stop(By::Fence) => {}
                 Interrupt::Stop(by) | Interrupt::Disable(by) => {
                     if by == By::Welcome {
-                        self.reporter
-                            .report(*run_id, *attempt, SyncStatus::Failed, HELD, None);
+                        reporter.report_end(*run_id, *attempt, SyncStatus::Failed, HELD, None);
                     }
                     let status = match interrupt {
                         Interrupt::Stop(_) => SyncStatus::Paused,
@@ -273,10 +310,11 @@ impl Job {
             self.reporter.job = config;
         }
         let (mode, schedule) = match interrupt {
+            Interrupt::Stop(By::Fence) => (Mode::Idle, false),
             Interrupt::Stop(_) => (Mode::Paused, false),
             Interrupt::Disable(_) => (Mode::Disabled, false),
             Interrupt::Restart | Interrupt::Halt => (Mode::Idle, false),
-            Interrupt::None => (Mode::Idle, true),
+            Interrupt::None => (Mode::Idle, !is_pooled),
         };
         self.set_mode(mode);
         let _ = self

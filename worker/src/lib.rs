@@ -10,6 +10,7 @@
 //! - [`runner`]: a command in its own process group, with timeout and kill.
 //! - [`analysis`]: sizes, `fail_on_match`, rsync exit codes from the log.
 //! - [`report`], [`outbox`]: status events and their way to the broker.
+//! - [`pool`]: a member's side of a pool (reading the pool's queue, claims).
 //! - [`check`]: `--check` output.
 
 pub mod analysis;
@@ -20,6 +21,7 @@ pub mod hooks;
 pub mod job;
 pub mod outbox;
 pub mod pipeline;
+pub mod pool;
 pub mod report;
 pub mod runner;
 pub mod schedule;

@@ -36,6 +36,8 @@ struct Shared {
     sequence: SequenceSource,
     queue: Mutex<Backlog>,
     notify: Notify,
+    /// When the broker last confirmed one of our events.
+    confirmed: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Outbox {
@@ -50,6 +52,7 @@ impl Outbox {
                 sequence: SequenceSource::new(),
                 queue: Mutex::new(Backlog::new(capacity)),
                 notify: Notify::new(),
+                confirmed: Mutex::new(None),
             }),
         }
     }
@@ -107,6 +110,15 @@ impl Outbox {
         self.queue().is_empty()
     }
 
+    /// How long ago the broker last confirmed an event of ours (none before the first).
+    pub fn since_confirmed(&self) -> Option<Duration> {
+        self.shared
+            .confirmed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .map(|at| at.elapsed())
+    }
+
     fn pop_if_front(&self, envelope: &EventEnvelope) {
         self.queue().pop_front_if(envelope.header.id);
     }
@@ -150,6 +162,12 @@ impl Outbox {
                         "event published"
                     );
                     self.pop_if_front(&envelope);
+                    *self
+                        .shared
+                        .confirmed
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        Some(tokio::time::Instant::now());
                     false
                 }
                 Ok(Err(err)) => {

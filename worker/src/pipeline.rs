@@ -33,16 +33,20 @@ pub enum RunEnd {
     },
 }
 
-/// Runs the job once (all its attempts).
-pub async fn run(reporter: &Reporter, settings: &HookSettings, kill: &CancellationToken) -> RunEnd {
+/// Runs the job once (all its attempts) as run `run_id`.
+pub async fn run(
+    reporter: &Reporter,
+    settings: &HookSettings,
+    kill: &CancellationToken,
+    run_id: Uuid,
+) -> RunEnd {
     let job = reporter.job.clone();
-    let run_id = Uuid::new_v4();
     reporter.report(run_id, 0, SyncStatus::PreSyncing, "", None);
     let hooks = hooks::hooks_for(&job, settings);
     for hook in &hooks {
         if let Err(err) = hook.pre_job(&job).await {
             let error = format!("error exec hook {}: {err}", Phase::PreJob.as_str());
-            reporter.report(run_id, 1, SyncStatus::Failed, &error, None);
+            reporter.report_end(run_id, 1, SyncStatus::Failed, &error, None);
             return RunEnd::Failed(error);
         }
     }
@@ -60,7 +64,7 @@ pub async fn run(reporter: &Reporter, settings: &HookSettings, kill: &Cancellati
             }
         }
         if let Some(error) = pre_exec_error {
-            reporter.report(run_id, attempt, SyncStatus::Failed, &error, None);
+            reporter.report_end(run_id, attempt, SyncStatus::Failed, &error, None);
             return RunEnd::Failed(error);
         }
         reporter.report(run_id, attempt, SyncStatus::Syncing, "", None);
@@ -79,7 +83,7 @@ pub async fn run(reporter: &Reporter, settings: &HookSettings, kill: &Cancellati
             Ok(size) => match post_success(&hooks, &job, &state).await {
                 Ok(()) => {
                     info!(mirror = %job.name, size = size.as_deref().unwrap_or("unknown"), "succeeded");
-                    reporter.report(run_id, attempt, SyncStatus::Success, "", size);
+                    reporter.report_end(run_id, attempt, SyncStatus::Success, "", size);
                     return RunEnd::Success;
                 }
                 Err(error) => Failure::Error(error),
@@ -95,7 +99,11 @@ pub async fn run(reporter: &Reporter, settings: &HookSettings, kill: &Cancellati
             Failure::Killed => return RunEnd::Killed { run_id, attempt },
             Failure::Error(error) => {
                 warn!(mirror = %job.name, attempt, %error, "failed");
-                reporter.report(run_id, attempt, SyncStatus::Failed, &error, None);
+                if attempt < job.retry {
+                    reporter.report(run_id, attempt, SyncStatus::Failed, &error, None);
+                } else {
+                    reporter.report_end(run_id, attempt, SyncStatus::Failed, &error, None);
+                }
                 last_error = error;
             }
         }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::PoolName;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::event::{Event, JobStatus};
+use tunasync_shared::wire::pool::PooledRun;
 use uuid::Uuid;
 
 use crate::config::JobConfig;
@@ -30,10 +32,13 @@ pub struct Reporter {
     pub job: Arc<JobConfig>,
     pub outbox: Outbox,
     pub state: Arc<watch::Sender<LocalState>>,
+    /// For a run of a pooled mirror: its pool and lease, carried by every report.
+    pub pooled: Option<(PoolName, u64)>,
 }
 
 impl Reporter {
-    /// Reports `status` for attempt `attempt` of run `run_id`, with tunasync's timestamp rules.
+    /// Reports `status` for attempt `attempt` of run `run_id`, with tunasync's timestamp
+    /// rules; more reports of the run follow.
     pub fn report(
         &self,
         run_id: Uuid,
@@ -41,6 +46,30 @@ impl Reporter {
         status: SyncStatus,
         error_msg: &str,
         size: Option<String>,
+    ) {
+        self.send(run_id, attempt, status, error_msg, size, false);
+    }
+
+    /// Reports the run's last status (its `success`, or the `failed` of its last attempt).
+    pub fn report_end(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        status: SyncStatus,
+        error_msg: &str,
+        size: Option<String>,
+    ) {
+        self.send(run_id, attempt, status, error_msg, size, true);
+    }
+
+    fn send(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        status: SyncStatus,
+        error_msg: &str,
+        size: Option<String>,
+        last: bool,
     ) {
         let now = GoTime::now_local();
         let mut shown_size = None;
@@ -72,7 +101,11 @@ impl Reporter {
             is_master: self.job.is_master,
             size: shown_size,
             error_msg: error_msg.to_owned(),
-            pooled: None,
+            pooled: self.pooled.as_ref().map(|(pool, lease)| PooledRun {
+                pool: pool.clone(),
+                lease: *lease,
+                last,
+            }),
         }));
     }
 

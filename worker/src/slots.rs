@@ -8,11 +8,13 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 #[derive(Clone)]
 pub struct Slots {
     state: Arc<Mutex<State>>,
+    /// Woken whenever slots are taken, given back, waited for, or the limit changes.
+    changed: Arc<Notify>,
 }
 
 struct State {
@@ -24,6 +26,13 @@ struct State {
 /// A held slot; dropping it gives it back.
 pub struct Slot {
     state: Option<Arc<Mutex<State>>>,
+    changed: Option<Arc<Notify>>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -34,15 +43,19 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Hands a slot that is in use (counted in `in_use`) to the first waiter still waiting;
 /// whether one took it.
-fn hand_over(state: &Arc<Mutex<State>>, guard: &mut State) -> bool {
+fn hand_over(state: &Arc<Mutex<State>>, changed: &Arc<Notify>, guard: &mut State) -> bool {
     while let Some(waiter) = guard.waiting.pop_front() {
         let slot = Slot {
             state: Some(state.clone()),
+            changed: Some(changed.clone()),
         };
         match waiter.send(slot) {
             Ok(()) => return true,
             // That waiter gave up (its job was stopped): the slot goes to the next one.
-            Err(mut unsent) => unsent.state = None,
+            Err(mut unsent) => {
+                unsent.state = None;
+                unsent.changed = None;
+            }
         }
     }
     false
@@ -56,6 +69,60 @@ impl Slots {
                 in_use: 0,
                 waiting: VecDeque::new(),
             })),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    fn slot(&self) -> Slot {
+        Slot {
+            state: Some(self.state.clone()),
+            changed: Some(self.changed.clone()),
+        }
+    }
+
+    /// A slot now, if one is free and no job waits for one (waiting jobs go first).
+    pub fn try_acquire(&self) -> Option<Slot> {
+        let mut guard = lock(&self.state);
+        guard.waiting.retain(|waiter| !waiter.is_closed());
+        if guard.waiting.is_empty() && guard.in_use < guard.limit {
+            guard.in_use += 1;
+            drop(guard);
+            self.changed.notify_waiters();
+            return Some(self.slot());
+        }
+        None
+    }
+
+    /// Slots free for a newcomer: none while jobs wait for one.
+    pub fn free(&self) -> usize {
+        let mut guard = lock(&self.state);
+        guard.waiting.retain(|waiter| !waiter.is_closed());
+        if guard.waiting.is_empty() {
+            guard.limit.saturating_sub(guard.in_use)
+        } else {
+            0
+        }
+    }
+
+    /// Returns once [`Slots::free`] is above zero.
+    pub async fn wait_free(&self) {
+        self.wait_until(|free| free > 0).await;
+    }
+
+    /// Returns once [`Slots::free`] is zero.
+    pub async fn wait_full(&self) {
+        self.wait_until(|free| free == 0).await;
+    }
+
+    async fn wait_until(&self, condition: impl Fn(usize) -> bool) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if condition(self.free()) {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -66,12 +133,15 @@ impl Slots {
                 let mut guard = lock(&self.state);
                 if guard.waiting.is_empty() && guard.in_use < guard.limit {
                     guard.in_use += 1;
-                    return Slot {
-                        state: Some(self.state.clone()),
-                    };
+                    drop(guard);
+                    self.changed.notify_waiters();
+                    return self.slot();
                 }
                 let (sender, answer) = oneshot::channel();
                 guard.waiting.push_back(sender);
+                drop(guard);
+                // A job now waits: nothing is free for newcomers.
+                self.changed.notify_waiters();
                 answer
             };
             if let Ok(slot) = answer.await {
@@ -86,11 +156,13 @@ impl Slots {
         guard.limit = limit;
         while guard.in_use < guard.limit {
             guard.in_use += 1;
-            if !hand_over(&self.state, &mut guard) {
+            if !hand_over(&self.state, &self.changed, &mut guard) {
                 guard.in_use -= 1;
                 break;
             }
         }
+        drop(guard);
+        self.changed.notify_waiters();
     }
 
     /// Slots held now.
@@ -101,14 +173,16 @@ impl Slots {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let Some(state) = self.state.take() else {
+        let (Some(state), Some(changed)) = (self.state.take(), self.changed.take()) else {
             return;
         };
         let mut guard = lock(&state);
-        if guard.in_use <= guard.limit && hand_over(&state, &mut guard) {
+        if guard.in_use <= guard.limit && hand_over(&state, &changed, &mut guard) {
             return;
         }
         guard.in_use -= 1;
+        drop(guard);
+        changed.notify_waiters();
     }
 }
 
@@ -181,5 +255,34 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(slots.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn newcomers_see_free_slots_only_when_nobody_waits() {
+        let slots = Slots::new(1);
+        assert_eq!(slots.free(), 1);
+        let held = slots.try_acquire().expect("one free");
+        assert_eq!(slots.free(), 0);
+        assert!(slots.try_acquire().is_none());
+        let waiter = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.acquire().await })
+        };
+        tokio::time::timeout(Duration::from_secs(5), slots.wait_full())
+            .await
+            .unwrap();
+        drop(held);
+        let got = waiter.await.unwrap();
+        assert_eq!(slots.free(), 0, "the waiter got it, not a newcomer");
+        let freed = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.wait_free().await })
+        };
+        drop(got);
+        tokio::time::timeout(Duration::from_secs(5), freed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(slots.free(), 1);
     }
 }

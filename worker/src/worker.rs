@@ -12,11 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use tunasync_shared::broker::{BrokerError, Incoming, QueueRole, Transport};
 use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
-use tunasync_shared::names::MirrorName;
+use tunasync_shared::names::{MirrorName, PoolName};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::CommandEnvelope;
 use tunasync_shared::wire::command::{Command, Welcome};
@@ -24,12 +24,14 @@ use tunasync_shared::wire::event::{
     CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobRemoved, JobSnapshot,
     Schedule as ScheduleEvent, ScheduledRun,
 };
+use tunasync_shared::wire::pool::{Claim, Grant};
 use uuid::Uuid;
 
 use crate::config::{JobConfig, WorkerConfig};
 use crate::hooks::HookSettings;
-use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode};
+use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode, PooledStart};
 use crate::outbox::{self, Outbox};
+use crate::pool::{self, Claims, Delivery};
 use crate::schedule::Schedule;
 use crate::slots::Slots;
 
@@ -76,6 +78,12 @@ pub struct Worker<T> {
     host: String,
     /// Whether the jobs have been scheduled: by the first `welcome`, or after waiting for it.
     welcomed: bool,
+    /// Runs taken off the pools' queues, from their consumers.
+    pool_deliveries: mpsc::Receiver<Delivery>,
+    pool_sender: mpsc::Sender<Delivery>,
+    claims: Claims,
+    /// The manager's `offline_after` (from its welcome): cut off this long, pooled runs stop.
+    offline_after: Option<Duration>,
 }
 
 impl<T: Transport> Worker<T> {
@@ -87,6 +95,7 @@ impl<T: Transport> Worker<T> {
     ) -> Self {
         let outbox = Outbox::with_capacity(config.name.clone(), options.outbox_capacity);
         let (finished_tx, finished) = mpsc::channel(256);
+        let (pool_sender, pool_deliveries) = mpsc::channel(16);
         let context = JobContext {
             settings: Arc::new(settings),
             outbox: outbox.clone(),
@@ -108,6 +117,10 @@ impl<T: Transport> Worker<T> {
                 .map(|name| name.trim().to_owned())
                 .unwrap_or_default(),
             welcomed: false,
+            pool_deliveries,
+            pool_sender,
+            claims: Claims::default(),
+            offline_after: None,
         };
         let configs: Vec<JobConfig> = worker.config.jobs.clone();
         for job in configs {
@@ -139,6 +152,24 @@ impl<T: Transport> Worker<T> {
             self.options.shutdown_wait,
         ));
         info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.config.concurrent, "worker started");
+        let pools_stop = CancellationToken::new();
+        let pools: std::collections::BTreeSet<PoolName> = self
+            .config
+            .jobs
+            .iter()
+            .filter_map(|job| job.pool.clone())
+            .collect();
+        for pool in pools {
+            info!(%pool, "serving the pool");
+            tokio::spawn(pool::consume(
+                self.transport.clone(),
+                pool,
+                self.context.slots.clone(),
+                self.pool_sender.clone(),
+                pools_stop.clone(),
+            ));
+        }
+        let mut last_tick = tokio::time::Instant::now();
         let mut first_connected: Option<tokio::time::Instant> = None;
         let mut reload_open = true;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -161,6 +192,11 @@ impl<T: Transport> Worker<T> {
                     }
                 }
                 () = tokio::time::sleep(due_in) => self.start_due().await,
+                delivery = self.pool_deliveries.recv() => {
+                    if let Some(delivery) = delivery {
+                        self.on_pool_delivery(delivery).await;
+                    }
+                }
                 request = reload.recv(), if reload_open => match request {
                     Some(()) => match self.reload().await {
                         Ok(()) => info!("config reloaded"),
@@ -170,6 +206,13 @@ impl<T: Transport> Worker<T> {
                     None => reload_open = false,
                 },
                 _ = tick.tick() => {
+                    let frozen = last_tick.elapsed();
+                    last_tick = tokio::time::Instant::now();
+                    self.fence(frozen).await;
+                    for expired in self.claims.expired() {
+                        warn!(pool = %expired.run.pool, mirror = %expired.run.mirror, "no answer to a claim: the run goes back to the pool");
+                        pool::settle(expired, false).await;
+                    }
                     let connected = self.transport.is_connected();
                     if connected && !was_connected {
                         first_connected.get_or_insert_with(tokio::time::Instant::now);
@@ -195,6 +238,7 @@ impl<T: Transport> Worker<T> {
                 self.send_schedule();
             }
         }
+        pools_stop.cancel();
         self.halt().await;
         outbox_stop.cancel();
         let _ = publisher.await;
@@ -217,7 +261,10 @@ impl<T: Transport> Worker<T> {
     }
 
     fn schedule_at(&mut self, name: &MirrorName, at: DateTime<Utc>) {
-        if let Some(handle) = self.jobs.get(name) {
+        // A pooled mirror is scheduled by the manager.
+        if let Some(handle) = self.jobs.get(name)
+            && handle.config.pool.is_none()
+        {
             let at = handle.config.schedule.jittered(at, &mut rand::rng());
             self.schedule.set(name.clone(), at);
             self.schedule_changed = true;
@@ -310,13 +357,12 @@ impl<T: Transport> Worker<T> {
                 self.apply_welcome(welcome).await;
                 return None;
             }
-            // The pool protocol is not served by this worker yet (it consumes no pool queue,
-            // so only a misdirected message gets here).
-            Command::PoolRun(_) | Command::Grant(_) => {
-                warn!(
-                    command = command.kind().as_str(),
-                    "pool message on the worker's own queue; ignored"
-                );
+            Command::Grant(grant) => {
+                self.on_grant(grant).await;
+                return None;
+            }
+            Command::PoolRun(_) => {
+                warn!("a pool run on the worker's own queue; ignored");
                 return None;
             }
             Command::Reload(_) => {
@@ -339,6 +385,15 @@ impl<T: Transport> Worker<T> {
         let Some(handle) = self.jobs.get(&mirror) else {
             return Some(not_found(&mirror));
         };
+        if let (Some(pool), Control::Start { .. } | Control::Restart) =
+            (&handle.config.pool, &control)
+        {
+            return Some(CmdOutcome::Refused {
+                reason: format!(
+                    "{mirror} is a mirror of pool {pool}: start it through the pool (-w {pool})"
+                ),
+            });
+        }
         let sender = handle.control.clone();
         self.unschedule(&mirror);
         if sender.send(control).await.is_err() {
@@ -354,6 +409,9 @@ impl<T: Transport> Worker<T> {
     /// the operator stopped or disabled are stopped again) and, the first time, when each
     /// job runs next (the last success plus its interval).
     async fn apply_welcome(&mut self, welcome: Welcome) {
+        if let Some(secs) = welcome.offline_after_secs {
+            self.offline_after = Some(Duration::from_secs(secs));
+        }
         if let Some(seen) = welcome.last_seq
             && self.outbox.advance_past(seen)
         {
@@ -515,13 +573,85 @@ impl<T: Transport> Worker<T> {
                     next_schedule: self.schedule.get(name).map_or(GoTime::ZERO, GoTime::from),
                     size: state.size,
                     error_msg: state.error_msg,
-                    // Not reported until this worker serves pool runs: the manager would
-                    // take the mirror for a pooled one while this worker still runs it.
-                    pool: None,
+                    pool: config.pool.clone(),
                     fingerprint: Some(config.fingerprint()),
                 }
             })
             .collect()
+    }
+
+    /// A run taken off a pool's queue: claimed from the manager, unless this worker cannot
+    /// run it now.
+    async fn on_pool_delivery(&mut self, delivery: Delivery) {
+        let run = &delivery.run;
+        let job = self
+            .jobs
+            .get(&run.mirror)
+            .filter(|handle| handle.config.pool.as_ref() == Some(&run.pool));
+        if let Some(handle) = job
+            && *handle.mode.borrow() != Mode::Idle
+        {
+            debug!(pool = %run.pool, mirror = %run.mirror, "the mirror is busy here: the run goes back");
+            pool::settle(delivery, false).await;
+            return;
+        }
+        // A member whose file does not define the mirror (or defines it otherwise) claims
+        // too: the manager refuses and hands the run to another member.
+        let fingerprint = job.map(|handle| handle.config.fingerprint());
+        self.outbox.push(Event::Claim(Claim {
+            pool: run.pool.clone(),
+            mirror: run.mirror.clone(),
+            run_id: run.run_id,
+            lease: run.lease,
+            fingerprint,
+        }));
+        self.claims.insert(delivery);
+    }
+
+    /// The manager's answer to a claim.
+    async fn on_grant(&mut self, grant: Grant) {
+        let Some(delivery) = self.claims.take(&grant) else {
+            debug!(pool = %grant.pool, mirror = %grant.mirror, "a grant for no claim of ours");
+            return;
+        };
+        let run_id = delivery.run.run_id;
+        let slot = pool::settle(delivery, true).await;
+        if !grant.granted {
+            info!(pool = %grant.pool, mirror = %grant.mirror, reason = %grant.reason, "pool run not granted");
+            return;
+        }
+        let Some(handle) = self.jobs.get(&grant.mirror) else {
+            return;
+        };
+        info!(pool = %grant.pool, mirror = %grant.mirror, lease = grant.lease, "pool run granted");
+        let start = PooledStart {
+            pool: grant.pool,
+            lease: grant.lease,
+            run_id,
+            slot,
+        };
+        let _ = handle.control.send(Control::StartPooled(start)).await;
+    }
+
+    /// Fencing: a member cut off from the broker (or frozen) for the manager's
+    /// `offline_after` stops its pooled runs, which the manager has handed to others.
+    async fn fence(&mut self, frozen: Duration) {
+        let Some(limit) = self.offline_after else {
+            return;
+        };
+        let cut_off = self
+            .outbox
+            .since_confirmed()
+            .is_some_and(|since| since > limit);
+        if !cut_off && frozen <= limit {
+            return;
+        }
+        for (name, handle) in &self.jobs {
+            if handle.config.pool.is_some() && *handle.mode.borrow() == Mode::Running {
+                warn!(mirror = %name, ?frozen, "cut off from the broker for longer than the manager's offline_after: stopping the pooled run (it was given away)");
+                let _ = handle.control.send(Control::Stop(By::Fence)).await;
+            }
+        }
     }
 
     fn send_hello(&self) {

@@ -218,6 +218,7 @@ impl Model {
                 })
                 .collect(),
             last_seq: self.workers.get(worker).map(|record| record.last_seq),
+            offline_after_secs: None,
         }
     }
 }

@@ -165,6 +165,10 @@ pub struct Welcome {
     /// the manager would take its events for late copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
+    /// The manager's `offline_after`: a member of a pool cut off from the broker this long
+    /// stops its pooled runs (the manager has given them away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_after_secs: Option<u64>,
 }
 
 /// The manager's stored state of one job.
@@ -287,6 +291,7 @@ mod tests {
                     size: Some("5G".into()),
                 }],
                 last_seq: Some(1_764_000_000_000_000),
+                offline_after_secs: Some(30),
             }),
             Command::PoolRun(PoolRun {
                 pool: crate::names::PoolName::new("shared").unwrap(),

@@ -37,6 +37,7 @@ fn case(mirror: &str) -> Case {
     let (state, _) = watch::channel(LocalState::default());
     Case {
         reporter: Reporter {
+            pooled: None,
             job,
             outbox: Outbox::new(WorkerId::new("w").unwrap()),
             state: Arc::new(state),
@@ -66,6 +67,7 @@ async fn run_case(case: &Case) -> RunEnd {
         &case.reporter,
         &HookSettings::default(),
         &CancellationToken::new(),
+        uuid::Uuid::new_v4(),
     )
     .await
 }
@@ -258,7 +260,15 @@ log_dir = "/dev/null"
     let running = {
         let reporter = case.reporter.clone();
         let kill = kill.clone();
-        tokio::spawn(async move { run(&reporter, &HookSettings::default(), &kill).await })
+        tokio::spawn(async move {
+            run(
+                &reporter,
+                &HookSettings::default(),
+                &kill,
+                uuid::Uuid::new_v4(),
+            )
+            .await
+        })
     };
     tunasync_shared::testkit::wait_until(std::time::Duration::from_secs(10), "syncing", || {
         case.reporter.state.borrow().status == SyncStatus::Syncing
