@@ -303,6 +303,9 @@ async fn command<T: Transport>(
     } else {
         Some(mirror_name(&cmd.mirror_id)?)
     };
+    if api.view.is_pool(&worker) {
+        return pool_command(&api, &worker, cmd.cmd, mirror, cmd.force()).await;
+    }
     let args = cmd.args.clone().unwrap_or_default();
     let target = |verb: CmdVerb| {
         mirror
@@ -372,6 +375,81 @@ async fn command<T: Transport>(
         Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
         Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(&err))),
     }
+}
+
+/// `POST /cmd` addressed to a pool (`-w POOL`): the manager schedules pooled mirrors, so it
+/// applies the command itself, and tells the member running the mirror to stop it.
+async fn pool_command<T: Transport>(
+    api: &Api<T>,
+    pool_id: &WorkerId,
+    verb: CmdVerb,
+    mirror: Option<MirrorName>,
+    force: bool,
+) -> Result<Response, ApiError> {
+    let sent = || message(format!("successfully send command to worker {pool_id}"));
+    let mirror = match (verb, mirror) {
+        (CmdVerb::Ping, _) => return Ok(sent()),
+        (CmdVerb::Reload, _) => {
+            return Err(ApiError::BadRequest(format!(
+                "{pool_id} is a pool: reload its members one by one"
+            )));
+        }
+        (_, None) => {
+            return Err(ApiError::BadRequest(format!(
+                "mirror_id should not be empty for {verb}"
+            )));
+        }
+        (_, Some(mirror)) => mirror,
+    };
+    let pool = tunasync_shared::names::PoolName::new(pool_id.as_str())
+        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    let key = (pool.clone(), mirror.clone());
+    let shown = (mirror.clone(), pool_id.clone());
+    let member = api.view.pool_member(&pool, &mirror);
+    let mutate = |mutation| async move {
+        api.state
+            .mutate(mutation)
+            .await
+            .map_err(|err| state_error("failed to record the command", &err))
+    };
+    let found = match verb {
+        CmdVerb::Start => {
+            mutate(Mutation::Release { key: shown }).await?;
+            mutate(Mutation::PoolStart { key, force }).await?
+        }
+        CmdVerb::Stop | CmdVerb::Disable => {
+            let hold = if verb == CmdVerb::Stop {
+                Hold::Paused
+            } else {
+                Hold::Disabled
+            };
+            mutate(Mutation::Hold { key: shown, hold }).await?;
+            mutate(Mutation::PoolInterrupt { key }).await?
+        }
+        CmdVerb::Restart => {
+            mutate(Mutation::Release { key: shown }).await?;
+            mutate(Mutation::PoolInterrupt { key: key.clone() }).await?;
+            mutate(Mutation::PoolStart { key, force: false }).await?
+        }
+        CmdVerb::Ping | CmdVerb::Reload => true,
+    };
+    if !found {
+        return Err(ApiError::NotFound(format!(
+            "no mirror '{mirror}' exists in pool '{pool}'"
+        )));
+    }
+    if let Some(member) = member
+        && matches!(verb, CmdVerb::Stop | CmdVerb::Disable | CmdVerb::Restart)
+    {
+        let stop = Command::Stop(JobTarget {
+            mirror: mirror.clone(),
+            args: Vec::new(),
+        });
+        if let Err(err) = api.dispatcher.send(&member, stop).await {
+            tracing::warn!(%member, %mirror, error = %tunasync_shared::error_chain(&err), "the member running a pooled mirror did not take the stop; it stops the run by itself once cut off");
+        }
+    }
+    Ok(sent())
 }
 
 /// One recorded run, newest first in `GET /jobs/{worker}/{mirror}/history`.

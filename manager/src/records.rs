@@ -107,6 +107,9 @@ pub struct PoolJobRecord {
     /// The last lease handed out; every run (and every hand-out again) takes the next.
     pub lease: u64,
     pub run: PoolRunState,
+    /// `start -f`: the next hand-out may run beyond its member's concurrency limit.
+    #[serde(default)]
+    pub force_next: bool,
 }
 
 impl Default for PoolJobRecord {
@@ -115,6 +118,7 @@ impl Default for PoolJobRecord {
             next_due: GoTime::ZERO,
             lease: 0,
             run: PoolRunState::Idle,
+            force_next: false,
         }
     }
 }

@@ -60,6 +60,15 @@ pub enum Mutation {
         key: PoolKey,
         lease: u64,
     },
+    /// `start` / `restart` of a pooled mirror: due now.
+    PoolStart {
+        key: PoolKey,
+        force: bool,
+    },
+    /// `stop` / `disable` / `restart` of a pooled mirror: its current run is over.
+    PoolInterrupt {
+        key: PoolKey,
+    },
 }
 
 /// What to send once a batch is committed.
@@ -317,6 +326,11 @@ impl Actor {
             Mutation::PoolRunPublished { key, lease } => {
                 self.model.pool_run_published(key, *lease, &mut changes);
                 true
+            }
+            Mutation::PoolStart { key, force } => self.model.pool_start(key, *force, &mut changes),
+            Mutation::PoolInterrupt { key } => {
+                self.model
+                    .pool_interrupt(key, GoTime::now_local(), &mut changes)
             }
         };
         match self.commit(&changes) {

@@ -148,6 +148,23 @@ impl View {
             .collect()
     }
 
+    /// Whether `name` is a pool (its pooled mirrors show as its jobs).
+    pub fn is_pool(&self, name: &WorkerId) -> bool {
+        self.read().model.is_pool(name)
+    }
+
+    /// The member running (or granted) a pooled mirror's current run.
+    pub fn pool_member(
+        &self,
+        pool: &tunasync_shared::names::PoolName,
+        mirror: &MirrorName,
+    ) -> Option<WorkerId> {
+        self.read()
+            .model
+            .pool_member(&(pool.clone(), mirror.clone()))
+            .cloned()
+    }
+
     /// Whether `worker` names a known worker or a pool (whose pooled mirrors show as its
     /// jobs).
     pub fn has_worker(&self, worker: &WorkerId) -> bool {
@@ -196,12 +213,7 @@ impl View {
 
 impl ViewState {
     fn knows(&self, worker: &WorkerId) -> bool {
-        self.model.workers.contains_key(worker)
-            || self
-                .model
-                .pool_jobs
-                .keys()
-                .any(|(pool, _)| pool.as_str() == worker.as_str())
+        self.model.workers.contains_key(worker) || self.model.is_pool(worker)
     }
 
     fn cached(&self, gzip: bool) -> Option<Bytes> {

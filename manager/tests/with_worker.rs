@@ -338,3 +338,66 @@ async fn two_members_share_the_runs_of_a_pool() {
         member.stop().await;
     }
 }
+
+/// `stop` and `start` addressed to the pool (`-w POOL`): the manager holds the pooled mirror
+/// and has the member running it end the run; a start hands it out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_to_a_pool_stop_and_start_its_mirror() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("long.pid");
+    let mirrors = command_mirror(
+        "long",
+        &format!(
+            "/bin/sh -c 'echo $$ > {}; exec sleep 60'",
+            pid_file.display()
+        ),
+    );
+    let global = format!(
+        "name = \"m1\"\nmirror_dir = \"{}/data\"\nconcurrent = 2\npool = \"shared\"\n",
+        dir.path().display()
+    );
+    let config = worker_conf_with(dir.path(), &manager.broker_config(), &global, &mirrors);
+    let member = RealWorker::start(&config, Options::default());
+    manager.wait_status("shared", "long", "syncing").await;
+    let first = running_process(&pid_file).await;
+
+    let (status, answer) = manager
+        .cmd(serde_json::json!({"cmd": "stop", "worker_id": "shared", "mirror_id": "long"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    manager.wait_status("shared", "long", "paused").await;
+    wait_until_async(WAIT, "the member to end the run", || async {
+        !first.exists()
+    })
+    .await;
+
+    std::fs::remove_file(&pid_file).unwrap();
+    let (status, answer) = manager
+        .cmd(serde_json::json!({"cmd": "start", "worker_id": "shared", "mirror_id": "long"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    manager.wait_status("shared", "long", "syncing").await;
+    let second = running_process(&pid_file).await;
+    assert_ne!(first, second);
+
+    let (status, answer) = manager
+        .cmd(serde_json::json!({"cmd": "start", "worker_id": "m1", "mirror_id": "long"}))
+        .await;
+    assert_eq!(status, 400, "the member refuses: {answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("pool shared"),
+        "{answer}"
+    );
+    member.stop().await;
+}
+
+/// `/proc/PID` of the process whose pid `file` will hold.
+async fn running_process(file: &Path) -> PathBuf {
+    wait_until_async(WAIT, "the job's process", || async {
+        std::fs::read_to_string(file).is_ok_and(|pid| pid.ends_with('\n'))
+    })
+    .await;
+    let pid = std::fs::read_to_string(file).unwrap();
+    PathBuf::from(format!("/proc/{}", pid.trim()))
+}

@@ -385,15 +385,19 @@ impl<T: Transport> Worker<T> {
         let Some(handle) = self.jobs.get(&mirror) else {
             return Some(not_found(&mirror));
         };
-        if let (Some(pool), Control::Start { .. } | Control::Restart) =
-            (&handle.config.pool, &control)
-        {
-            return Some(CmdOutcome::Refused {
-                reason: format!(
-                    "{mirror} is a mirror of pool {pool}: start it through the pool (-w {pool})"
-                ),
-            });
-        }
+        let control = match (&handle.config.pool, control) {
+            (Some(pool), Control::Start { .. } | Control::Restart) => {
+                return Some(CmdOutcome::Refused {
+                    reason: format!(
+                        "{mirror} is a mirror of pool {pool}: start it through the pool (-w {pool})"
+                    ),
+                });
+            }
+            // The manager holds a pooled mirror itself: the member only ends the run, and
+            // stays ready for the pool's next one.
+            (Some(_), Control::Stop(_) | Control::Disable(_)) => Control::Stop(By::Fence),
+            (_, control) => control,
+        };
         let sender = handle.control.clone();
         self.unschedule(&mirror);
         if sender.send(control).await.is_err() {

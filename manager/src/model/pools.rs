@@ -195,7 +195,7 @@ impl Model {
                             run_id: Uuid::new_v4(),
                             lease: job.lease,
                             fingerprint: consensus.definition.fingerprint.clone(),
-                            force: false,
+                            force: std::mem::take(&mut job.force_next),
                             since: now,
                             publish_at: Some(now),
                         };
@@ -424,6 +424,63 @@ impl Model {
             run.record.member = Some(worker.clone());
             changes.runs.push((shown, run.clone()));
         }
+    }
+
+    /// `start` (`-f`: `force`) or `restart` addressed to the pool: the mirror is due now. A
+    /// run already queued or going on stays (as tunasync ignores a start while a job runs).
+    /// False if the pool has no such mirror.
+    pub fn pool_start(&mut self, key: &PoolKey, force: bool, changes: &mut Changes) -> bool {
+        let Some(job) = self.pool_jobs.get_mut(key) else {
+            return false;
+        };
+        if job.run == PoolRunState::Idle {
+            job.next_due = GoTime::ZERO;
+            job.force_next = force;
+            changes.pool_jobs.insert(key.clone());
+        }
+        true
+    }
+
+    /// `stop`, `disable` or `restart` addressed to the pool: the current run (queued, granted
+    /// or running) is over, and its lease with it; the member that had it is returned, to be
+    /// told to stop. False if the pool has no such mirror.
+    pub fn pool_interrupt(&mut self, key: &PoolKey, now: GoTime, changes: &mut Changes) -> bool {
+        let Some(job) = self.pool_jobs.get_mut(key) else {
+            return false;
+        };
+        if job.run != PoolRunState::Idle {
+            job.run = PoolRunState::Idle;
+            job.lease += 1;
+            changes.pool_jobs.insert(key.clone());
+            let shown = display_key(key);
+            if let Some(record) = self.jobs.get_mut(&shown) {
+                record.close_run(
+                    &shown,
+                    SyncStatus::Failed,
+                    now,
+                    super::jobs::STOPPED_ERROR,
+                    changes,
+                );
+            }
+        }
+        true
+    }
+
+    /// The member a pooled mirror's current run was granted to, if any.
+    pub fn pool_member(&self, key: &PoolKey) -> Option<&WorkerId> {
+        match &self.pool_jobs.get(key)?.run {
+            PoolRunState::Granted { member, .. } | PoolRunState::Running { member, .. } => {
+                Some(member)
+            }
+            PoolRunState::Idle | PoolRunState::Queued { .. } => None,
+        }
+    }
+
+    /// Whether `name` is a pool (a pool's name where a worker id is expected).
+    pub fn is_pool(&self, name: &WorkerId) -> bool {
+        self.pool_jobs
+            .keys()
+            .any(|(pool, _)| pool.as_str() == name.as_str())
     }
 
     /// Ends a pooled run that its member lost: the job shows failed with `reason`.
