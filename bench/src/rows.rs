@@ -629,6 +629,7 @@ pub async fn heartbeat_cpu(n_workers: usize, n_jobs: usize, window: Duration) ->
                         session: sessions[idx],
                         interval_secs: 10,
                         running: vec![],
+                        free_slots: None,
                     }),
                 )
             })

@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod pool_publisher;
+pub mod pool_status;
 pub mod records;
 pub mod server;
 pub mod state;

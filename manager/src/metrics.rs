@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use tunasync_shared::status::SyncStatus;
 
 use crate::model::Model;
+use crate::pool_status::PoolSummary;
 
 /// Parses tunasync's size text (`1.33T`, `20.07K`, `512`, `5GB`) into bytes (binary units).
 pub fn size_bytes(size: &str) -> Option<f64> {
@@ -24,10 +25,12 @@ pub fn size_bytes(size: &str) -> Option<f64> {
         .map(|value| value * multiplier)
 }
 
-/// Renders the metrics of `model`; `online` tells whether a worker is online.
+/// Renders the metrics of `model`; `online` tells whether a worker is online; `pools` are
+/// the pools' summaries.
 pub fn render(
     model: &Model,
     online: impl Fn(&tunasync_shared::names::WorkerId) -> bool,
+    pools: &[PoolSummary],
     events_applied: u64,
 ) -> String {
     let mut out = String::with_capacity(256 + model.jobs.len() * 256);
@@ -95,12 +98,78 @@ pub fn render(
             );
         }
     }
+    render_pools(&mut out, pools);
     let _ = writeln!(
         out,
         "# HELP tunasync_events_applied_total Worker events applied since start.\n# TYPE tunasync_events_applied_total counter"
     );
     let _ = writeln!(out, "tunasync_events_applied_total {events_applied}");
     out
+}
+
+/// A per-pool gauge: its name, its help text, and how to read it.
+type PoolGauge = (&'static str, &'static str, fn(&PoolSummary) -> Option<i64>);
+
+fn render_pools(out: &mut String, pools: &[PoolSummary]) {
+    if pools.is_empty() {
+        return;
+    }
+    let gauges: [PoolGauge; 4] = [
+        (
+            "members_online",
+            "Members of the pool that are online.",
+            |pool| {
+                Some(
+                    pool.status
+                        .members
+                        .iter()
+                        .filter(|member| member.online)
+                        .count() as i64,
+                )
+            },
+        ),
+        (
+            "free_slots",
+            "Slots free for the pool's runs on its online members.",
+            |pool| Some(i64::from(pool.status.free_slots)),
+        ),
+        ("queued_runs", "Runs waiting in the pool's queue.", |pool| {
+            Some(i64::from(pool.status.queued_runs))
+        }),
+        (
+            "oldest_queued_seconds",
+            "How long the oldest queued run has waited.",
+            |pool| pool.status.oldest_queued_secs,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP tunasync_pool_{name} {help}\n# TYPE tunasync_pool_{name} gauge"
+        );
+        for pool in pools {
+            if let Some(value) = value(pool) {
+                let _ = writeln!(
+                    out,
+                    "tunasync_pool_{name}{{pool=\"{}\"}} {value}",
+                    pool.pool
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tunasync_pool_definition_differs A member's definition of a pooled mirror differs from the pool's.\n# TYPE tunasync_pool_definition_differs gauge"
+    );
+    for pool in pools {
+        for differing in &pool.status.differing {
+            let _ = writeln!(
+                out,
+                "tunasync_pool_definition_differs{{pool=\"{}\",mirror=\"{}\",worker=\"{}\"}} 1",
+                pool.pool, differing.mirror, differing.worker
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +211,7 @@ mod tests {
                 ..JobRecord::default()
             },
         );
-        let text = render(&model, |_| true, 7);
+        let text = render(&model, |_| true, &[], 7);
         for expected in [
             "tunasync_workers 1\n",
             "tunasync_worker_online{worker=\"w1\"} 1\n",

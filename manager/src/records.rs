@@ -31,6 +31,9 @@ pub struct WorkerRecord {
     /// The pooled mirrors its file defines, by pool, as its last `hello` described them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pools: BTreeMap<PoolName, BTreeMap<MirrorName, PooledDefinition>>,
+    /// Slots free for a pool's run, as its last heartbeat said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_slots: Option<u32>,
 }
 
 /// A pooled mirror as one member defines it.
@@ -135,6 +138,7 @@ impl WorkerRecord {
             last_seq: 0,
             flushed_at: 0,
             pools: BTreeMap::new(),
+            free_slots: None,
         }
     }
 
@@ -147,6 +151,7 @@ impl WorkerRecord {
             last_online: self.last_online,
             last_register: self.last_register,
             online: Some(online),
+            pool: None,
         }
     }
 }

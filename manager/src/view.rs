@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tunasync_shared::compat::{MirrorStatus, WebMirrorStatus, WorkerStatus};
+use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 
 use crate::model::Model;
@@ -137,15 +138,19 @@ impl View {
         compressed.unwrap_or(json)
     }
 
-    /// `GET /workers`.
+    /// `GET /workers`: the workers, then the pools.
     pub fn workers(&self) -> Vec<WorkerStatus> {
         let state = self.read();
-        state
+        let mut workers: Vec<WorkerStatus> = state
             .model
             .workers
             .iter()
             .map(|(id, record)| record.to_status(id, !state.offline.contains(id)))
-            .collect()
+            .collect();
+        let pools =
+            crate::pool_status::summaries(&state.model, &state.offline, GoTime::now_local());
+        workers.extend(pools.iter().map(|pool| pool.to_worker_status()));
+        workers
     }
 
     /// Whether `name` is a pool (its pooled mirrors show as its jobs).
@@ -203,9 +208,12 @@ impl View {
     /// `GET /metrics`: the Prometheus text of the current state.
     pub fn metrics(&self) -> String {
         let state = self.read();
+        let pools =
+            crate::pool_status::summaries(&state.model, &state.offline, GoTime::now_local());
         crate::metrics::render(
             &state.model,
             |worker| !state.offline.contains(worker),
+            &pools,
             self.events_applied(),
         )
     }

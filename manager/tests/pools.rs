@@ -151,3 +151,57 @@ async fn a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline() {
     assert_eq!(entries[1]["result"], "failed");
     assert_eq!(entries[1]["error_msg"], "worker offline");
 }
+
+/// Members that define a pooled mirror differently are shown: in `GET /workers` (the pool's
+/// entry) and in `/metrics`; the pool runs what most members have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differing_definitions_are_shown() {
+    let manager = TestManager::start(Setup::default()).await;
+    let members = [
+        ("m1", FINGERPRINT),
+        ("m2", "v1:ffffffffffffffff"),
+        ("m3", FINGERPRINT),
+    ];
+    let mut fakes = Vec::new();
+    for (id, fingerprint) in members {
+        let fake = FakeWorker::start(id, manager.broker_config()).await;
+        fake.hello_pooled("shared", &["debian"], fingerprint).await;
+        fakes.push(fake);
+    }
+    wait_until_async(
+        WAIT,
+        "the pool in GET /workers with its three members",
+        || async {
+            let workers = manager.get_json("/workers").await;
+            workers.as_array().unwrap().iter().any(|entry| {
+                entry["id"] == "shared" && entry["members"].as_array().is_some_and(|m| m.len() == 3)
+            })
+        },
+    )
+    .await;
+    let workers = manager.get_json("/workers").await;
+    let entry = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["id"] == "shared")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["pool"], true);
+    assert_eq!(entry["online"], true);
+    let differing = entry["differing"].as_array().unwrap();
+    assert_eq!(differing.len(), 1, "{entry}");
+    assert_eq!(differing[0]["worker"], "m2");
+    assert_eq!(differing[0]["pool_fingerprint"], FINGERPRINT);
+    let metrics = manager.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "tunasync_pool_definition_differs{pool=\"shared\",mirror=\"debian\",worker=\"m2\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tunasync_pool_members_online{pool=\"shared\"} 3"),
+        "{metrics}"
+    );
+}

@@ -97,6 +97,44 @@ pub struct WorkerStatus {
     /// New in this implementation: whether the worker's heartbeats are current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
+    /// New: for a pool (listed among the workers, as `-w POOL` addresses it), what it is.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStatus>,
+}
+
+/// A pool in `GET /workers`: `"pool": true` and its members, slots and queued runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    /// Always true: tells a pool from a worker.
+    pub pool: bool,
+    pub members: Vec<PoolMemberStatus>,
+    /// Slots free for the pool's runs on its online members.
+    pub free_slots: u32,
+    /// Runs handed to the pool's queue and not taken yet.
+    pub queued_runs: u32,
+    /// Seconds the oldest of them has waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_queued_secs: Option<i64>,
+    /// Members whose definition of a pooled mirror differs from the one the pool runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing: Vec<DifferingDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolMemberStatus {
+    pub id: String,
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_slots: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DifferingDefinition {
+    pub mirror: String,
+    pub worker: String,
+    pub fingerprint: String,
+    /// The definition the pool runs.
+    pub pool_fingerprint: String,
 }
 
 /// `POST /cmd` body, as tunasynctl sends it.

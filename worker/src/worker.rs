@@ -676,11 +676,13 @@ impl<T: Transport> Worker<T> {
             .filter(|(_, handle)| *handle.mode.borrow() == Mode::Running)
             .map(|(name, _)| name.clone())
             .collect();
+        let free_slots = u32::try_from(self.context.slots.free()).unwrap_or(u32::MAX);
         self.outbox.push(Event::Heartbeat(Heartbeat {
             session: self.session,
             interval_secs: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
             running,
+            free_slots: Some(free_slots),
         }));
     }
 

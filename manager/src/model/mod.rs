@@ -113,7 +113,11 @@ impl Model {
         changes.workers.insert(worker.clone());
         match &verified.event {
             Event::Hello(hello) => self.apply_hello(worker, verified.seq, hello, now, changes),
-            Event::Heartbeat(_) => {}
+            Event::Heartbeat(heartbeat) => {
+                if let Some(record) = self.workers.get_mut(worker) {
+                    record.free_slots = heartbeat.free_slots;
+                }
+            }
             Event::Status(status) => match &status.pooled {
                 Some(pooled) => {
                     self.apply_pool_status(worker, verified.seq, status, pooled, changes)

@@ -7,7 +7,7 @@
 //! new lease; reports carrying an older lease are ignored, so a member that was cut off and
 //! replaced cannot report over the run that replaced it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 use tunasync_shared::gotime::GoTime;
@@ -101,6 +101,21 @@ impl Model {
                         },
                     );
                     changes.jobs.insert(shown);
+                }
+            }
+        }
+        for (pool, mirrors) in &pools {
+            for (mirror, definition) in mirrors {
+                let others: BTreeSet<&str> = self
+                    .workers
+                    .iter()
+                    .filter(|(other, _)| *other != worker)
+                    .filter_map(|(_, record)| record.pools.get(pool)?.get(mirror))
+                    .map(|other| other.fingerprint.as_str())
+                    .filter(|other| *other != definition.fingerprint)
+                    .collect();
+                if !others.is_empty() {
+                    warn!(%pool, %mirror, member = %worker, fingerprint = %definition.fingerprint, ?others, "members define a pooled mirror differently: the pool runs what most online members have");
                 }
             }
         }

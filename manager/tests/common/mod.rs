@@ -417,6 +417,7 @@ impl FakeWorker {
             session: self.session,
             interval_secs: 1,
             running: vec![],
+            free_slots: None,
         }))
         .await;
     }

@@ -225,6 +225,9 @@ pub struct Heartbeat {
     pub interval_secs: u32,
     /// Jobs with a run in progress.
     pub running: Vec<MirrorName>,
+    /// Slots free for a pool's run (none while the worker's own jobs wait for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_slots: Option<u32>,
 }
 
 /// `status`: a job's state change, tunasync's sequence
@@ -334,6 +337,7 @@ mod tests {
                 session: Uuid::new_v4(),
                 interval_secs: 10,
                 running: vec![mirror("debian")],
+                free_slots: None,
             }),
             Event::Status(JobStatus {
                 mirror: mirror("debian"),

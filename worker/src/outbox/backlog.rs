@@ -217,6 +217,7 @@ mod tests {
             session: Uuid::nil(),
             interval_secs: 10,
             running: vec![],
+            free_slots: None,
         })
     }
 
