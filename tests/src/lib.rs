@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: the real binaries (`tunasync`, `tunasynctl`) as child
 //! processes, each stopped by its own PID when the test ends.
 
+pub mod site;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -74,6 +76,16 @@ impl Daemon {
     pub fn kill(&mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.wait_exit(Duration::from_secs(10));
+    }
+
+    /// SIGSTOP: the process freezes (its jobs, in their own process groups, go on).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Daemon::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
     }
 
     /// SIGHUP (reload).

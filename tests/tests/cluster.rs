@@ -7,93 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use tunasync_e2e::site::{self, Files, get_json, jobs, status_of};
 use tunasync_e2e::{Daemon, ctl_ok, tunasynctl, wait_for};
 use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, make_tree, same_tree};
 
 const WAIT: Duration = Duration::from_secs(60);
-const TOKEN: &str = "e2e-token-4f1c";
-
-/// `tunasynctl list -a` as JSON.
-fn jobs(ctl: &Path) -> Vec<Value> {
-    serde_json::from_str(&ctl_ok(ctl, &["list", "-a"])).unwrap()
-}
-
-fn status_of(ctl: &Path, worker: &str, mirror: &str) -> Option<Value> {
-    let output = tunasynctl(ctl, &["list", worker]);
-    if !output.status.success() {
-        return None;
-    }
-    let list: Vec<Value> = serde_json::from_slice(&output.stdout).ok()?;
-    list.into_iter().find(|job| job["name"] == mirror)
-}
 
 fn wait_status(ctl: &Path, worker: &str, mirror: &str, status: &str) -> Value {
-    let mut last = None;
-    wait_for(WAIT, &format!("{worker}/{mirror} to be {status}"), || {
-        last = status_of(ctl, worker, mirror);
-        last.as_ref().is_some_and(|job| job["status"] == status)
-    });
-    last.unwrap()
-}
-
-fn get_json(url: &str, ca: &Path) -> Value {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
-        let client = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .build()
-            .unwrap();
-        client.get(url).send().await.unwrap().json().await.unwrap()
-    })
-}
-
-struct Files<'a> {
-    dir: &'a Path,
-    env: &'a BrokerEnv,
-}
-
-impl Files<'_> {
-    fn manager_conf(&self, port: u16) -> std::path::PathBuf {
-        let path = self.dir.join("manager.conf");
-        std::fs::write(self.dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
-        std::fs::write(
-            &path,
-            format!(
-                "[server]\naddr = \"127.0.0.1\"\nport = {port}\nssl_cert = {cert:?}\nssl_key = {key:?}\n\
-                 [files]\ndb_file = {db:?}\n\
-                 [broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = \"cluster\"\n\
-                 [auth]\ntokens_file = {tokens:?}\n\
-                 [liveness]\noffline_after = \"3s\"\n",
-                cert = self.env.server_cert,
-                key = self.env.server_key,
-                db = self.dir.join("state/tunasync.redb"),
-                url = self.env.amqps_url,
-                ca = self.env.ca_cert,
-                tokens = self.dir.join("tokens"),
-            ),
-        )
-        .unwrap();
-        path
-    }
-
-    fn worker_conf(&self, name: &str, broker: &str, mirrors: &str) -> std::path::PathBuf {
-        let path = self.dir.join(format!("{name}.conf"));
-        std::fs::write(
-            &path,
-            format!(
-                "{broker}\n[global]\nname = \"{name}\"\nlog_dir = \"{root}/log/{name}/{{{{.Name}}}}\"\nmirror_dir = \"{root}/data/{name}\"\n\
-                 interval = 1440\nconcurrent = 1\nheartbeat_interval = \"1s\"\n{mirrors}",
-                root = self.dir.display(),
-            ),
-        )
-        .unwrap();
-        path
-    }
+    site::wait_status(ctl, worker, mirror, status, WAIT)
 }
 
 #[test]
@@ -104,23 +25,14 @@ fn a_cluster_of_real_binaries() {
     let upstream = dir.join("upstream");
     make_tree(&upstream);
     let rsyncd = RsyncDaemon::start(&upstream);
-    let files = Files { dir, env: &env };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let manager_conf = files.manager_conf(port);
-    let ctl = dir.join("ctl.conf");
-    std::fs::write(
-        &ctl,
-        format!(
-            "manager_addr = \"localhost\"\nmanager_port = {port}\nca_cert = {:?}\ntoken_file = {:?}\n",
-            env.ca_cert,
-            dir.join("tokens")
-        ),
-    )
-    .unwrap();
+    let files = Files {
+        dir,
+        env: &env,
+        namespace: "cluster",
+    };
+    let port = site::free_port();
+    let manager_conf = files.manager_conf(port, "3s");
+    let ctl = files.ctl_conf(port);
     let mut manager = Daemon::start(
         "manager",
         &["manager", "-c", manager_conf.to_str().unwrap()],
@@ -132,10 +44,7 @@ fn a_cluster_of_real_binaries() {
 
     // Worker w1: plain mode (the cluster-wide broker login).
     let trigger = dir.join("slow.trigger");
-    let plain_broker = format!(
-        "[broker]\nurl = {:?}\nca_cert = {:?}\nnamespace = \"cluster\"",
-        env.amqps_url, env.ca_cert
-    );
+    let plain_broker = files.plain_broker();
     let w1_mirrors = format!(
         r#"
 [[mirrors]]
