@@ -37,6 +37,11 @@ pub fn wait_status(ctl: &Path, worker: &str, mirror: &str, status: &str, limit: 
     last.unwrap_or_default()
 }
 
+/// `tunasynctl start -w WORKER MIRROR`, expected to succeed.
+pub fn ctl_start(ctl: &Path, worker: &str, mirror: &str) {
+    ctl_ok(ctl, &["start", "-w", worker, mirror]);
+}
+
 /// `GET url` over HTTPS trusting `ca`, as JSON.
 pub fn get_json(url: &str, ca: &Path) -> Value {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -29,9 +29,11 @@ struct Pool {
     _temp: tempfile::TempDir,
     dir: PathBuf,
     env: BrokerEnv,
+    namespace: String,
     ctl: PathBuf,
     port: u16,
-    _manager: Daemon,
+    manager_conf: PathBuf,
+    manager: Daemon,
     members: Vec<(String, Daemon)>,
 }
 
@@ -56,30 +58,54 @@ impl Pool {
         wait_for(WAIT, "the manager's API", || {
             tunasynctl(&ctl, &["workers"]).status.success()
         });
-        let shared = dir.join("shared-storage");
-        let mut started = Vec::new();
-        for name in members {
-            let global = format!(
-                "mirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
-                shared.display()
-            );
-            let conf = files.worker_conf_with(name, &files.plain_broker(), &global, mirrors);
-            let daemon = Daemon::start(
-                name,
-                &["worker", "-c", conf.to_str().unwrap()],
-                &dir.join(format!("{name}.log")),
-            );
-            started.push(((*name).to_owned(), daemon));
-        }
-        Pool {
+        let mut pool = Pool {
             _temp: temp,
             dir,
             env,
+            namespace: namespace.to_owned(),
             ctl,
             port,
-            _manager: manager,
-            members: started,
+            manager_conf,
+            manager,
+            members: Vec::new(),
+        };
+        for name in members {
+            pool.add_member(name, mirrors);
         }
+        pool
+    }
+
+    /// Starts member `name` of pool `shared` with `mirrors`, on the shared storage.
+    fn add_member(&mut self, name: &str, mirrors: &str) {
+        let files = Files {
+            dir: &self.dir,
+            env: &self.env,
+            namespace: &self.namespace,
+        };
+        let global = format!(
+            "mirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
+            self.dir.join("shared-storage").display()
+        );
+        let conf = files.worker_conf_with(name, &files.plain_broker(), &global, mirrors);
+        let daemon = Daemon::start(
+            name,
+            &["worker", "-c", conf.to_str().unwrap()],
+            &self.dir.join(format!("{name}.log")),
+        );
+        self.members.push((name.to_owned(), daemon));
+    }
+
+    /// Stops the manager (SIGTERM) and starts it again on the same store.
+    fn restart_manager(&mut self) {
+        self.manager.stop();
+        self.manager = Daemon::start(
+            "manager",
+            &["manager", "-c", self.manager_conf.to_str().unwrap()],
+            &self.dir.join("manager-2.log"),
+        );
+        wait_for(WAIT, "the manager's API again", || {
+            tunasynctl(&self.ctl, &["workers"]).status.success()
+        });
     }
 
     fn history(&self, mirror: &str) -> Vec<Value> {
@@ -192,4 +218,76 @@ fn a_frozen_member_stops_its_stale_run_and_does_not_report_over_the_new_one() {
     );
     let other = 1 - frozen_idx;
     end_leftover(&pool.marks(&pool.members[other].0.clone(), "slow"));
+}
+
+/// Five pooled mirrors, two members with one slot each: two run, three wait in the queue.
+/// The manager restarts meanwhile, and a third member joins: every mirror runs exactly once
+/// (nothing lost, nothing twice), the newcomer taking some of the waiting runs.
+#[test]
+fn queued_runs_survive_a_manager_restart_and_a_new_member_takes_them() {
+    let names = ["q0", "q1", "q2", "q3", "q4"];
+    // Runs long enough that the newcomer is up before a slot of the others frees.
+    let mirrors: String = names.iter().map(|name| slow_mirror(name, 6)).collect();
+    let mut pool = Pool::start("pools-restart", &["m1", "m2"], &mirrors);
+    wait_for(WAIT, "two runs going on", || {
+        names
+            .iter()
+            .filter(|name| pool.runner(name).is_some())
+            .count()
+            == 2
+    });
+    pool.restart_manager();
+    pool.add_member("m3", &mirrors);
+    for name in names {
+        site::wait_status(&pool.ctl, "shared", name, "success", WAIT);
+    }
+    let mut by_member = std::collections::BTreeMap::new();
+    for name in names {
+        let history = pool.history(name);
+        assert_eq!(history.len(), 1, "{name} ran once: {history:?}");
+        *by_member
+            .entry(history[0]["worker"].as_str().unwrap_or_default().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        by_member.contains_key("m3"),
+        "the member that joined took waiting runs: {by_member:?}"
+    );
+}
+
+/// A member whose file defines a pooled mirror differently is shown, and never runs it.
+#[test]
+fn a_member_with_another_definition_never_runs_the_pools_mirror() {
+    let agreed = slow_mirror("d", 1);
+    let mut pool = Pool::start("pools-differ", &["m1", "m2"], &agreed);
+    let other = slow_mirror("d", 2);
+    pool.add_member("odd", &other);
+    wait_for(WAIT, "the pool to show the odd member's definition", || {
+        let workers = get_json(
+            &format!("https://localhost:{}/workers", pool.port),
+            &pool.env.ca_cert,
+        );
+        workers.as_array().is_some_and(|entries| {
+            entries.iter().any(|entry| {
+                entry["id"] == "shared"
+                    && entry["differing"]
+                        .as_array()
+                        .is_some_and(|differing| differing.iter().any(|d| d["worker"] == "odd"))
+            })
+        })
+    });
+    site::wait_status(&pool.ctl, "shared", "d", "success", WAIT);
+    // Start it a few times: the odd member may take the run off the queue, but is refused.
+    for _ in 0..3 {
+        let before = pool.history("d").len();
+        site::ctl_start(&pool.ctl, "shared", "d");
+        wait_for(WAIT, "another run", || {
+            pool.history("d").len() > before && pool.history("d")[0]["result"] == "success"
+        });
+    }
+    assert!(
+        !pool.marks("odd", "d").join("run.pid").exists(),
+        "the member with another definition ran the mirror"
+    );
+    assert!(pool.history("d").iter().all(|run| run["worker"] != "odd"));
 }
