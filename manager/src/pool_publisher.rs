@@ -18,7 +18,9 @@ use tunasync_shared::error_chain;
 use tunasync_shared::names::{PoolName, WorkerId};
 use tunasync_shared::wire::CommandEnvelope;
 use tunasync_shared::wire::command::Command;
-use tunasync_shared::wire::pool::{Grant, PoolRun};
+use tunasync_shared::wire::pool::Grant;
+
+use crate::model::pools::Publication;
 
 use crate::state::{Mutation, StateHandle};
 
@@ -30,7 +32,7 @@ pub struct PoolPublisher<T> {
     state: StateHandle,
     /// How long a grant may wait in the member's queue.
     expiry: Duration,
-    runs: Mutex<VecDeque<PoolRun>>,
+    runs: Mutex<VecDeque<Publication>>,
     notify: Notify,
     /// Pools whose queue this process has declared.
     declared: Mutex<HashSet<PoolName>>,
@@ -55,7 +57,7 @@ impl<T: Transport> PoolPublisher<T> {
     }
 
     /// Queues runs the scheduler handed out (and committed).
-    pub fn runs(&self, runs: Vec<PoolRun>) {
+    pub fn runs(&self, runs: Vec<Publication>) {
         if runs.is_empty() {
             return;
         }
@@ -100,7 +102,8 @@ impl<T: Transport> PoolPublisher<T> {
         }
     }
 
-    async fn publish(&self, run: PoolRun) {
+    async fn publish(&self, publication: Publication) {
+        let Publication { run, retry_at } = publication;
         let pool = run.pool.clone();
         let declared = lock(&self.declared).contains(&pool);
         if !declared {
@@ -129,7 +132,11 @@ impl<T: Transport> PoolPublisher<T> {
                 debug!(%pool, mirror = %key.1, lease, "pool run published");
                 if let Err(err) = self
                     .state
-                    .mutate(Mutation::PoolRunPublished { key, lease })
+                    .mutate(Mutation::PoolRunPublished {
+                        key,
+                        lease,
+                        retry_at,
+                    })
                     .await
                 {
                     debug!(error = %error_chain(&err), "cannot record a publication; it is published again later");

@@ -21,9 +21,9 @@ use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
-use tunasync_shared::wire::pool::{Grant, PoolRun};
+use tunasync_shared::wire::pool::Grant;
 
-use crate::model::pools::PoolKey;
+use crate::model::pools::{PoolKey, Publication};
 use crate::model::{Changes, JobKey, Model, Verified};
 use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
@@ -59,6 +59,8 @@ pub enum Mutation {
     PoolRunPublished {
         key: PoolKey,
         lease: u64,
+        /// The retry deadline the publication was made with.
+        retry_at: GoTime,
     },
     /// `start` / `restart` of a pooled mirror: due now.
     PoolStart {
@@ -98,7 +100,7 @@ enum Request {
         reply: RepliesReply,
     },
     PoolTick {
-        reply: oneshot::Sender<Vec<PoolRun>>,
+        reply: oneshot::Sender<Vec<Publication>>,
     },
     Mutate {
         mutation: Mutation,
@@ -192,7 +194,7 @@ impl StateHandle {
 
     /// Lets the pool scheduler hand out what is due (committed first); the pool runs to
     /// publish. Empty while the store cannot commit.
-    pub async fn pool_tick(&self) -> Vec<PoolRun> {
+    pub async fn pool_tick(&self) -> Vec<Publication> {
         let (reply, answer) = oneshot::channel();
         if self.sender.send(Request::PoolTick { reply }).await.is_err() {
             return Vec::new();
@@ -291,7 +293,7 @@ impl Actor {
         }
     }
 
-    fn pool_tick(&mut self, reply: oneshot::Sender<Vec<PoolRun>>) -> Result<(), Stopping> {
+    fn pool_tick(&mut self, reply: oneshot::Sender<Vec<Publication>>) -> Result<(), Stopping> {
         let mut changes = Changes::default();
         let offline = &self.offline;
         self.model.pool_tick(
@@ -323,8 +325,13 @@ impl Actor {
             Mutation::SetSize { key, size } => self.model.set_size(key, size, &mut changes),
             Mutation::Hold { key, hold } => self.model.hold(key, *hold, &mut changes),
             Mutation::Release { key } => self.model.release(key, &mut changes),
-            Mutation::PoolRunPublished { key, lease } => {
-                self.model.pool_run_published(key, *lease, &mut changes);
+            Mutation::PoolRunPublished {
+                key,
+                lease,
+                retry_at,
+            } => {
+                self.model
+                    .pool_run_published(key, *lease, *retry_at, &mut changes);
                 true
             }
             Mutation::PoolStart { key, force } => self.model.pool_start(key, *force, &mut changes),

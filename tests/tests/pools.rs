@@ -26,7 +26,6 @@ fn slow_mirror(name: &str, secs: u32) -> String {
 }
 
 struct Pool {
-    _temp: tempfile::TempDir,
     dir: PathBuf,
     env: BrokerEnv,
     namespace: String,
@@ -35,6 +34,8 @@ struct Pool {
     manager_conf: PathBuf,
     manager: Daemon,
     members: Vec<(String, Daemon)>,
+    /// Last: fields drop in order, and the daemons print their logs from it on a failure.
+    _temp: tempfile::TempDir,
 }
 
 impl Pool {

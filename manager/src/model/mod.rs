@@ -23,7 +23,7 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
 use tunasync_shared::wire::event::Event;
-use tunasync_shared::wire::pool::{Grant, PoolRun};
+use tunasync_shared::wire::pool::Grant;
 
 use crate::records::{CurrentRun, JobRecord, PoolJobRecord, WorkerRecord};
 use pools::PoolKey;
@@ -56,7 +56,7 @@ pub struct Changes {
     /// Answers to `hello`s, to publish once the batch is committed.
     pub welcomes: Vec<(WorkerId, Welcome)>,
     /// Pool runs to publish once the batch is committed.
-    pub pool_runs: Vec<PoolRun>,
+    pub pool_runs: Vec<pools::Publication>,
     /// Answers to claims, to publish once the batch is committed.
     pub grants: Vec<(WorkerId, Grant)>,
 }

@@ -35,6 +35,15 @@ pub const REPUBLISH_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 /// this long after (a duplicate is harmless: only one claim is granted).
 pub const PUBLISH_RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
+/// A pool run to publish, and the retry deadline its publication carries: the broker's
+/// confirm clears the retry only while it is still that one (a refused claim may have
+/// asked for an earlier publication meanwhile, which a late confirm must not cancel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub run: PoolRun,
+    pub retry_at: GoTime,
+}
+
 /// The definition a pooled mirror runs, and who agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consensus {
@@ -268,23 +277,34 @@ impl Model {
                 } = &mut job.run
                 && is_due(*publish_at, now)
             {
-                changes.pool_runs.push(PoolRun {
-                    pool: key.0.clone(),
-                    mirror: key.1.clone(),
-                    run_id: *run_id,
-                    lease: *lease,
-                    fingerprint: fingerprint.clone(),
-                    force: *force,
+                let retry_at = at_plus(now, PUBLISH_RETRY);
+                changes.pool_runs.push(Publication {
+                    run: PoolRun {
+                        pool: key.0.clone(),
+                        mirror: key.1.clone(),
+                        run_id: *run_id,
+                        lease: *lease,
+                        fingerprint: fingerprint.clone(),
+                        force: *force,
+                    },
+                    retry_at,
                 });
-                *publish_at = at_plus(now, PUBLISH_RETRY);
+                *publish_at = retry_at;
                 changes.pool_jobs.insert(key.clone());
             }
         }
     }
 
-    /// The broker confirmed the publication of the run with `lease`: it is not published
-    /// again (unless a member's claim is refused).
-    pub fn pool_run_published(&mut self, key: &PoolKey, lease: u64, changes: &mut Changes) {
+    /// The broker confirmed a publication of the run with `lease` made with `retry_at`: it
+    /// is not published again, unless something asked for another publication since (a
+    /// member's claim was refused).
+    pub fn pool_run_published(
+        &mut self,
+        key: &PoolKey,
+        lease: u64,
+        retry_at: GoTime,
+        changes: &mut Changes,
+    ) {
         if let Some(job) = self.pool_jobs.get_mut(key)
             && let PoolRunState::Queued {
                 lease: queued,
@@ -292,7 +312,7 @@ impl Model {
                 ..
             } = &mut job.run
             && *queued == lease
-            && publish_at.is_some()
+            && *publish_at == Some(retry_at)
         {
             *publish_at = None;
             changes.pool_jobs.insert(key.clone());

@@ -26,7 +26,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::config::{parse_url, redact_url};
 use super::subscription::Acker;
@@ -598,6 +598,7 @@ impl ConsumerLoop {
     async fn run(self) {
         let mut generation = 0;
         let mut failures: u32 = 0;
+        let mut refused_before = false;
         loop {
             let session = match session_after(&self.link, generation, &self.shutdown).await {
                 Ok(session) => session,
@@ -607,7 +608,17 @@ impl ConsumerLoop {
                 Ok(ForwardEnd::ReceiverGone) => return,
                 Ok(ForwardEnd::StreamEnded) => failures = 0,
                 Err(err) => {
-                    warn!(queue = %self.queue, error = %error_chain(&err), "cannot consume; retrying");
+                    let error = error_chain(&err);
+                    if error.contains("ACCESS_REFUSED") {
+                        // Permissions do not fix themselves quickly: say so plainly, once,
+                        // and keep trying (an operator may grant them meanwhile).
+                        if !refused_before {
+                            error!(queue = %self.queue, %error, "this broker user may not read the queue: grant it read permission on it (see the README's hardened mode); retrying");
+                        }
+                        refused_before = true;
+                    } else {
+                        warn!(queue = %self.queue, %error, "cannot consume; retrying");
+                    }
                 }
             }
             if session.connection.status().connected() {

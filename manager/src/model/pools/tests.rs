@@ -88,11 +88,29 @@ impl Pool {
     }
 
     fn tick(&mut self, now: &str) -> Vec<PoolRun> {
+        self.publications(now)
+            .into_iter()
+            .map(|publication| publication.run)
+            .collect()
+    }
+
+    fn publications(&mut self, now: &str) -> Vec<Publication> {
         let mut changes = Changes::default();
         let offline = self.offline.clone();
         self.model
             .pool_tick(at(now), &|worker| !offline.contains(worker), &mut changes);
         changes.pool_runs
+    }
+
+    /// The broker confirmed `publication`.
+    fn confirm(&mut self, publication: &Publication) {
+        let mut changes = Changes::default();
+        self.model.pool_run_published(
+            &debian(),
+            publication.run.lease,
+            publication.retry_at,
+            &mut changes,
+        );
     }
 
     fn claim(&mut self, worker: &str, run: &PoolRun, fingerprint: &str) -> Grant {
@@ -182,15 +200,10 @@ fn a_due_run_is_handed_out_once_and_granted_once() {
 fn an_unconfirmed_publication_is_retried_and_a_confirmed_one_is_not() {
     let mut pool = Pool::new(&[("m1", "v1:a")]);
     let run = pool.tick(NOW).remove(0);
-    let retried = pool.tick("2026-12-01T10:00:11Z");
-    assert_eq!(
-        retried,
-        std::slice::from_ref(&run),
-        "the same run, the same lease"
-    );
-    let mut changes = Changes::default();
-    pool.model
-        .pool_run_published(&debian(), run.lease, &mut changes);
+    let retried = pool.publications("2026-12-01T10:00:11Z");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].run, run, "the same run, the same lease");
+    pool.confirm(&retried[0]);
     assert!(pool.tick("2026-12-01T10:00:30Z").is_empty());
 }
 
@@ -201,10 +214,9 @@ fn a_member_whose_definition_differs_is_refused_and_the_run_goes_out_again() {
     assert_eq!(consensus.definition.fingerprint, "v1:a");
     assert_eq!(consensus.agreeing, [w("m1"), w("m2")]);
     assert_eq!(consensus.differing, [(w("m3"), "v1:b".to_owned())]);
-    let run = pool.tick(NOW).remove(0);
-    let mut changes = Changes::default();
-    pool.model
-        .pool_run_published(&debian(), run.lease, &mut changes);
+    let publication = pool.publications(NOW).remove(0);
+    let run = publication.run.clone();
+    pool.confirm(&publication);
     let refused = pool.claim("m3", &run, "v1:b");
     assert!(!refused.granted);
     assert!(refused.reason.contains("differs"), "{}", refused.reason);
@@ -215,6 +227,21 @@ fn a_member_whose_definition_differs_is_refused_and_the_run_goes_out_again() {
         "again, for another member"
     );
     assert!(pool.claim("m1", &run, "v1:a").granted);
+}
+
+#[test]
+fn a_confirm_that_comes_after_a_refused_claim_does_not_cancel_the_republication() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m3", "v1:b")]);
+    let publication = pool.publications(NOW).remove(0);
+    let run = publication.run.clone();
+    // The odd member's claim is answered before the publisher records the confirm.
+    assert!(!pool.claim("m3", &run, "v1:b").granted);
+    pool.confirm(&publication);
+    assert_eq!(
+        pool.tick("2026-12-01T10:00:03Z"),
+        std::slice::from_ref(&run),
+        "published again for another member"
+    );
 }
 
 #[test]
