@@ -85,7 +85,9 @@ EOT
   "$ROOT/certs/mkcerts.sh" ca "$certs" >/dev/null
   "$ROOT/certs/mkcerts.sh" host "$certs" server localhost 127.0.0.1 >/dev/null
   "$ROOT/certs/mkcerts.sh" client "$certs" tls-worker >/dev/null
-  "$ROOT/certs/mkcerts.sh" client "$certs" hw1 >/dev/null
+  for user in hw1 hp1 hp2; do
+    "$ROOT/certs/mkcerts.sh" client "$certs" "$user" >/dev/null
+  done
   CA_NAME=other-ca "$ROOT/certs/mkcerts.sh" ca "$certs/other" >/dev/null
   "$ROOT/certs/mkcerts.sh" host "$certs/other" server localhost 127.0.0.1 >/dev/null
   chmod 644 "$certs"/*.key
@@ -121,20 +123,24 @@ EOT
   guest_hash=$(password_hash guest)
   # Certificate-only users (empty hash) with the hardened worker permissions of DESIGN.md
   # (plus write on <ns>.dead, which declaring a queue with a dead-letter exchange needs):
-  # tls-worker on namespace "hard" (broker tests), hw1 on namespace "cluster" (end-to-end).
+  # tls-worker on namespace "hard" (broker tests), hw1 on namespace "cluster" (end-to-end),
+  # hp1 and hp2 on namespace "hpool" (pools end-to-end: hp1 may read pool "shared"'s queue,
+  # hp2 may not).
   python3 - "$guest_hash" >"$dir/definitions.json" <<'PY'
 import json, sys
-def hardened(user, ns):
+def hardened(user, ns, pools):
     q = lambda name: name.replace(".", "\\.")
+    pool = f"|{q(ns)}\\.pool\\.({'|'.join(map(q, pools))})" if pools else ""
     return {"user": user, "vhost": "/",
             "configure": f"^{q(ns)}\\.worker\\.{q(user)}$",
             "write": f"^({q(ns)}\\.events|{q(ns)}\\.worker\\.{q(user)}|{q(ns)}\\.dead)$",
-            "read": f"^({q(ns)}\\.worker\\.{q(user)}|{q(ns)}\\.cmd)$"}
+            "read": f"^({q(ns)}\\.worker\\.{q(user)}|{q(ns)}\\.cmd{pool})$"}
 users = [{"name": "guest", "password_hash": sys.argv[1], "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}]
 perms = [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
-for user, ns in [("tls-worker", "hard"), ("hw1", "cluster")]:
+for user, ns, pools in [("tls-worker", "hard", []), ("hw1", "cluster", []),
+                        ("hp1", "hpool", ["shared"]), ("hp2", "hpool", [])]:
     users.append({"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []})
-    perms.append(hardened(user, ns))
+    perms.append(hardened(user, ns, pools))
 json.dump({"vhosts": [{"name": "/"}], "users": users, "permissions": perms}, sys.stdout, indent=1)
 PY
   python3 -m json.tool "$dir/definitions.json" >/dev/null || die "bad definitions.json"

@@ -121,6 +121,16 @@ impl Files<'_> {
         )
     }
 
+    /// The `[broker]` section of a hardened worker: broker user `user` (set up by the test
+    /// node's definitions), its client certificate, EXTERNAL login.
+    pub fn hardened_broker(&self, user: &str) -> String {
+        let (cert, key) = self.env.client_identity(user);
+        format!(
+            "[broker]\nurl = \"amqps://localhost:{}/%2f?auth_mechanism=external\"\nca_cert = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nnamespace = {:?}",
+            self.env.amqps_port, self.env.ca_cert, cert, key, self.namespace
+        )
+    }
+
     /// Worker `name`'s config: one slot, its own mirror directory.
     pub fn worker_conf(&self, name: &str, broker: &str, mirrors: &str) -> PathBuf {
         let global = format!(

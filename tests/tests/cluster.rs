@@ -87,11 +87,7 @@ command = "/bin/sh -c 'if test -e {trigger}; then exec sleep 120; fi'"
     );
 
     // Worker hw1: hardened (its own broker user; client certificate; EXTERNAL).
-    let (hw1_cert, hw1_key) = env.client_identity("hw1");
-    let hardened_broker = format!(
-        "[broker]\nurl = \"amqps://localhost:{}/%2f?auth_mechanism=external\"\nca_cert = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nnamespace = \"cluster\"",
-        env.amqps_port, env.ca_cert, hw1_cert, hw1_key
-    );
+    let hardened_broker = files.hardened_broker("hw1");
     let hw1_conf = files.worker_conf(
         "hw1",
         &hardened_broker,

@@ -2,7 +2,8 @@
 //! syncing into one directory, as a site with shared storage runs them. A member SIGKILLed
 //! in the middle of a run loses it to another; a member frozen (SIGSTOP) past
 //! `offline_after` stops its stale run when it wakes and does not report over the run that
-//! replaced it.
+//! replaced it. In hardened mode a member with read permission on the pool's queue runs
+//! its mirrors, and one without says why in its log.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,18 +77,28 @@ impl Pool {
         pool
     }
 
-    /// Starts member `name` of pool `shared` with `mirrors`, on the shared storage.
-    fn add_member(&mut self, name: &str, mirrors: &str) {
-        let files = Files {
+    fn files(&self) -> Files<'_> {
+        Files {
             dir: &self.dir,
             env: &self.env,
             namespace: &self.namespace,
-        };
+        }
+    }
+
+    /// Starts member `name` of pool `shared` with `mirrors`, on the shared storage.
+    fn add_member(&mut self, name: &str, mirrors: &str) {
+        let broker = self.files().plain_broker();
+        self.add_member_with(name, &broker, mirrors);
+    }
+
+    /// Starts member `name` with the `[broker]` section `broker`.
+    fn add_member_with(&mut self, name: &str, broker: &str, mirrors: &str) {
+        let files = self.files();
         let global = format!(
             "mirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
             self.dir.join("shared-storage").display()
         );
-        let conf = files.worker_conf_with(name, &files.plain_broker(), &global, mirrors);
+        let conf = files.worker_conf_with(name, broker, &global, mirrors);
         let daemon = Daemon::start(
             name,
             &["worker", "-c", conf.to_str().unwrap()],
@@ -291,4 +302,40 @@ fn a_member_with_another_definition_never_runs_the_pools_mirror() {
         "the member with another definition ran the mirror"
     );
     assert!(pool.history("d").iter().all(|run| run["worker"] != "odd"));
+}
+
+/// Hardened mode: a member logged in as its own broker user runs pooled mirrors with read
+/// permission on the pool's queue; a member without it says so in its log and takes none.
+#[test]
+fn a_hardened_member_runs_pooled_mirrors_and_one_without_the_permission_says_why() {
+    let mut pool = Pool::start("hpool", &[], "");
+    let mirrors = slow_mirror("h", 1);
+    let hp1 = pool.files().hardened_broker("hp1");
+    let hp2 = pool.files().hardened_broker("hp2");
+    pool.add_member_with("hp2", &hp2, &mirrors);
+    pool.add_member_with("hp1", &hp1, &mirrors);
+    site::wait_status(&pool.ctl, "shared", "h", "success", WAIT);
+    for _ in 0..2 {
+        let before = pool.history("h").len();
+        site::ctl_start(&pool.ctl, "shared", "h");
+        wait_for(WAIT, "another run", || {
+            pool.history("h").len() > before && pool.history("h")[0]["result"] == "success"
+        });
+    }
+    assert!(pool.history("h").iter().all(|run| run["worker"] == "hp1"));
+    let hp2_log = &pool.members[0].1;
+    wait_for(
+        WAIT,
+        "hp2 to log why it cannot read the pool's queue",
+        || {
+            hp2_log
+                .log_text()
+                .contains("this broker user may not read the queue")
+        },
+    );
+    let refusals = hp2_log
+        .log_text()
+        .matches("this broker user may not read the queue")
+        .count();
+    assert_eq!(refusals, 1, "said once, not on every retry");
 }
