@@ -91,14 +91,19 @@ impl Pool {
         self.add_member_with(name, &broker, mirrors);
     }
 
-    /// Starts member `name` with the `[broker]` section `broker`.
-    fn add_member_with(&mut self, name: &str, broker: &str, mirrors: &str) {
-        let files = self.files();
+    /// Writes member `name`'s worker.conf: pool `shared` (inherited) and `mirrors`.
+    fn member_conf(&self, name: &str, broker: &str, mirrors: &str) -> PathBuf {
         let global = format!(
             "mirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
             self.dir.join("shared-storage").display()
         );
-        let conf = files.worker_conf_with(name, broker, &global, mirrors);
+        self.files()
+            .worker_conf_with(name, broker, &global, mirrors)
+    }
+
+    /// Starts member `name` with the `[broker]` section `broker`.
+    fn add_member_with(&mut self, name: &str, broker: &str, mirrors: &str) {
+        let conf = self.member_conf(name, broker, mirrors);
         let daemon = Daemon::start(
             name,
             &["worker", "-c", conf.to_str().unwrap()],
@@ -142,6 +147,17 @@ impl Pool {
             let marks = self.marks(name, mirror);
             marks.join("run.pid").exists() && !marks.join("run.done").exists()
         })
+    }
+
+    /// How many consumers the broker counts on `pool`'s queue (none: no such queue).
+    fn consumers(&self, pool: &str) -> Option<u64> {
+        let queue = format!("{}.pool.{pool}", self.namespace);
+        self.env
+            .rabbitmqctl(&["list_queues", "--no-table-headers", "name", "consumers"])
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(name, _)| *name == queue)
+            .and_then(|(_, count)| count.trim().parse().ok())
     }
 
     fn member(&mut self, idx: usize) -> &mut Daemon {
@@ -338,4 +354,33 @@ fn a_hardened_member_runs_pooled_mirrors_and_one_without_the_permission_says_why
         .matches("this broker user may not read the queue")
         .count();
     assert_eq!(refusals, 1, "said once, not on every retry");
+}
+
+/// A reload (SIGHUP) that changes the pools a member's file names: it serves a pool its
+/// file names now, and stops reading the queue of one it no longer names.
+#[test]
+fn a_reload_changes_the_pools_a_member_serves() {
+    let mut pool = Pool::start("pools-reload", &["m1"], &slow_mirror("a", 1));
+    site::wait_status(&pool.ctl, "shared", "a", "success", WAIT);
+    let broker = pool.files().plain_broker();
+    let second = format!("{}pool = \"second\"\n", slow_mirror("b", 1));
+    pool.member_conf("m1", &broker, &format!("{}{second}", slow_mirror("a", 1)));
+    pool.member(0).hangup();
+    site::wait_status(&pool.ctl, "second", "b", "success", WAIT);
+    assert_eq!(pool.history("a").len(), 1);
+    assert_eq!(pool.consumers("shared"), Some(1));
+
+    pool.member_conf("m1", &broker, &second);
+    pool.member(0).hangup();
+    wait_for(WAIT, "m1 to stop reading pool shared's queue", || {
+        pool.consumers("shared") == Some(0)
+    });
+    assert!(
+        pool.members[0]
+            .1
+            .log_text()
+            .contains("no longer serving the pool")
+    );
+    assert_eq!(pool.consumers("second"), Some(1));
+    assert_eq!(pool.history("a").len(), 1);
 }

@@ -84,6 +84,10 @@ pub struct Worker<T> {
     claims: Claims,
     /// The manager's `offline_after` (from its welcome): cut off this long, pooled runs stop.
     offline_after: Option<Duration>,
+    /// The pools served (those the file's mirrors name), each stopped by its own token.
+    pool_consumers: BTreeMap<PoolName, CancellationToken>,
+    /// Stops every pool consumer at shutdown.
+    pools_stop: CancellationToken,
 }
 
 impl<T: Transport> Worker<T> {
@@ -121,6 +125,8 @@ impl<T: Transport> Worker<T> {
             pool_sender,
             claims: Claims::default(),
             offline_after: None,
+            pool_consumers: BTreeMap::new(),
+            pools_stop: CancellationToken::new(),
         };
         let configs: Vec<JobConfig> = worker.config.jobs.clone();
         for job in configs {
@@ -152,23 +158,7 @@ impl<T: Transport> Worker<T> {
             self.options.shutdown_wait,
         ));
         info!(worker = %self.config.name, n_jobs = self.jobs.len(), concurrent = self.config.concurrent, "worker started");
-        let pools_stop = CancellationToken::new();
-        let pools: std::collections::BTreeSet<PoolName> = self
-            .config
-            .jobs
-            .iter()
-            .filter_map(|job| job.pool.clone())
-            .collect();
-        for pool in pools {
-            info!(%pool, "serving the pool");
-            tokio::spawn(pool::consume(
-                self.transport.clone(),
-                pool,
-                self.context.slots.clone(),
-                self.pool_sender.clone(),
-                pools_stop.clone(),
-            ));
-        }
+        self.serve_pools();
         let mut last_tick = tokio::time::Instant::now();
         let mut first_connected: Option<tokio::time::Instant> = None;
         let mut reload_open = true;
@@ -238,7 +228,7 @@ impl<T: Transport> Worker<T> {
                 self.send_schedule();
             }
         }
-        pools_stop.cancel();
+        self.pools_stop.cancel();
         self.halt().await;
         outbox_stop.cancel();
         let _ = publisher.await;
@@ -257,6 +247,41 @@ impl<T: Transport> Worker<T> {
             if tokio::time::timeout_at(deadline, task).await.is_err() {
                 warn!(mirror = %name, "job did not stop in time");
             }
+        }
+    }
+
+    /// Reads the queues of the pools the file's mirrors name, and only those: a consumer
+    /// for each new pool, and the consumers of pools no longer named are stopped (the
+    /// broker hands a run one of them held, not yet claimed, to another member).
+    fn serve_pools(&mut self) {
+        let wanted: std::collections::BTreeSet<PoolName> = self
+            .config
+            .jobs
+            .iter()
+            .filter_map(|job| job.pool.clone())
+            .collect();
+        self.pool_consumers.retain(|pool, stop| {
+            let keep = wanted.contains(pool);
+            if !keep {
+                info!(%pool, "no longer serving the pool");
+                stop.cancel();
+            }
+            keep
+        });
+        for pool in wanted {
+            if self.pool_consumers.contains_key(&pool) {
+                continue;
+            }
+            info!(%pool, "serving the pool");
+            let stop = self.pools_stop.child_token();
+            tokio::spawn(pool::consume(
+                self.transport.clone(),
+                pool.clone(),
+                self.context.slots.clone(),
+                self.pool_sender.clone(),
+                stop.clone(),
+            ));
+            self.pool_consumers.insert(pool, stop);
         }
     }
 
@@ -541,8 +566,14 @@ impl<T: Transport> Worker<T> {
                     info!(mirror = %name, "job changed by reload");
                     let config = Arc::new(job);
                     handle.config = config.clone();
-                    let _ = handle.control.send(Control::Reconfigure(config)).await;
-                    if *handle.mode.borrow() == Mode::Idle {
+                    let _ = handle
+                        .control
+                        .send(Control::Reconfigure(config.clone()))
+                        .await;
+                    if config.pool.is_some() {
+                        // Now the manager's to schedule.
+                        self.unschedule(&name);
+                    } else if *handle.mode.borrow() == Mode::Idle {
                         self.schedule_at(&name, now);
                     }
                 }
@@ -551,6 +582,7 @@ impl<T: Transport> Worker<T> {
         }
         let file = self.config.file.clone();
         self.config = WorkerConfig { file, ..new };
+        self.serve_pools();
         self.send_hello();
         Ok(())
     }
