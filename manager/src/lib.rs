@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod pool_publisher;
 pub mod pool_status;
+pub mod pool_waits;
 pub mod records;
 pub mod server;
 pub mod state;
@@ -51,6 +52,20 @@ use crate::welcomes::Welcomes;
 
 /// How often worker liveness is re-evaluated.
 const LIVENESS_TICK: Duration = Duration::from_secs(1);
+
+/// When the pool scheduler next has something to do (at the latest, it also looks at every
+/// liveness tick, which is where members going offline are noticed).
+fn pool_wake(next: Option<tunasync_shared::gotime::GoTime>) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let Some(next) = next else {
+        return now + Duration::from_secs(3600);
+    };
+    let left = (next.as_datetime().to_utc() - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    // Never spin on a time just past.
+    now + left.max(Duration::from_millis(2))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -195,15 +210,18 @@ pub async fn start(
     let ticker_state = state.clone();
     let ticker_shutdown = shutdown.clone();
     let ticker = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(LIVENESS_TICK);
+        let mut liveness = tokio::time::interval(LIVENESS_TICK);
+        let mut wake = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    ticker_state.check_liveness();
-                    pool_runs.runs(ticker_state.pool_tick().await);
-                }
+                _ = liveness.tick() => ticker_state.check_liveness(),
+                () = tokio::time::sleep_until(wake) => {}
+                () = ticker_state.pool_changed() => {}
                 () = ticker_shutdown.cancelled() => break,
             }
+            let ticked = ticker_state.pool_tick().await;
+            pool_runs.runs(ticked.publications);
+            wake = pool_wake(ticked.next);
         }
     });
 

@@ -82,6 +82,10 @@ pub enum PoolRunState {
         since: GoTime,
         /// When to publish it (again); none once the broker confirmed it.
         publish_at: Option<GoTime>,
+        /// When it came due (its schedule's time, or the `start`); none in stores written
+        /// before this was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<GoTime>,
     },
     /// A member claimed it and was told to run it.
     Granted {

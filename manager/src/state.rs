@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, error, info};
 use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
@@ -94,13 +94,20 @@ pub enum StateError {
 
 type RepliesReply = oneshot::Sender<Result<Replies, StateError>>;
 
+/// What a pool tick handed out, and when the next one has something to do.
+#[derive(Default)]
+pub struct PoolTicked {
+    pub publications: Vec<Publication>,
+    pub next: Option<GoTime>,
+}
+
 enum Request {
     Apply {
         events: Vec<Verified>,
         reply: RepliesReply,
     },
     PoolTick {
-        reply: oneshot::Sender<Vec<Publication>>,
+        reply: oneshot::Sender<PoolTicked>,
     },
     Mutate {
         mutation: Mutation,
@@ -124,6 +131,8 @@ impl Applied {
 pub struct StateHandle {
     sender: mpsc::Sender<Request>,
     store: Arc<Store>,
+    /// Signalled when a committed change touched a pooled mirror.
+    pool_changed: Arc<Notify>,
 }
 
 impl StateHandle {
@@ -139,7 +148,9 @@ impl StateHandle {
         let view = View::new(model.for_view());
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (closed_tx, closed) = oneshot::channel();
+        let pool_changed = Arc::new(Notify::new());
         let actor = Actor {
+            pool_changed: pool_changed.clone(),
             store: store.clone(),
             model,
             view: view.clone(),
@@ -158,7 +169,15 @@ impl StateHandle {
         if let Err(err) = spawned {
             error!(error = %err, "cannot start the state thread");
         }
-        (StateHandle { sender, store }, view, closed)
+        (
+            StateHandle {
+                sender,
+                store,
+                pool_changed,
+            },
+            view,
+            closed,
+        )
     }
 
     /// Applies a batch of events in one transaction; returns what to send.
@@ -194,12 +213,18 @@ impl StateHandle {
 
     /// Lets the pool scheduler hand out what is due (committed first); the pool runs to
     /// publish. Empty while the store cannot commit.
-    pub async fn pool_tick(&self) -> Vec<Publication> {
+    pub async fn pool_tick(&self) -> PoolTicked {
         let (reply, answer) = oneshot::channel();
         if self.sender.send(Request::PoolTick { reply }).await.is_err() {
-            return Vec::new();
+            return PoolTicked::default();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Returns once a committed change touched a pooled mirror (a `start`, a claim, the end
+    /// of a run, a new pooled mirror): the pool scheduler looks again at once.
+    pub async fn pool_changed(&self) {
+        self.pool_changed.notified().await;
     }
 
     /// Recorded runs of a job, newest first (a read transaction, off the async runtime).
@@ -232,6 +257,7 @@ struct Actor {
     held: VecDeque<Request>,
     /// Since the last commit failed, until one succeeds.
     failure: Option<Failure>,
+    pool_changed: Arc<Notify>,
 }
 
 /// Why the actor stopped waiting for the store.
@@ -280,6 +306,12 @@ impl Actor {
                 for (_, welcome) in &mut changes.welcomes {
                     welcome.offline_after_secs = Some(self.offline_after.as_secs());
                 }
+                for waited in &changes.pool_waits {
+                    self.view.pool_waits.record(*waited);
+                }
+                if !changes.pool_jobs.is_empty() {
+                    self.pool_changed.notify_one();
+                }
                 let _ = reply.send(Ok(Replies {
                     welcomes: changes.welcomes,
                     grants: changes.grants,
@@ -293,19 +325,22 @@ impl Actor {
         }
     }
 
-    fn pool_tick(&mut self, reply: oneshot::Sender<Vec<Publication>>) -> Result<(), Stopping> {
+    fn pool_tick(&mut self, reply: oneshot::Sender<PoolTicked>) -> Result<(), Stopping> {
         let mut changes = Changes::default();
         let offline = &self.offline;
-        self.model.pool_tick(
+        let next = self.model.pool_tick(
             GoTime::now_local(),
             &|worker| !offline.contains(worker),
             &mut changes,
         );
         if self.commit(&changes).is_ok() {
-            let _ = reply.send(changes.pool_runs);
+            let _ = reply.send(PoolTicked {
+                publications: changes.pool_runs,
+                next,
+            });
             return Ok(());
         }
-        let _ = reply.send(Vec::new());
+        let _ = reply.send(PoolTicked::default());
         self.recover()
     }
 
@@ -334,7 +369,10 @@ impl Actor {
                     .pool_run_published(key, *lease, *retry_at, &mut changes);
                 true
             }
-            Mutation::PoolStart { key, force } => self.model.pool_start(key, *force, &mut changes),
+            Mutation::PoolStart { key, force } => {
+                self.model
+                    .pool_start(key, *force, GoTime::now_local(), &mut changes)
+            }
             Mutation::PoolInterrupt { key } => {
                 self.model
                     .pool_interrupt(key, GoTime::now_local(), &mut changes)
@@ -342,6 +380,12 @@ impl Actor {
         };
         match self.commit(&changes) {
             Ok(()) => {
+                // A publication's confirm changes nothing the scheduler acts on now.
+                if !changes.pool_jobs.is_empty()
+                    && !matches!(mutation, Mutation::PoolRunPublished { .. })
+                {
+                    self.pool_changed.notify_one();
+                }
                 let _ = reply.send(Ok(found));
                 Ok(())
             }
@@ -383,7 +427,7 @@ impl Actor {
                 match self.receiver.try_recv() {
                     Ok(Request::Liveness) => self.refresh_liveness(),
                     Ok(Request::PoolTick { reply }) => {
-                        let _ = reply.send(Vec::new());
+                        let _ = reply.send(PoolTicked::default());
                     }
                     Ok(request @ Request::Mutate { .. }) => {
                         refuse(request, || StateError::Unavailable(reason.to_owned()));
@@ -491,7 +535,7 @@ fn refuse(request: Request, error: impl Fn() -> StateError) {
             let _ = reply.send(Err(error()));
         }
         Request::PoolTick { reply } => {
-            let _ = reply.send(Vec::new());
+            let _ = reply.send(PoolTicked::default());
         }
         Request::Liveness => {}
     }

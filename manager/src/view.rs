@@ -28,6 +28,8 @@ pub struct View {
     events_applied: std::sync::atomic::AtomicU64,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
+    /// How long granted pool runs waited.
+    pub(crate) pool_waits: crate::pool_waits::PoolWaits,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ impl View {
             rendering: Mutex::new(()),
             events_applied: std::sync::atomic::AtomicU64::new(0),
             store_problem: Mutex::new(None),
+            pool_waits: crate::pool_waits::PoolWaits::default(),
         })
     }
 
@@ -210,12 +213,14 @@ impl View {
         let state = self.read();
         let pools =
             crate::pool_status::summaries(&state.model, &state.offline, GoTime::now_local());
-        crate::metrics::render(
+        let mut out = crate::metrics::render(
             &state.model,
             |worker| !state.offline.contains(worker),
             &pools,
             self.events_applied(),
-        )
+        );
+        self.pool_waits.render(&mut out);
+        out
     }
 }
 

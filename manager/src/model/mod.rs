@@ -59,6 +59,8 @@ pub struct Changes {
     pub pool_runs: Vec<pools::Publication>,
     /// Answers to claims, to publish once the batch is committed.
     pub grants: Vec<(WorkerId, Grant)>,
+    /// How long each run granted waited, from coming due to being taken.
+    pub pool_waits: Vec<std::time::Duration>,
 }
 
 impl Changes {

@@ -192,12 +192,17 @@ impl Model {
     /// Hands out the pooled runs that are due, publishes again what waits to be, and takes
     /// back the runs of members that went offline (recorded failed, handed out again at
     /// once) or never started what they were granted. `now` is the manager's clock.
+    ///
+    /// Returns when the next tick has something to do (a run comes due, a publication is to
+    /// be retried, a grant times out), if anything is known now; events that change a pooled
+    /// mirror wake the ticker before that.
     pub fn pool_tick(
         &mut self,
         now: GoTime,
         online: &dyn Fn(&WorkerId) -> bool,
         changes: &mut Changes,
-    ) {
+    ) -> Option<GoTime> {
+        let mut next: Option<GoTime> = None;
         let keys: Vec<PoolKey> = self.pool_jobs.keys().cloned().collect();
         for key in keys {
             let consensus = self.pool_consensus(&key, online);
@@ -222,6 +227,11 @@ impl Model {
                             force: std::mem::take(&mut job.force_next),
                             since: now,
                             publish_at: Some(now),
+                            due: Some(if job.next_due.is_zero() {
+                                now
+                            } else {
+                                job.next_due
+                            }),
                         };
                         changes.pool_jobs.insert(key.clone());
                     }
@@ -262,6 +272,7 @@ impl Model {
                         force: false,
                         since: now,
                         publish_at: Some(now),
+                        due: Some(now),
                     };
                 }
                 changes.pool_jobs.insert(key.clone());
@@ -292,7 +303,19 @@ impl Model {
                 *publish_at = retry_at;
                 changes.pool_jobs.insert(key.clone());
             }
+            let wake = self.pool_jobs.get(&key).and_then(|job| match &job.run {
+                PoolRunState::Idle => (!held && consensus.is_some()).then_some(job.next_due),
+                PoolRunState::Queued { publish_at, .. } => *publish_at,
+                PoolRunState::Granted { since, .. } => Some(at_plus(*since, GRANT_TIMEOUT)),
+                PoolRunState::Running { .. } => None,
+            });
+            if let Some(wake) = wake.filter(|wake| !wake.is_zero())
+                && next.is_none_or(|next| wake.as_datetime() < next.as_datetime())
+            {
+                next = Some(wake);
+            }
         }
+        next
     }
 
     /// The broker confirmed a publication of the run with `lease` made with `retry_at`: it
@@ -349,9 +372,16 @@ impl Model {
                 lease,
                 fingerprint,
                 publish_at,
+                since,
+                due,
                 ..
             } if *lease == claim.lease && *run_id == claim.run_id => {
                 if claim.fingerprint.as_deref() == Some(fingerprint.as_str()) {
+                    let due = due.unwrap_or(*since).as_datetime().to_utc();
+                    let waited = (now.as_datetime().to_utc() - due)
+                        .to_std()
+                        .unwrap_or_default();
+                    changes.pool_waits.push(waited);
                     job.run = PoolRunState::Granted {
                         run_id: claim.run_id,
                         lease: claim.lease,
@@ -464,12 +494,18 @@ impl Model {
     /// `start` (`-f`: `force`) or `restart` addressed to the pool: the mirror is due now. A
     /// run already queued or going on stays (as tunasync ignores a start while a job runs).
     /// False if the pool has no such mirror.
-    pub fn pool_start(&mut self, key: &PoolKey, force: bool, changes: &mut Changes) -> bool {
+    pub fn pool_start(
+        &mut self,
+        key: &PoolKey,
+        force: bool,
+        now: GoTime,
+        changes: &mut Changes,
+    ) -> bool {
         let Some(job) = self.pool_jobs.get_mut(key) else {
             return false;
         };
         if job.run == PoolRunState::Idle {
-            job.next_due = GoTime::ZERO;
+            job.next_due = now;
             job.force_next = force;
             changes.pool_jobs.insert(key.clone());
         }

@@ -27,6 +27,8 @@ struct Pool {
     model: Model,
     seq: u64,
     offline: Vec<WorkerId>,
+    /// When events arrive.
+    clock: GoTime,
 }
 
 impl Pool {
@@ -36,6 +38,7 @@ impl Pool {
             model: Model::default(),
             seq: 0,
             offline: Vec::new(),
+            clock: at(NOW),
         };
         for (member, fingerprint) in members {
             pool.hello(member, fingerprint);
@@ -51,7 +54,7 @@ impl Pool {
             seq: self.seq,
             event,
         };
-        self.model.apply(&verified, at(NOW), &mut changes);
+        self.model.apply(&verified, self.clock, &mut changes);
         changes
     }
 
@@ -95,11 +98,17 @@ impl Pool {
     }
 
     fn publications(&mut self, now: &str) -> Vec<Publication> {
+        self.publications_and_wake(now).0
+    }
+
+    /// What a tick at `now` publishes, and when it says the next has something to do.
+    fn publications_and_wake(&mut self, now: &str) -> (Vec<Publication>, Option<GoTime>) {
         let mut changes = Changes::default();
         let offline = self.offline.clone();
-        self.model
+        let next = self
+            .model
             .pool_tick(at(now), &|worker| !offline.contains(worker), &mut changes);
-        changes.pool_runs
+        (changes.pool_runs, next)
     }
 
     /// The broker confirmed `publication`.
@@ -242,6 +251,71 @@ fn a_confirm_that_comes_after_a_refused_claim_does_not_cancel_the_republication(
         std::slice::from_ref(&run),
         "published again for another member"
     );
+}
+
+#[test]
+fn the_tick_says_when_it_next_has_work_and_a_grant_records_how_long_the_run_waited() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    let (published, next) = pool.publications_and_wake(NOW);
+    assert_eq!(next, Some(published[0].retry_at), "the publication's retry");
+    pool.confirm(&published[0]);
+    let run = published[0].run.clone();
+    let (_, next) = pool.publications_and_wake(NOW);
+    assert_eq!(
+        next, None,
+        "queued and confirmed: nothing to do until a claim"
+    );
+    pool.clock = at("2026-12-01T10:00:00.040Z");
+    let changes = pool.send(
+        "m1",
+        Event::Claim(Claim {
+            pool: pool_name(),
+            mirror: run.mirror.clone(),
+            run_id: run.run_id,
+            lease: run.lease,
+            fingerprint: Some("v1:a".to_owned()),
+        }),
+    );
+    assert_eq!(changes.pool_waits, [std::time::Duration::from_millis(40)]);
+    let (_, next) = pool.publications_and_wake("2026-12-01T10:00:01Z");
+    assert_eq!(
+        next,
+        Some(at_plus(at("2026-12-01T10:00:00.040Z"), GRANT_TIMEOUT)),
+        "the grant's time-out"
+    );
+    pool.clock = at("2026-12-01T10:00:01Z");
+    pool.report(
+        "m1",
+        &run,
+        SyncStatus::Success,
+        "2026-12-01T10:00:01Z",
+        true,
+    );
+    let (_, next) = pool.publications_and_wake("2026-12-01T10:00:02Z");
+    assert_eq!(
+        next,
+        Some(at("2026-12-01T11:00:01Z")),
+        "the next run's due time"
+    );
+    // A `start` makes it due now, and the wait counts from then.
+    let mut changes = Changes::default();
+    assert!(
+        pool.model
+            .pool_start(&debian(), false, at("2026-12-01T10:30:00Z"), &mut changes)
+    );
+    let run = pool.tick("2026-12-01T10:30:00.500Z").remove(0);
+    pool.clock = at("2026-12-01T10:30:00.600Z");
+    let changes = pool.send(
+        "m1",
+        Event::Claim(Claim {
+            pool: pool_name(),
+            mirror: run.mirror.clone(),
+            run_id: run.run_id,
+            lease: run.lease,
+            fingerprint: Some("v1:a".to_owned()),
+        }),
+    );
+    assert_eq!(changes.pool_waits, [std::time::Duration::from_millis(600)]);
 }
 
 #[test]
