@@ -4,6 +4,7 @@
 //! rows (`apt-get install wrk`). Each row prints the figure, its baseline and the ratio;
 //! nothing here is a pass/fail test.
 
+mod pools;
 mod rows;
 mod setup;
 
@@ -64,6 +65,9 @@ fn main() {
         }
         if wanted("rss") {
             rows.extend(rows::idle_rss(1000, 20).await);
+        }
+        if wanted("pools") {
+            rows.extend(pools::pooled_runs(200, 0.5, &[1, 2, 4], 25).await);
         }
         if wanted("heartbeats") {
             rows.extend(rows::heartbeat_cpu(1000, 20, Duration::from_secs(30)).await);

@@ -452,7 +452,7 @@ pub async fn rsync_job(n_files: usize) -> Vec<Row> {
     }]
 }
 
-fn chrono_seconds(text: &str) -> f64 {
+pub(crate) fn chrono_seconds(text: &str) -> f64 {
     tunasync_shared::gotime::GoTime::parse_rfc3339(text)
         .map(|time| {
             let at = time.as_datetime();
@@ -484,13 +484,13 @@ fn snapshot(idx: usize) -> JobSnapshot {
     }
 }
 
-struct ManagerProcess {
-    child: Child,
-    url: String,
+pub(crate) struct ManagerProcess {
+    pub child: Child,
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
-fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProcess {
+pub(crate) fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProcess {
     let dir = tempfile::tempdir().expect("a temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a port")

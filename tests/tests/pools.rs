@@ -283,6 +283,57 @@ fn queued_runs_survive_a_manager_restart_and_a_new_member_takes_them() {
     );
 }
 
+/// A pooled mirror that runs for `secs` seconds holding a lock directory in its working
+/// directory on the shared storage; a run that finds the lock taken leaves an `overlap` mark.
+fn locking_mirror(name: &str, secs: u32) -> String {
+    format!(
+        "[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\n\
+         command = \"/bin/sh -c 'mkdir $TUNASYNC_WORKING_DIR/.lock || touch $TUNASYNC_WORKING_DIR/overlap; sleep {secs}; rmdir $TUNASYNC_WORKING_DIR/.lock'\"\n"
+    )
+}
+
+/// Two members with one slot each and four pooled mirrors, started again and again: every
+/// mirror runs each time, on both members, and never two runs of one mirror at once.
+#[test]
+fn four_mirrors_run_on_both_members_and_never_twice_at_once() {
+    let names = ["f0", "f1", "f2", "f3"];
+    let mirrors: String = names.iter().map(|name| locking_mirror(name, 1)).collect();
+    let pool = Pool::start("pools-four", &["m1", "m2"], &mirrors);
+    for round in 1..=3 {
+        for name in names {
+            wait_for(WAIT, &format!("{name}'s run {round}"), || {
+                let history = pool.history(name);
+                history.len() >= round && history[0]["result"] == "success"
+            });
+        }
+        if round < 3 {
+            // Starts while others run or wait: each is queued once, whatever the timing.
+            for name in names {
+                site::ctl_start(&pool.ctl, "shared", name);
+                site::ctl_start(&pool.ctl, "shared", name);
+            }
+        }
+    }
+    let mut members = std::collections::BTreeSet::new();
+    for name in names {
+        let history = pool.history(name);
+        assert_eq!(history.len(), 3, "{name}: {history:?}");
+        assert!(history.iter().all(|run| run["result"] == "success"));
+        members.extend(
+            history
+                .iter()
+                .filter_map(|run| run["worker"].as_str().map(str::to_owned)),
+        );
+        let overlap = pool.dir.join("shared-storage").join(name).join("overlap");
+        assert!(!overlap.exists(), "two runs of {name} at once");
+    }
+    assert_eq!(
+        members.into_iter().collect::<Vec<_>>(),
+        ["m1", "m2"],
+        "both members ran pooled mirrors"
+    );
+}
+
 /// A member whose file defines a pooled mirror differently is shown, and never runs it.
 #[test]
 fn a_member_with_another_definition_never_runs_the_pools_mirror() {

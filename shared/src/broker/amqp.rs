@@ -599,6 +599,7 @@ impl ConsumerLoop {
         let mut generation = 0;
         let mut failures: u32 = 0;
         let mut refused_before = false;
+        let mut missing_before = false;
         loop {
             let session = match session_after(&self.link, generation, &self.shutdown).await {
                 Ok(session) => session,
@@ -616,6 +617,13 @@ impl ConsumerLoop {
                             error!(queue = %self.queue, %error, "this broker user may not read the queue: grant it read permission on it (see the README's hardened mode); retrying");
                         }
                         refused_before = true;
+                    } else if error.contains("NOT_FOUND") {
+                        // A pool's queue before the manager first declared it: expected
+                        // while a member starts before the manager; said once.
+                        if !missing_before {
+                            info!(queue = %self.queue, "the queue does not exist yet (the manager declares it); waiting for it");
+                        }
+                        missing_before = true;
                     } else {
                         warn!(queue = %self.queue, %error, "cannot consume; retrying");
                     }
