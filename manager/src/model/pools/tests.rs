@@ -123,7 +123,15 @@ impl Pool {
     }
 
     fn claim(&mut self, worker: &str, run: &PoolRun, fingerprint: &str) -> Grant {
-        let changes = self.send(
+        let changes = self.claim_changes(worker, run, fingerprint);
+        assert_eq!(changes.grants.len(), 1);
+        assert_eq!(changes.grants[0].0, w(worker), "answered to the claimer");
+        changes.grants[0].1.clone()
+    }
+
+    /// What applying `worker`'s claim of `run` changed.
+    fn claim_changes(&mut self, worker: &str, run: &PoolRun, fingerprint: &str) -> Changes {
+        self.send(
             worker,
             Event::Claim(Claim {
                 pool: run.pool.clone(),
@@ -132,10 +140,7 @@ impl Pool {
                 lease: run.lease,
                 fingerprint: Some(fingerprint.to_owned()),
             }),
-        );
-        assert_eq!(changes.grants.len(), 1);
-        assert_eq!(changes.grants[0].0, w(worker), "answered to the claimer");
-        changes.grants[0].1.clone()
+        )
     }
 
     fn report(
@@ -266,16 +271,7 @@ fn the_tick_says_when_it_next_has_work_and_a_grant_records_how_long_the_run_wait
         "queued and confirmed: nothing to do until a claim"
     );
     pool.clock = at("2026-12-01T10:00:00.040Z");
-    let changes = pool.send(
-        "m1",
-        Event::Claim(Claim {
-            pool: pool_name(),
-            mirror: run.mirror.clone(),
-            run_id: run.run_id,
-            lease: run.lease,
-            fingerprint: Some("v1:a".to_owned()),
-        }),
-    );
+    let changes = pool.claim_changes("m1", &run, "v1:a");
     assert_eq!(changes.pool_waits, [std::time::Duration::from_millis(40)]);
     let (_, next) = pool.publications_and_wake("2026-12-01T10:00:01Z");
     assert_eq!(
@@ -305,16 +301,7 @@ fn the_tick_says_when_it_next_has_work_and_a_grant_records_how_long_the_run_wait
     );
     let run = pool.tick("2026-12-01T10:30:00.500Z").remove(0);
     pool.clock = at("2026-12-01T10:30:00.600Z");
-    let changes = pool.send(
-        "m1",
-        Event::Claim(Claim {
-            pool: pool_name(),
-            mirror: run.mirror.clone(),
-            run_id: run.run_id,
-            lease: run.lease,
-            fingerprint: Some("v1:a".to_owned()),
-        }),
-    );
+    let changes = pool.claim_changes("m1", &run, "v1:a");
     assert_eq!(changes.pool_waits, [std::time::Duration::from_millis(600)]);
 }
 
