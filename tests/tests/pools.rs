@@ -408,7 +408,8 @@ fn a_hardened_member_runs_pooled_mirrors_and_one_without_the_permission_says_why
 }
 
 /// A reload (SIGHUP) that changes the pools a member's file names: it serves a pool its
-/// file names now, and stops reading the queue of one it no longer names.
+/// file names now, and stops reading the queue of one it no longer names, whose mirror no
+/// member defines any more and leaves the status list.
 #[test]
 fn a_reload_changes_the_pools_a_member_serves() {
     let mut pool = Pool::start("pools-reload", &["m1"], &slow_mirror("a", 1));
@@ -433,5 +434,14 @@ fn a_reload_changes_the_pools_a_member_serves() {
             .contains("no longer serving the pool")
     );
     assert_eq!(pool.consumers("second"), Some(1));
-    assert_eq!(pool.history("a").len(), 1);
+    // No member defines `a` any more: it leaves the status list.
+    wait_for(WAIT, "shared/a to leave GET /jobs", || {
+        let jobs = get_json(
+            &format!("https://localhost:{}/workers/shared/jobs", pool.port),
+            &pool.env.ca_cert,
+        );
+        !jobs
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|job| job["name"] == "a"))
+    });
 }

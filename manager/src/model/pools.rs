@@ -133,6 +133,39 @@ impl Model {
         {
             record.pools = pools;
             changes.workers.insert(worker.clone());
+            self.remove_undefined_pooled_mirrors(changes);
+        }
+    }
+
+    /// Removes the pooled mirrors no member defines any more (their row too), unless a run
+    /// of theirs is granted or going on: those go once it is over and a member says hello.
+    fn remove_undefined_pooled_mirrors(&mut self, changes: &mut Changes) {
+        let defined: BTreeSet<(&PoolName, &MirrorName)> =
+            self.workers
+                .values()
+                .flat_map(|record| {
+                    record.pools.iter().flat_map(|(pool, mirrors)| {
+                        mirrors.keys().map(move |mirror| (pool, mirror))
+                    })
+                })
+                .collect();
+        let gone: Vec<PoolKey> = self
+            .pool_jobs
+            .iter()
+            .filter(|((pool, mirror), job)| {
+                !defined.contains(&(pool, mirror))
+                    && matches!(job.run, PoolRunState::Idle | PoolRunState::Queued { .. })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
+            info!(pool = %key.0, mirror = %key.1, "no member defines the pooled mirror any more: removed");
+            self.pool_jobs.remove(&key);
+            changes.pool_jobs.insert(key.clone());
+            let shown = display_key(&key);
+            if self.jobs.remove(&shown).is_some() {
+                changes.removed_jobs.insert(shown);
+            }
         }
     }
 

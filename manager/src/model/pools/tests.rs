@@ -59,7 +59,25 @@ impl Pool {
     }
 
     fn hello(&mut self, worker: &str, fingerprint: &str) -> Changes {
-        let snapshot = JobSnapshot {
+        let snapshot = Self::snapshot(fingerprint);
+        self.hello_with(worker, vec![snapshot])
+    }
+
+    fn hello_with(&mut self, worker: &str, jobs: Vec<JobSnapshot>) -> Changes {
+        self.send(
+            worker,
+            Event::Hello(Hello {
+                version: "test".into(),
+                host: worker.into(),
+                session: Uuid::new_v4(),
+                heartbeat_interval_secs: 10,
+                jobs,
+            }),
+        )
+    }
+
+    fn snapshot(fingerprint: &str) -> JobSnapshot {
+        JobSnapshot {
             mirror: MirrorName::new("debian").unwrap(),
             provider: ProviderKind::Rsync,
             upstream: "rsync://up/debian/".into(),
@@ -77,17 +95,7 @@ impl Pool {
             error_msg: String::new(),
             pool: Some(pool_name()),
             fingerprint: Some(fingerprint.to_owned()),
-        };
-        self.send(
-            worker,
-            Event::Hello(Hello {
-                version: "test".into(),
-                host: worker.into(),
-                session: Uuid::new_v4(),
-                heartbeat_interval_secs: 10,
-                jobs: vec![snapshot],
-            }),
-        )
+        }
     }
 
     fn tick(&mut self, now: &str) -> Vec<PoolRun> {
@@ -179,6 +187,36 @@ impl Pool {
     fn state(&self) -> &PoolRunState {
         &self.model.pool_jobs[&debian()].run
     }
+}
+
+#[test]
+fn a_pooled_mirror_no_member_defines_any_more_is_removed() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let changes = pool.hello_with("m1", Vec::new());
+    assert!(changes.removed_jobs.is_empty(), "m2 still defines it");
+    assert!(pool.model.pool_jobs.contains_key(&debian()));
+    let changes = pool.hello_with("m2", Vec::new());
+    assert_eq!(
+        changes.removed_jobs.into_iter().collect::<Vec<_>>(),
+        [display_key(&debian())]
+    );
+    assert!(
+        changes.pool_jobs.contains(&debian()),
+        "deleted from the store"
+    );
+    assert!(!pool.model.pool_jobs.contains_key(&debian()));
+    assert!(!pool.model.jobs.contains_key(&display_key(&debian())));
+    assert!(!pool.model.is_pool(&pool_name().as_worker_id()));
+}
+
+#[test]
+fn a_pooled_mirror_that_runs_stays_until_its_run_is_over() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    let changes = pool.hello_with("m1", Vec::new());
+    assert!(changes.removed_jobs.is_empty());
+    assert!(pool.model.pool_jobs.contains_key(&debian()));
 }
 
 #[test]
