@@ -17,8 +17,27 @@ use tunasync_shared::wire::{CommandEnvelope, EventEnvelope, SequenceSource};
 use crate::Row;
 use crate::setup::{self, Child};
 
-/// tunasync v0.10.0 on a machine like ours (reference/peers.md).
-const TUNASYNC_JOBS_RPS: f64 = 60.0;
+/// tunasync v0.10.0's `GET /jobs` with 1000 statuses on a machine like ours, and the day it
+/// was measured (reference/peers.md, appendix: the latest measurement). Measured on another
+/// day or machine, set `BENCH_TUNASYNC_JOBS_RPS` (and `BENCH_TUNASYNC_JOBS_DAY`).
+const TUNASYNC_JOBS_RPS: f64 = 256.0;
+const TUNASYNC_JOBS_DAY: &str = "2026-12-01";
+
+/// The anchor of the gzip rows: tunasync's figure and its day.
+fn tunasync_jobs_anchor() -> (f64, String) {
+    let rps = std::env::var("BENCH_TUNASYNC_JOBS_RPS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(TUNASYNC_JOBS_RPS);
+    let day = std::env::var("BENCH_TUNASYNC_JOBS_DAY").unwrap_or_else(|_| {
+        if rps == TUNASYNC_JOBS_RPS {
+            TUNASYNC_JOBS_DAY.to_owned()
+        } else {
+            "day not given".to_owned()
+        }
+    });
+    (rps, day)
+}
 const TUNASYNC_RSS_MB: f64 = 23.0;
 const WRK_SECONDS: u64 = 5;
 
@@ -111,6 +130,7 @@ async fn baseline_server(
 /// over HTTP and HTTPS, and with gzip against tunasync's figure.
 pub async fn get_jobs(sizes: &[usize]) -> Vec<Row> {
     let env = BrokerEnv::get();
+    let (anchor_rps, anchor_day) = tunasync_jobs_anchor();
     let mut rows = Vec::new();
     for &n_jobs in sizes {
         for tls in [false, true] {
@@ -124,14 +144,18 @@ pub async fn get_jobs(sizes: &[usize]) -> Vec<Row> {
                 .expect("a CA")])
                 .build()
                 .expect("a client");
-            let body = client
+            let response = client
                 .get(format!("{}/jobs", manager.url))
                 .send()
                 .await
-                .expect("GET /jobs")
-                .bytes()
-                .await
-                .expect("a body");
+                .expect("GET /jobs");
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|tag| tag.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = response.bytes().await.expect("a body");
             let tls_files = tls.then(|| (env.server_cert.clone(), env.server_key.clone()));
             let (baseline_url, handle) = baseline_server(body.clone(), tls_files).await;
             let jobs_url = format!("{}/jobs", manager.url);
@@ -163,9 +187,25 @@ pub async fn get_jobs(sizes: &[usize]) -> Vec<Row> {
             rows.push(Row {
                 what: format!("GET /jobs, {n_jobs} jobs, {transport}, gzip"),
                 figure: format!("{gzip:.0} req/s"),
-                baseline: format!("tunasync {TUNASYNC_JOBS_RPS:.0} req/s (1000 jobs, HTTP)"),
-                ratio: ratio(gzip, TUNASYNC_JOBS_RPS),
+                baseline: format!(
+                    "tunasync {anchor_rps:.0} req/s (1000 jobs, HTTP, measured {anchor_day})"
+                ),
+                ratio: ratio(gzip, anchor_rps),
                 target: "≥ 100×".into(),
+            });
+            let jobs_url = format!("{}/jobs", manager.url);
+            let header = format!("If-None-Match: {etag}");
+            let unchanged = tokio::task::spawn_blocking(move || {
+                setup::wrk(&jobs_url, 32, WRK_SECONDS, &[header.as_str()])
+            })
+            .await
+            .expect("wrk");
+            rows.push(Row {
+                what: format!("GET /jobs, {n_jobs} jobs, {transport}, If-None-Match → 304"),
+                figure: format!("{unchanged:.0} req/s"),
+                baseline: format!("{ours:.0} req/s (the 200 path above)"),
+                ratio: ratio(unchanged, ours),
+                target: "> 1×".into(),
             });
             handle.shutdown();
             manager.shutdown.cancel();

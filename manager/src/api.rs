@@ -136,26 +136,37 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 parts.any(|param| matches!(param.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             name.eq_ignore_ascii_case("gzip") && !refused
         });
-    let body = match api.view.cached_jobs(gzip) {
-        Some(body) => body,
+    // A client that has the current body gets 304 without anything being rendered.
+    if let Some(tag) = api.view.jobs_etag()
+        && tag.matches_request(&headers)
+    {
+        return not_modified(tag);
+    }
+    let (body, tag) = match api.view.cached_jobs(gzip) {
+        Some(cached) => cached,
         None => {
             // The first read after a change renders (and compresses) every job: not on the
             // async runtime.
             let view = api.view.clone();
             match tokio::task::spawn_blocking(move || view.jobs(gzip)).await {
-                Ok(body) => body,
+                Ok(rendered) => rendered,
                 Err(err) => {
                     return ApiError::internal("cannot render the job list", &err).into_response();
                 }
             }
         }
     };
+    if tag.matches_request(&headers) {
+        return not_modified(tag);
+    }
+    let etag = tag.header();
     if gzip {
         (
             [
                 (header::CONTENT_TYPE, JSON),
                 (header::CONTENT_ENCODING, "gzip"),
                 (header::VARY, "Accept-Encoding"),
+                (header::ETAG, etag.as_str()),
             ],
             body,
         )
@@ -165,11 +176,24 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
             [
                 (header::CONTENT_TYPE, JSON),
                 (header::VARY, "Accept-Encoding"),
+                (header::ETAG, etag.as_str()),
             ],
             body,
         )
             .into_response()
     }
+}
+
+/// 304 for a body the client has (`tag`).
+fn not_modified(tag: crate::etag::ETag) -> Response {
+    (
+        StatusCode::NOT_MODIFIED,
+        [
+            (header::ETAG, tag.header()),
+            (header::VARY, "Accept-Encoding".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 async fn workers<T: Transport>(State(api): Shared<T>) -> Response {

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cidr;
 pub mod config;
 pub mod dispatch;
+pub mod etag;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -16,6 +16,7 @@ use tunasync_shared::compat::{MirrorStatus, WebMirrorStatus, WorkerStatus};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 
+use crate::etag::ETag;
 use crate::model::Model;
 
 #[derive(Default)]
@@ -38,7 +39,8 @@ struct ViewState {
     offline: BTreeSet<WorkerId>,
     /// Counts changes, so a render can tell whether what it rendered is still current.
     generation: u64,
-    jobs_json: Option<Bytes>,
+    /// The rendered body and its tag.
+    jobs_json: Option<(Bytes, ETag)>,
     jobs_gzip: Option<Bytes>,
 }
 
@@ -104,14 +106,20 @@ impl View {
         state.jobs_gzip = None;
     }
 
-    /// The `GET /jobs` body if it is rendered already (gzip-compressed when `gzip`).
-    pub fn cached_jobs(&self, gzip: bool) -> Option<Bytes> {
+    /// The `GET /jobs` body and its tag if it is rendered already (gzip-compressed when
+    /// `gzip`).
+    pub fn cached_jobs(&self, gzip: bool) -> Option<(Bytes, ETag)> {
         self.read().cached(gzip)
     }
 
+    /// The tag of the current `GET /jobs` body, if it is rendered already.
+    pub fn jobs_etag(&self) -> Option<ETag> {
+        self.read().jobs_json.as_ref().map(|(_, tag)| *tag)
+    }
+
     /// The `GET /jobs` body: tunasync.json, sorted by name then worker (gzip-compressed when
-    /// `gzip`). Renders it on a cache miss: call it off the async runtime.
-    pub fn jobs(&self, gzip: bool) -> Bytes {
+    /// `gzip`), and its tag. Renders it on a cache miss: call it off the async runtime.
+    pub fn jobs(&self, gzip: bool) -> (Bytes, ETag) {
         if let Some(body) = self.cached_jobs(gzip) {
             return body;
         }
@@ -126,19 +134,24 @@ impl View {
             }
             let json = match &state.jobs_json {
                 Some(json) => json.clone(),
-                None => Bytes::from(render_jobs(&state.model, &state.offline)),
+                None => {
+                    let json = Bytes::from(render_jobs(&state.model, &state.offline));
+                    let tag = ETag::of(&json);
+                    (json, tag)
+                }
             };
             (json, state.generation)
         };
+        let (json, tag) = json;
         let compressed = gzip.then(|| compress(&json));
         let mut state = self.write();
         if state.generation == generation {
-            state.jobs_json = Some(json.clone());
+            state.jobs_json = Some((json.clone(), tag));
             if compressed.is_some() {
                 state.jobs_gzip.clone_from(&compressed);
             }
         }
-        compressed.unwrap_or(json)
+        (compressed.unwrap_or(json), tag)
     }
 
     /// `GET /workers`: the workers, then the pools.
@@ -229,12 +242,14 @@ impl ViewState {
         self.model.workers.contains_key(worker) || self.model.is_pool(worker)
     }
 
-    fn cached(&self, gzip: bool) -> Option<Bytes> {
-        if gzip {
-            self.jobs_gzip.clone()
+    fn cached(&self, gzip: bool) -> Option<(Bytes, ETag)> {
+        let (json, tag) = self.jobs_json.as_ref()?;
+        let body = if gzip {
+            self.jobs_gzip.clone()?
         } else {
-            self.jobs_json.clone()
-        }
+            json.clone()
+        };
+        Some((body, *tag))
     }
 }
 
@@ -279,7 +294,9 @@ mod tests {
             }
         }
         let view = View::new(model);
-        let body = view.jobs(false);
+        assert_eq!(view.jobs_etag(), None, "nothing rendered yet");
+        let (body, tag) = view.jobs(false);
+        assert_eq!(view.jobs_etag(), Some(tag));
         let entries: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         let names: Vec<&str> = entries
             .iter()
@@ -287,16 +304,21 @@ mod tests {
             .collect();
         assert_eq!(names, ["alpha", "alpha", "zeta", "zeta"]);
         assert!(
-            std::ptr::eq(view.jobs(false).as_ptr(), body.as_ptr()),
+            std::ptr::eq(view.jobs(false).0.as_ptr(), body.as_ptr()),
             "served from the cache"
         );
 
-        let gzip = view.jobs(true);
+        let (gzip, gzip_tag) = view.jobs(true);
+        assert_eq!(gzip_tag, tag, "one tag for both encodings");
         let mut decoded = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut decoded)
             .unwrap();
         assert_eq!(decoded, body);
 
+        // A change that leaves the body as it was keeps the tag.
+        view.update(|_, _| {});
+        assert_eq!(view.jobs_etag(), None, "a change drops the rendered body");
+        assert_eq!(view.jobs(false).1, tag);
         view.update(|model, offline| {
             let w1 = WorkerId::new("w1").unwrap();
             for ((_, worker), job) in model.jobs.iter_mut() {
@@ -306,7 +328,9 @@ mod tests {
             }
             offline.insert(w1);
         });
-        let entries: Vec<serde_json::Value> = serde_json::from_slice(&view.jobs(false)).unwrap();
+        let (after, after_tag) = view.jobs(false);
+        assert_ne!(after_tag, tag);
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&after).unwrap();
         let failed = entries
             .iter()
             .filter(|entry| entry["status"] == "failed")

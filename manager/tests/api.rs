@@ -145,6 +145,25 @@ async fn worker_events_become_the_status_page() {
         .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
 
+    // Conditional GETs: every 200 carries a tag (one for both encodings); a client that
+    // sends it back gets 304 with no body.
+    let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(tag.starts_with("W/\""), "{tag}");
+    assert_eq!(manager.get("/jobs").await.headers()["etag"], tag.as_str());
+    let conditional = |tag: String| {
+        manager
+            .client
+            .get(format!("{}/jobs", manager.url))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let response = conditional(tag.clone()).await.unwrap();
+    assert_eq!(response.status(), 304);
+    assert_eq!(response.headers()["etag"], tag.as_str());
+    assert!(response.bytes().await.unwrap().is_empty());
+    let response = conditional(format!("W/\"stale\", {tag}")).await.unwrap();
+    assert_eq!(response.status(), 304, "a tag in a list matches");
+
     let metrics = manager.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(
@@ -176,6 +195,10 @@ async fn worker_events_become_the_status_page() {
         (updated["name"].clone(), updated["size"].clone()),
         (json!("alpine"), json!("5GB"))
     );
+    // The change shows in the list: the old tag no longer matches.
+    let response = conditional(tag.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_ne!(response.headers()["etag"], tag.as_str());
     let response = manager
         .authed(Method::POST, "/workers/w1/jobs/x/size")
         .json(&json!({"name": "nosuch", "size": "5GB"}))
