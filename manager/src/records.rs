@@ -8,6 +8,7 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
 use tunasync_shared::schedule::{CronExpr, Rules, Timing};
 use tunasync_shared::status::SyncStatus;
+use tunasync_shared::wire::event::JobProgress;
 use uuid::Uuid;
 
 /// The format of the values below; the first byte of every stored value.
@@ -186,6 +187,9 @@ pub struct JobRecord {
     /// job: the store reads it back from the history table (its newest entry).
     #[serde(skip)]
     pub current_run: Option<CurrentRun>,
+    /// The running attempt's latest progress (in memory only: never stored).
+    #[serde(skip)]
+    pub progress: Option<JobProgress>,
 }
 
 /// The size shown while none is known, as tunasync shows it.
@@ -243,6 +247,7 @@ impl Default for JobRecord {
             last_seq: 0,
             hold: None,
             current_run: None,
+            progress: None,
         }
     }
 }
@@ -268,6 +273,7 @@ impl JobRecord {
             last_seq: self.last_seq,
             hold: self.hold,
             current_run: None,
+            progress: self.progress.clone(),
         }
     }
 
@@ -300,6 +306,11 @@ impl JobRecord {
                 self.size.clone()
             },
             error_msg,
+            progress: self
+                .progress
+                .as_ref()
+                .filter(|progress| status.is_running() && self.run_id == Some(progress.run_id))
+                .cloned(),
         }
     }
 }

@@ -476,7 +476,7 @@ impl Actor {
                     shown.workers.insert(worker.clone(), record.clone());
                 }
             }
-            for key in &changes.jobs {
+            for key in changes.jobs.iter().chain(&changes.progressed) {
                 if let Some(record) = model.jobs.get(key) {
                     shown.jobs.insert(key.clone(), record.for_view());
                 }

@@ -85,8 +85,9 @@ fn command_mirror(name: &str, command: &str) -> String {
     format!("[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\ncommand = {command:?}\n")
 }
 
-/// The status of worker `w1`'s `mirror`, if the manager knows the worker and the job.
-async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
+/// Worker `w1`'s `mirror` as `GET /workers/w1/jobs` shows it, if the manager knows the
+/// worker and the job.
+async fn job_of(manager: &TestManager, mirror: &str) -> Option<serde_json::Value> {
     let response = manager.get("/workers/w1/jobs").await;
     if response.status() != 200 {
         return None;
@@ -95,6 +96,13 @@ async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
     jobs.as_array()?
         .iter()
         .find(|job| job["name"] == mirror)
+        .cloned()
+}
+
+/// The status of worker `w1`'s `mirror`, if the manager knows the worker and the job.
+async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
+    job_of(manager, mirror)
+        .await
         .and_then(|job| job["status"].as_str().map(str::to_owned))
 }
 
@@ -400,4 +408,59 @@ async fn running_process(file: &Path) -> PathBuf {
     .await;
     let pid = std::fs::read_to_string(file).unwrap();
     PathBuf::from(format!("/proc/{}", pid.trim()))
+}
+
+/// A running job's progress (time running, lines and bytes of log so far) shows in
+/// `GET /workers/{id}/jobs` and grows while the job writes; it goes when the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_jobs_progress_shows_and_grows() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = worker_conf(
+        dir.path(),
+        &manager.broker_config(),
+        &command_mirror(
+            "talky",
+            "/bin/sh -c 'i=0; while [ $i -lt 60 ]; do echo line $i; i=$((i+1)); sleep 0.25; done'",
+        ),
+    );
+    let worker = RealWorker::start(&config, Options::default());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let first = loop {
+        let lines = job_of(&manager, "talky")
+            .await
+            .and_then(|job| job["progress"]["log_lines"].as_u64())
+            .filter(|lines| *lines > 0);
+        if let Some(lines) = lines {
+            break lines;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress report in {WAIT:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    wait_until_async(WAIT, "a later progress report with more lines", || async {
+        let Some(job) = job_of(&manager, "talky").await else {
+            return false;
+        };
+        let progress = &job["progress"];
+        progress["log_lines"]
+            .as_u64()
+            .is_some_and(|lines| lines > first)
+            && progress["log_bytes"]
+                .as_u64()
+                .is_some_and(|bytes| bytes > first * 6)
+            && progress["running_secs"]
+                .as_u64()
+                .is_some_and(|secs| secs >= 5)
+            && job["status"] == "syncing"
+    })
+    .await;
+    let jobs = manager.get("/jobs").await.text().await.unwrap();
+    assert!(!jobs.contains("progress"), "tunasync.json keeps its keys");
+    manager.wait_status("w1", "talky", "success").await;
+    let job = manager.job("w1", "talky").await.unwrap();
+    assert!(job.get("progress").is_none(), "{job}");
+    worker.stop().await;
 }

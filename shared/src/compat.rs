@@ -26,6 +26,10 @@ pub struct MirrorStatus {
     pub upstream: String,
     pub size: String,
     pub error_msg: String,
+    /// Ours, not tunasync's (Go clients ignore it): how far a running job has got, from
+    /// its worker's latest `progress` event. Absent unless the job is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::wire::event::JobProgress>,
 }
 
 /// One entry of `GET /jobs`: tunasync.json. No worker and no error text, text times plus

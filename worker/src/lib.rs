@@ -22,6 +22,7 @@ pub mod job;
 pub mod outbox;
 pub mod pipeline;
 pub mod pool;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod schedule;

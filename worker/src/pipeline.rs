@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::analysis::{count_matches, go_duration, pattern_size, rsync_exit_meaning, rsync_size};
 use crate::hooks::{self, Attempt, Hook, HookSettings, Phase, docker, tunasync_env};
+use crate::progress;
 use crate::report::Reporter;
 use crate::runner::{self, Ending, Output, Spec};
 
@@ -68,7 +69,9 @@ pub async fn run(
             return RunEnd::Failed(error);
         }
         reporter.report(run_id, attempt, SyncStatus::Syncing, "", None);
+        let watching = watch_progress(reporter, &state, run_id, attempt);
         let mut result = run_provider(reporter, &hooks, &state, kill).await;
+        drop(watching);
         for hook in hooks.iter().rev() {
             if let Err(err) = hook.post_exec(&job, &mut state).await
                 && result.is_ok()
@@ -218,6 +221,26 @@ async fn run_provider(
         }
     }
     analyse(reporter, attempt).await
+}
+
+/// Reports the attempt's progress from its log while it runs, until the guard is dropped
+/// (also when the run's future is).
+fn watch_progress(
+    reporter: &Reporter,
+    attempt_state: &Attempt,
+    run_id: Uuid,
+    attempt: u32,
+) -> tokio_util::sync::DropGuard {
+    let stop = CancellationToken::new();
+    if let Some(log) = attempt_state.log_file.clone() {
+        let reporter = reporter.clone();
+        let rsync = reporter.job.provider != ProviderKind::Command;
+        let started = std::time::Instant::now();
+        tokio::spawn(progress::watch(log, rsync, stop.clone(), move |counts| {
+            reporter.progress(run_id, attempt, started.elapsed(), counts);
+        }));
+    }
+    stop.drop_guard()
 }
 
 async fn append_line(path: &std::path::Path, line: &str) {

@@ -6,7 +6,7 @@ use tokio::sync::watch;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::PoolName;
 use tunasync_shared::status::SyncStatus;
-use tunasync_shared::wire::event::{Event, JobStatus};
+use tunasync_shared::wire::event::{Event, JobProgress, JobStatus};
 use tunasync_shared::wire::pool::PooledRun;
 use uuid::Uuid;
 
@@ -106,6 +106,27 @@ impl Reporter {
                 lease: *lease,
                 last,
             }),
+        }));
+    }
+
+    /// Reports how far attempt `attempt` of run `run_id` has got.
+    pub fn progress(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        running: std::time::Duration,
+        counts: crate::progress::Counts,
+    ) {
+        self.outbox.push(Event::Progress(JobProgress {
+            mirror: self.job.name.clone(),
+            run_id,
+            attempt,
+            running_secs: running.as_secs(),
+            log_bytes: counts.log_bytes,
+            log_lines: counts.log_lines,
+            files: counts.files,
+            transferred_bytes: counts.transferred_bytes,
+            percent: counts.percent,
         }));
     }
 

@@ -14,6 +14,7 @@
 mod hello;
 mod jobs;
 pub mod pools;
+mod progress;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,8 @@ pub struct Changes {
     pub removed_workers: BTreeSet<WorkerId>,
     pub removed_jobs: BTreeSet<JobKey>,
     pub pool_jobs: BTreeSet<PoolKey>,
+    /// Jobs whose progress changed: shown, not stored.
+    pub progressed: BTreeSet<JobKey>,
     /// Answers to `hello`s, to publish once the batch is committed.
     pub welcomes: Vec<(WorkerId, Welcome)>,
     /// Pool runs to publish once the batch is committed.
@@ -71,6 +74,7 @@ impl Changes {
             && self.removed_workers.is_empty()
             && self.removed_jobs.is_empty()
             && self.pool_jobs.is_empty()
+            && self.progressed.is_empty()
     }
 }
 
@@ -135,6 +139,7 @@ impl Model {
             // Answers to commands are routed to the dispatcher, never stored.
             Event::CmdResult(_) => {}
             Event::Claim(claim) => self.apply_claim(worker, claim, now, changes),
+            Event::Progress(progress) => self.apply_progress(worker, progress, changes),
         }
         if let Some(record) = self.workers.get_mut(worker) {
             record.last_seq = record.last_seq.max(verified.seq);

@@ -640,3 +640,60 @@ fn a_hello_numbered_below_the_store_is_answered_with_its_numbers() {
     );
     assert_eq!(changes.welcomes[0].1.last_seq, Some(5_000));
 }
+
+fn progress(mirror: &str, run: Uuid, log_lines: u64) -> Event {
+    Event::Progress(tunasync_shared::wire::event::JobProgress {
+        mirror: MirrorName::new(mirror).unwrap(),
+        run_id: run,
+        attempt: 1,
+        running_secs: 5,
+        log_bytes: log_lines * 10,
+        log_lines,
+        files: Some(log_lines),
+        transferred_bytes: None,
+        percent: None,
+    })
+}
+
+#[test]
+fn progress_shows_on_the_running_run_only_and_is_never_stored() {
+    let mut h = Harness::new();
+    let run = Uuid::new_v4();
+    h.send(status(
+        "debian",
+        SyncStatus::Syncing,
+        "2026-11-26T12:00:00+08:00",
+        None,
+        run,
+    ));
+    let changes = h.send(progress("debian", run, 7));
+    assert!(changes.progressed.contains(&key("debian")));
+    assert!(
+        !changes.jobs.contains(&key("debian")),
+        "not written to the store"
+    );
+    let shown = h.job("debian").to_status(&key("debian").0, &w1(), true);
+    assert_eq!(shown.progress.as_ref().map(|p| p.log_lines), Some(7));
+    let text = serde_json::to_string(h.job("debian")).unwrap();
+    assert!(!text.contains("log_lines"), "{text}");
+
+    // Another run's progress, or any for a job not running, is dropped.
+    let changes = h.send(progress("debian", Uuid::new_v4(), 9));
+    assert!(changes.progressed.is_empty());
+    h.send(status(
+        "debian",
+        SyncStatus::Success,
+        "2026-11-26T12:05:00+08:00",
+        None,
+        run,
+    ));
+    assert_eq!(
+        h.job("debian")
+            .to_status(&key("debian").0, &w1(), true)
+            .progress,
+        None,
+        "a run that ended shows no progress"
+    );
+    assert!(h.send(progress("debian", run, 11)).progressed.is_empty());
+    assert!(h.send(progress("nosuch", run, 1)).progressed.is_empty());
+}

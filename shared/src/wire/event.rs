@@ -25,10 +25,11 @@ pub enum EventKind {
     CmdResult,
     JobRemoved,
     Claim,
+    Progress,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Hello,
         EventKind::Heartbeat,
         EventKind::Status,
@@ -36,6 +37,7 @@ impl EventKind {
         EventKind::CmdResult,
         EventKind::JobRemoved,
         EventKind::Claim,
+        EventKind::Progress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +49,7 @@ impl EventKind {
             EventKind::CmdResult => "cmd-result",
             EventKind::JobRemoved => "job-removed",
             EventKind::Claim => "claim",
+            EventKind::Progress => "progress",
         }
     }
 
@@ -76,6 +79,9 @@ pub enum Event {
     /// A member took a pool run off its pool's queue and asks to run it (see
     /// [`crate::wire::pool`]). Answered with a `grant`.
     Claim(Claim),
+    /// How far a running job has got, coalesced (at most one per job every few seconds).
+    /// Not answered; a later one supersedes it.
+    Progress(JobProgress),
 }
 
 impl Event {
@@ -88,6 +94,7 @@ impl Event {
             Event::CmdResult(_) => EventKind::CmdResult,
             Event::JobRemoved(_) => EventKind::JobRemoved,
             Event::Claim(_) => EventKind::Claim,
+            Event::Progress(_) => EventKind::Progress,
         }
     }
 }
@@ -125,6 +132,7 @@ impl EventEnvelope {
             Event::CmdResult(body) => seal(&self.header, kind, seq, body),
             Event::JobRemoved(body) => seal(&self.header, kind, seq, body),
             Event::Claim(body) => seal(&self.header, kind, seq, body),
+            Event::Progress(body) => seal(&self.header, kind, seq, body),
         }
     }
 
@@ -142,6 +150,7 @@ impl EventEnvelope {
             EventKind::CmdResult => Event::CmdResult(body(opened.body, name)?),
             EventKind::JobRemoved => Event::JobRemoved(body(opened.body, name)?),
             EventKind::Claim => Event::Claim(body(opened.body, name)?),
+            EventKind::Progress => Event::Progress(body(opened.body, name)?),
         };
         Ok(EventEnvelope {
             header: opened.header,
@@ -251,6 +260,28 @@ pub struct JobStatus {
     /// For a run of a pooled mirror: its pool and lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pooled: Option<PooledRun>,
+}
+
+/// `progress`: see [`Event::Progress`]. Counted from the attempt's log as it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub mirror: MirrorName,
+    pub run_id: Uuid,
+    pub attempt: u32,
+    /// Seconds since the attempt started.
+    pub running_secs: u64,
+    /// The attempt's log so far.
+    pub log_bytes: u64,
+    pub log_lines: u64,
+    /// rsync: files transferred so far (its `-v` file lines, or `xfr#` of
+    /// `--info=progress2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// rsync `--info=progress2`: bytes transferred so far, and its percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
 }
 
 /// `schedule`: see [`Event::Schedule`].

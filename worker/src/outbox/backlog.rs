@@ -2,6 +2,7 @@
 //!
 //! - `hello`, `heartbeat` and `schedule` describe the present, so only the newest of each
 //!   kind is kept: an outage of a day queues one heartbeat, not 8,640.
+//! - A job's `progress` replaces its older one; when the queue is full they go first.
 //! - When the queue is full, room is made in this order: answers to commands (the manager
 //!   stopped waiting for them seconds after it asked); then a job's progress reports
 //!   (`pre-syncing`, `syncing`) that a later report of the same job supersedes; then a job's
@@ -63,6 +64,13 @@ impl Backlog {
             let kind = envelope.event.kind();
             self.events.retain(|queued| queued.event.kind() != kind);
         }
+        if let Event::Progress(progress) = &envelope.event {
+            // Only the newest progress of a job matters.
+            let mirror = &progress.mirror;
+            self.events.retain(
+                |queued| !matches!(&queued.event, Event::Progress(older) if older.mirror == *mirror),
+            );
+        }
         let dropped = (self.events.len() >= self.capacity).then(|| self.make_room());
         self.events.push_back(envelope);
         dropped
@@ -72,10 +80,17 @@ impl Backlog {
         let mut dropped = Dropped::default();
         let before = self.events.len();
         self.events
+            .retain(|queued| !matches!(queued.event, Event::Progress(_)));
+        dropped.progress = before - self.events.len();
+        if self.events.len() < self.capacity {
+            return dropped;
+        }
+        let before = self.events.len();
+        self.events
             .retain(|queued| !matches!(queued.event, Event::CmdResult(_)));
         dropped.answers = before - self.events.len();
         if self.events.len() >= self.capacity {
-            dropped.progress = self.drop_superseded(true);
+            dropped.progress += self.drop_superseded(true);
         }
         if self.events.len() >= self.capacity {
             dropped.results = self.drop_superseded(false);
@@ -191,6 +206,9 @@ mod tests {
                 .map(|envelope| match envelope.event {
                     Event::Status(status) => format!("{}:{}", status.mirror, status.status),
                     Event::JobRemoved(removed) => format!("{}:removed", removed.mirror),
+                    Event::Progress(progress) => {
+                        format!("{}:progress {}", progress.mirror, progress.log_lines)
+                    }
                     other => other.kind().as_str().to_owned(),
                 })
                 .collect()
@@ -228,6 +246,42 @@ mod tests {
             mirror: None,
             outcome: CmdOutcome::Accepted,
         })
+    }
+
+    fn progress(mirror: &str, log_lines: u64) -> Event {
+        Event::Progress(tunasync_shared::wire::event::JobProgress {
+            mirror: MirrorName::new(mirror).unwrap(),
+            run_id: Uuid::nil(),
+            attempt: 1,
+            running_secs: 1,
+            log_bytes: 0,
+            log_lines,
+            files: None,
+            transferred_bytes: None,
+            percent: None,
+        })
+    }
+
+    #[test]
+    fn a_jobs_progress_replaces_its_older_one_and_goes_first_when_full() {
+        let mut queue = Numbered::new(3);
+        queue.push(progress("a", 1));
+        queue.push(progress("b", 1));
+        queue.push(progress("a", 2));
+        assert_eq!(queue.labels(), ["b:progress 1", "a:progress 2"]);
+        queue.push(progress("a", 3));
+        queue.push(answer());
+        queue.push(status("a", SyncStatus::Syncing));
+        let dropped = queue.push(status("b", SyncStatus::Syncing)).unwrap();
+        assert_eq!(
+            dropped,
+            Dropped {
+                progress: 1,
+                ..Dropped::default()
+            },
+            "progress goes before the answer"
+        );
+        assert_eq!(queue.labels(), ["cmd-result", "a:syncing", "b:syncing"]);
     }
 
     /// A day without the broker: 8,640 heartbeats queue as one, and the run that ended
