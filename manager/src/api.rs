@@ -34,20 +34,29 @@ pub struct Api<T> {
     pub view: Arc<View>,
     pub state: StateHandle,
     pub dispatcher: Arc<Dispatcher<T>>,
+    pub logs: Arc<crate::log_requests::LogRequests<T>>,
     pub transport: T,
 }
 
 type Shared<T> = State<Arc<Api<T>>>;
 
-/// The router: reads are public, changes go through [`auth::require`].
-pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>) -> Router {
-    let changes = Router::new()
+/// The router: reads are public, changes (and job logs, unless `public_logs`) go through
+/// [`auth::require`].
+pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool) -> Router {
+    let log = get(crate::api_logs::job_log::<T>);
+    let mut changes = Router::new()
         .route("/cmd", post(command::<T>))
         .route("/workers/{id}", delete(delete_worker::<T>))
         .route("/jobs/disabled", delete(flush_disabled::<T>))
-        .route("/workers/{id}/jobs/{job}/size", post(set_size::<T>))
-        .route_layer(middleware::from_fn_with_state(auth, auth::require));
-    Router::new()
+        .route("/workers/{id}/jobs/{job}/size", post(set_size::<T>));
+    let mut reads = Router::new();
+    if public_logs {
+        reads = reads.route("/jobs/{worker}/{mirror}/log", log);
+    } else {
+        changes = changes.route("/jobs/{worker}/{mirror}/log", log);
+    }
+    let changes = changes.route_layer(middleware::from_fn_with_state(auth, auth::require));
+    reads
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<T>))
@@ -201,7 +210,7 @@ async fn workers<T: Transport>(State(api): Shared<T>) -> Response {
 }
 
 /// A worker id from the path that must name a known worker (tunasync's `invalid workerID`).
-fn known_worker<T>(api: &Api<T>, id: &str) -> Result<WorkerId, ApiError> {
+pub(crate) fn known_worker<T>(api: &Api<T>, id: &str) -> Result<WorkerId, ApiError> {
     WorkerId::new(id)
         .ok()
         .filter(|worker| api.view.has_worker(worker))
@@ -216,7 +225,7 @@ fn state_error(context: impl Into<String>, err: &StateError) -> ApiError {
     }
 }
 
-fn mirror_name(name: &str) -> Result<MirrorName, ApiError> {
+pub(crate) fn mirror_name(name: &str) -> Result<MirrorName, ApiError> {
     MirrorName::new(name).map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 

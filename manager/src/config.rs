@@ -18,6 +18,7 @@
 //! trusted_networks = ["127.0.0.1/32"]
 //! require_client_cert = false
 //! require_worker_identity = false
+//! public_logs = false   # job logs readable without authentication
 //! [commands]          # new
 //! timeout = "5s"
 //! expiry = "60s"
@@ -101,6 +102,9 @@ pub struct AuthSection {
     /// Hardened mode: an event's AMQP `user_id` (verified by the broker) must equal the
     /// worker id it claims, or it is dead-lettered.
     pub require_worker_identity: bool,
+    /// `GET /jobs/{worker}/{mirror}/log` without authentication (logs can hold what a site
+    /// does not publish: off by default).
+    pub public_logs: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

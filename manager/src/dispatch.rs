@@ -69,10 +69,7 @@ impl<T: Transport> Dispatcher<T> {
         let id = envelope.header.id;
         let (sender, answer) = oneshot::channel();
         self.waiters().insert(id, (worker.clone(), sender));
-        let _waiting = Waiting {
-            waiters: &self.waiting,
-            id,
-        };
+        let _waiting = Waiting::new(&self.waiting, id);
         let outcome = tokio::time::timeout(self.timeout, async {
             self.transport
                 .publish(Outgoing::command(&envelope, self.expiry))
@@ -124,13 +121,20 @@ impl<T: Transport> Dispatcher<T> {
     }
 }
 
-/// A command's place among the waiters, given up when its sender stops waiting.
-struct Waiting<'a> {
-    waiters: &'a Mutex<Waiters>,
+/// A request's place among the waiters (by envelope id), given up when its sender stops
+/// waiting.
+pub(crate) struct Waiting<'a, V> {
+    waiters: &'a Mutex<HashMap<Uuid, V>>,
     id: Uuid,
 }
 
-impl Drop for Waiting<'_> {
+impl<'a, V> Waiting<'a, V> {
+    pub(crate) fn new(waiters: &'a Mutex<HashMap<Uuid, V>>, id: Uuid) -> Self {
+        Waiting { waiters, id }
+    }
+}
+
+impl<V> Drop for Waiting<'_, V> {
     fn drop(&mut self) {
         self.waiters
             .lock()

@@ -66,6 +66,7 @@ pub struct Ingest<T> {
     pub transport: T,
     pub state: StateHandle,
     pub dispatcher: Arc<Dispatcher<T>>,
+    pub logs: Arc<crate::log_requests::LogRequests<T>>,
     pub welcomes: Arc<Welcomes>,
     pub pools: Arc<PoolPublisher<T>>,
     pub require_identity: bool,
@@ -142,6 +143,7 @@ impl<T: Transport> Ingest<T> {
                     let worker = envelope.header.worker;
                     match envelope.event {
                         Event::CmdResult(result) => self.dispatcher.resolve(&worker, result),
+                        Event::LogChunk(chunk) => self.logs.deliver(&worker, chunk),
                         event => verified.push(Verified {
                             worker,
                             seq: envelope.seq,

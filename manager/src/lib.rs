@@ -13,12 +13,14 @@
 
 pub mod api;
 pub mod api_error;
+pub mod api_logs;
 pub mod auth;
 pub mod cidr;
 pub mod config;
 pub mod dispatch;
 pub mod etag;
 pub mod ingest;
+pub mod log_requests;
 pub mod metrics;
 pub mod model;
 pub mod pool_publisher;
@@ -193,12 +195,17 @@ pub async fn start(
         config.commands.timeout,
         config.commands.expiry,
     ));
+    let logs = Arc::new(log_requests::LogRequests::new(
+        broker.clone(),
+        config.commands.expiry,
+    ));
     let welcomes = Arc::new(Welcomes::default());
     let pools = PoolPublisher::new(broker.clone(), state.clone(), config.commands.expiry);
     let ingest = Ingest {
         transport: broker.clone(),
         state: state.clone(),
         dispatcher: dispatcher.clone(),
+        logs: logs.clone(),
         welcomes: welcomes.clone(),
         pools: pools.clone(),
         require_identity: config.auth.require_worker_identity,
@@ -230,9 +237,10 @@ pub async fn start(
         view: view.clone(),
         state,
         dispatcher,
+        logs,
         transport: broker,
     });
-    let app = api::router(api, auth);
+    let app = api::router(api, auth, config.auth.public_logs);
     let https = tls.is_some();
     info!(addr = %local_addr, https, "API listening");
     let server = tokio::spawn(server::serve(listener, tls, app, shutdown));

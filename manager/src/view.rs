@@ -192,6 +192,16 @@ impl View {
         self.read().knows(worker)
     }
 
+    /// Whether `worker` (a worker, not a pool) is known and online.
+    pub fn worker_online(&self, worker: &WorkerId) -> Option<bool> {
+        let state = self.read();
+        state
+            .model
+            .workers
+            .contains_key(worker)
+            .then(|| !state.offline.contains(worker))
+    }
+
     /// `GET /workers/{id}/jobs` (also for a pool): `None` for an unknown worker.
     pub fn worker_jobs(&self, worker: &WorkerId) -> Option<Vec<MirrorStatus>> {
         let state = self.read();

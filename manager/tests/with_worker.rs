@@ -464,3 +464,66 @@ async fn a_running_jobs_progress_shows_and_grows() {
     assert!(job.get("progress").is_none(), "{job}");
     worker.stop().await;
 }
+
+/// A job's latest log through the manager: asked of the worker over the broker, with the
+/// same authentication as changes; its last lines with `?tail=N`; clear JSON errors for a
+/// job that does not exist, a worker that went offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_log_is_read_through_the_manager() {
+    let manager = TestManager::start(Setup {
+        extra: "[liveness]\noffline_after = \"2s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = worker_conf(
+        dir.path(),
+        &manager.broker_config(),
+        &command_mirror(
+            "chatty",
+            "/bin/sh -c 'i=0; while [ $i -lt 5000 ]; do echo line $i of the log; i=$((i+1)); done'",
+        ),
+    );
+    let worker = RealWorker::start(&config, Options::default());
+    manager.wait_status("w1", "chatty", "success").await;
+
+    let anonymous = manager.get("/jobs/w1/chatty/log").await;
+    assert_eq!(anonymous.status(), 401, "logs need authentication");
+    let (status, kind, text) = read_log(&manager, "/jobs/w1/chatty/log").await;
+    assert_eq!((status, kind.as_str()), (200, "text/plain; charset=utf-8"));
+    assert_eq!(text.lines().count(), 5000);
+    assert!(text.starts_with("line 0 of the log\n"), "{}", &text[..40]);
+    assert!(text.len() > 64 * 1024, "more than one chunk");
+    let (status, _, tail) = read_log(&manager, "/jobs/w1/chatty/log?tail=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(tail, "line 4998 of the log\nline 4999 of the log\n");
+
+    let (status, _, body) = read_log(&manager, "/jobs/w1/nosuch/log").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("\"error\""), "{body}");
+
+    worker.stop().await;
+    wait_until_async(WAIT, "the worker to be offline", || async {
+        read_log(&manager, "/jobs/w1/chatty/log").await.0 == 503
+    })
+    .await;
+    let (_, _, body) = read_log(&manager, "/jobs/w1/chatty/log").await;
+    assert!(body.contains("offline"), "{body}");
+}
+
+/// An authenticated GET of a log: status, content type, body.
+async fn read_log(manager: &TestManager, path: &str) -> (u16, String, String) {
+    let response = manager
+        .authed(reqwest::Method::GET, path)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, kind, response.text().await.unwrap())
+}

@@ -82,6 +82,8 @@ pub enum CtlCommand {
     Ping(JobArgs),
     /// Show the recent runs of a job
     History(HistoryArgs),
+    /// Print a job's latest log (read from its worker through the manager)
+    Logs(LogsArgs),
     /// Print a shell completion script (bash, zsh, fish, …)
     Completion { shell: clap_complete::Shell },
 }
@@ -138,6 +140,17 @@ pub struct HistoryArgs {
     /// The worker id
     #[arg(short, long = "worker", value_name = "ID")]
     pub worker: Option<String>,
+    pub mirror: String,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The worker id
+    #[arg(short, long = "worker", value_name = "ID")]
+    pub worker: Option<String>,
+    /// Only the last N lines
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<u32>,
     pub mirror: String,
 }
 
@@ -358,6 +371,26 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             }
             let runs: Value = serde_json::from_str(&body)?;
             Ok(format!("{}\n", pretty(&runs)))
+        }
+        CtlCommand::Logs(args) => {
+            let worker = args
+                .worker
+                .filter(|worker| !worker.is_empty())
+                .ok_or("Please specify the worker with -w <worker-id>")?;
+            let mut path = format!("/jobs/{worker}/{}/log", args.mirror);
+            if let Some(lines) = args.lines {
+                path.push_str(&format!("?tail={lines}"));
+            }
+            let (status, body) = client
+                .send(reqwest::Method::GET, &path, None)
+                .await
+                .map_err(|err| {
+                    format!("Failed to correctly get the log from manager server: {err}")
+                })?;
+            if status != 200 {
+                return Err(format!("Failed to correctly get the log from manager server: HTTP status code is not 200: {body}").into());
+            }
+            Ok(body)
         }
         CtlCommand::Completion { .. } => Ok(String::new()),
     }

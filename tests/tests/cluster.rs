@@ -195,6 +195,12 @@ command = "/bin/sh -c 'if test -e {trigger}; then exec sleep 120; fi'"
     let history: Vec<Value> =
         serde_json::from_str(&ctl_ok(&ctl, &["history", "-w", "w1", "cmd-ok"])).unwrap();
     assert!(history.len() >= 2, "{history:?}");
+    // The job's latest log, read from the worker through the manager.
+    assert_eq!(
+        ctl_ok(&ctl, &["logs", "-w", "w1", "-n", "1", "cmd-ok"]),
+        "Total size is 12.5M\n"
+    );
+    assert_eq!(ctl_ok(&ctl, &["logs", "-w", "w1", "cmd-fail"]), "broken\n");
     // Without the token, changes are refused.
     std::fs::write(dir.join("no-token.conf"), "").unwrap();
     let unauthorised = tunasynctl(

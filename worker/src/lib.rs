@@ -19,6 +19,7 @@ pub mod config;
 pub mod health;
 pub mod hooks;
 pub mod job;
+pub mod logs;
 pub mod outbox;
 pub mod pipeline;
 pub mod pool;

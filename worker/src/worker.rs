@@ -19,7 +19,7 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, PoolName};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::CommandEnvelope;
-use tunasync_shared::wire::command::{Command, Welcome};
+use tunasync_shared::wire::command::{Command, LogRequest, Welcome};
 use tunasync_shared::wire::event::{
     CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobRemoved, JobSnapshot,
     Schedule as ScheduleEvent, ScheduledRun,
@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::config::{JobConfig, WorkerConfig};
 use crate::hooks::HookSettings;
 use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode, PooledStart};
+use crate::logs;
 use crate::outbox::{self, Outbox};
 use crate::pool::{self, Claims, Delivery};
 use crate::schedule::Schedule;
@@ -358,6 +359,13 @@ impl<T: Transport> Worker<T> {
         let kind = envelope.command.kind();
         let mirror = envelope.command.mirror().cloned();
         info!(command = kind.as_str(), mirror = ?mirror.as_ref().map(MirrorName::as_str), "received command");
+        if let Command::Log(request) = envelope.command {
+            self.send_log(envelope.header.id, request);
+            if let Err(err) = incoming.ack().await {
+                warn!(error = %error_chain(&err), "cannot ack a command");
+            }
+            return;
+        }
         let outcome = self.apply(envelope.command).await;
         if let Err(err) = incoming.ack().await {
             warn!(error = %error_chain(&err), "cannot ack a command");
@@ -370,6 +378,20 @@ impl<T: Transport> Worker<T> {
                 outcome,
             }));
         }
+    }
+
+    /// Answers a `log` command with the job's latest log, in chunks, off the main loop.
+    fn send_log(&self, request_id: Uuid, request: LogRequest) {
+        let log_dir = self
+            .jobs
+            .get(&request.mirror)
+            .map(|handle| handle.config.log_dir.clone());
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || {
+            for chunk in logs::answer(request_id, &request, log_dir.as_deref()) {
+                outbox.push(Event::LogChunk(chunk));
+            }
+        });
     }
 
     /// Applies a command; the answer to send (none for `welcome`).
@@ -390,6 +412,8 @@ impl<T: Transport> Worker<T> {
                 warn!("a pool run on the worker's own queue; ignored");
                 return None;
             }
+            // Answered before (`send_log`).
+            Command::Log(_) => return None,
             Command::Reload(_) => {
                 return Some(match self.reload().await {
                     Ok(()) => CmdOutcome::Accepted,

@@ -137,7 +137,7 @@ impl Model {
                 self.apply_job_removed(worker, verified.seq, &removed.mirror, now, changes)
             }
             // Answers to commands are routed to the dispatcher, never stored.
-            Event::CmdResult(_) => {}
+            Event::CmdResult(_) | Event::LogChunk(_) => {}
             Event::Claim(claim) => self.apply_claim(worker, claim, now, changes),
             Event::Progress(progress) => self.apply_progress(worker, progress, changes),
         }

@@ -22,10 +22,11 @@ pub enum CommandKind {
     Welcome,
     PoolRun,
     Grant,
+    Log,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 9] = [
+    pub const ALL: [CommandKind; 10] = [
         CommandKind::Start,
         CommandKind::Stop,
         CommandKind::Disable,
@@ -35,6 +36,7 @@ impl CommandKind {
         CommandKind::Welcome,
         CommandKind::PoolRun,
         CommandKind::Grant,
+        CommandKind::Log,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl CommandKind {
             CommandKind::Welcome => "welcome",
             CommandKind::PoolRun => "pool-run",
             CommandKind::Grant => "grant",
+            CommandKind::Log => "log",
         }
     }
 
@@ -95,6 +98,9 @@ pub enum Command {
     PoolRun(PoolRun),
     /// The answer to a member's `claim`. Not answered.
     Grant(Grant),
+    /// Send the latest log of a job: answered with `log-chunk` events naming the command's
+    /// envelope id (not with a `cmd-result`).
+    Log(LogRequest),
 }
 
 impl Command {
@@ -109,6 +115,7 @@ impl Command {
             Command::Welcome(_) => CommandKind::Welcome,
             Command::PoolRun(_) => CommandKind::PoolRun,
             Command::Grant(_) => CommandKind::Grant,
+            Command::Log(_) => CommandKind::Log,
         }
     }
 
@@ -122,6 +129,7 @@ impl Command {
             Command::Ping(ping) => ping.mirror.as_ref(),
             Command::PoolRun(run) => Some(&run.mirror),
             Command::Grant(grant) => Some(&grant.mirror),
+            Command::Log(request) => Some(&request.mirror),
             Command::Reload(_) | Command::Welcome(_) => None,
         }
     }
@@ -155,6 +163,15 @@ pub struct Ping {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Reload {}
+
+/// `log`: see [`Command::Log`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub mirror: MirrorName,
+    /// Only the last this many lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u32>,
+}
 
 /// `welcome`: see [`Command::Welcome`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -215,6 +232,7 @@ impl CommandEnvelope {
             Command::Welcome(body) => seal(&self.header, kind, None, body),
             Command::PoolRun(body) => seal(&self.header, kind, None, body),
             Command::Grant(body) => seal(&self.header, kind, None, body),
+            Command::Log(body) => seal(&self.header, kind, None, body),
         }
     }
 
@@ -233,6 +251,7 @@ impl CommandEnvelope {
             CommandKind::Welcome => Command::Welcome(body(opened.body, name)?),
             CommandKind::PoolRun => Command::PoolRun(body(opened.body, name)?),
             CommandKind::Grant => Command::Grant(body(opened.body, name)?),
+            CommandKind::Log => Command::Log(body(opened.body, name)?),
         };
         Ok(CommandEnvelope {
             header: opened.header,

@@ -26,10 +26,11 @@ pub enum EventKind {
     JobRemoved,
     Claim,
     Progress,
+    LogChunk,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Hello,
         EventKind::Heartbeat,
         EventKind::Status,
@@ -38,6 +39,7 @@ impl EventKind {
         EventKind::JobRemoved,
         EventKind::Claim,
         EventKind::Progress,
+        EventKind::LogChunk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +52,7 @@ impl EventKind {
             EventKind::JobRemoved => "job-removed",
             EventKind::Claim => "claim",
             EventKind::Progress => "progress",
+            EventKind::LogChunk => "log-chunk",
         }
     }
 
@@ -82,6 +85,9 @@ pub enum Event {
     /// How far a running job has got, coalesced (at most one per job every few seconds).
     /// Not answered; a later one supersedes it.
     Progress(JobProgress),
+    /// A piece of a job's log, answering a `log` command (routed to whoever waits for it,
+    /// never stored).
+    LogChunk(LogChunk),
 }
 
 impl Event {
@@ -95,6 +101,7 @@ impl Event {
             Event::JobRemoved(_) => EventKind::JobRemoved,
             Event::Claim(_) => EventKind::Claim,
             Event::Progress(_) => EventKind::Progress,
+            Event::LogChunk(_) => EventKind::LogChunk,
         }
     }
 }
@@ -133,6 +140,7 @@ impl EventEnvelope {
             Event::JobRemoved(body) => seal(&self.header, kind, seq, body),
             Event::Claim(body) => seal(&self.header, kind, seq, body),
             Event::Progress(body) => seal(&self.header, kind, seq, body),
+            Event::LogChunk(body) => seal(&self.header, kind, seq, body),
         }
     }
 
@@ -151,6 +159,7 @@ impl EventEnvelope {
             EventKind::JobRemoved => Event::JobRemoved(body(opened.body, name)?),
             EventKind::Claim => Event::Claim(body(opened.body, name)?),
             EventKind::Progress => Event::Progress(body(opened.body, name)?),
+            EventKind::LogChunk => Event::LogChunk(body(opened.body, name)?),
         };
         Ok(EventEnvelope {
             header: opened.header,
@@ -282,6 +291,29 @@ pub struct JobProgress {
     pub transferred_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<u8>,
+}
+
+/// `log-chunk`: see [`Event::LogChunk`]. Chunks of one answer are numbered from 0; the
+/// last says so (and carries the error, if the worker could not send the log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// The `log` command's envelope id.
+    pub request: Uuid,
+    pub index: u32,
+    pub text: String,
+    pub last: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<LogError>,
+}
+
+/// Why a worker sends no log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogError {
+    /// The worker has no such job.
+    NoSuchJob,
+    /// The job has not written a log yet (or it was removed).
+    NoLog,
 }
 
 /// `schedule`: see [`Event::Schedule`].

@@ -3,7 +3,8 @@
 //! - `hello`, `heartbeat` and `schedule` describe the present, so only the newest of each
 //!   kind is kept: an outage of a day queues one heartbeat, not 8,640.
 //! - A job's `progress` replaces its older one; when the queue is full they go first.
-//! - When the queue is full, room is made in this order: answers to commands (the manager
+//! - When the queue is full, room is made in this order: answers to commands and log
+//!   chunks (the manager
 //!   stopped waiting for them seconds after it asked); then a job's progress reports
 //!   (`pre-syncing`, `syncing`) that a later report of the same job supersedes; then a job's
 //!   older results that a later report of the same job supersedes. A job's newest report
@@ -87,7 +88,7 @@ impl Backlog {
         }
         let before = self.events.len();
         self.events
-            .retain(|queued| !matches!(queued.event, Event::CmdResult(_)));
+            .retain(|queued| !matches!(queued.event, Event::CmdResult(_) | Event::LogChunk(_)));
         dropped.answers = before - self.events.len();
         if self.events.len() >= self.capacity {
             dropped.progress += self.drop_superseded(true);
