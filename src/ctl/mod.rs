@@ -345,17 +345,11 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
         CtlCommand::Restart(args) => job_command(&client, "restart", args, false).await,
         CtlCommand::Ping(args) => job_command(&client, "ping", args, false).await,
         CtlCommand::Reload(flag) => {
-            let worker = flag
-                .worker
-                .filter(|worker| !worker.is_empty())
-                .ok_or("Please specify the worker with -w <worker-id>")?;
+            let worker = required_worker(flag.worker)?;
             send_cmd(&client, serde_json::json!({"cmd": "reload", "mirror_id": "", "worker_id": worker, "args": null, "options": null})).await
         }
         CtlCommand::History(args) => {
-            let worker = args
-                .worker
-                .filter(|worker| !worker.is_empty())
-                .ok_or("Please specify the worker with -w <worker-id>")?;
+            let worker = required_worker(args.worker)?;
             let (status, body) = client
                 .send(
                     reqwest::Method::GET,
@@ -373,10 +367,7 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             Ok(format!("{}\n", pretty(&runs)))
         }
         CtlCommand::Logs(args) => {
-            let worker = args
-                .worker
-                .filter(|worker| !worker.is_empty())
-                .ok_or("Please specify the worker with -w <worker-id>")?;
+            let worker = required_worker(args.worker)?;
             let mut path = format!("/jobs/{worker}/{}/log", args.mirror);
             if let Some(lines) = args.lines {
                 path.push_str(&format!("?tail={lines}"));
@@ -421,6 +412,13 @@ async fn job_command(
         }),
     )
     .await
+}
+
+/// The `-w` a command needs, as tunasync says when it is missing.
+fn required_worker(worker: Option<String>) -> Result<String, Failure> {
+    worker
+        .filter(|worker| !worker.is_empty())
+        .ok_or_else(|| Failure("Please specify the worker with -w <worker-id>".to_owned()))
 }
 
 async fn send_cmd(client: &Client, body: Value) -> Result<String, Failure> {
