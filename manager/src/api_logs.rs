@@ -1,13 +1,17 @@
 //! `GET /jobs/{worker}/{mirror}/log`: a job's latest log, asked of its worker over the
-//! broker (`log_requests.rs`). `?tail=N` for its last N lines. Plain text.
+//! broker (`log_requests.rs`). `?tail=N` for its last N lines. Plain text; with
+//! `?follow=true` the response goes on with what the running job writes until its run
+//! ends: Server-Sent Events (one `data:` line per log line) for a client that accepts
+//! `text/event-stream`, chunked plain text otherwise.
 //!
 //! A pooled mirror's log is asked of the member that ran it
 //! (`GET /jobs/MEMBER/MIRROR/log`): the member's file defines the mirror.
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tunasync_shared::broker::Transport;
@@ -16,17 +20,20 @@ use tunasync_shared::wire::event::LogError;
 
 use crate::api::{Api, known_worker, mirror_name};
 use crate::api_error::ApiError;
-use crate::log_requests::LogFetchError;
+use crate::log_requests::{Follow, LogFetchError};
 
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
     tail: Option<u32>,
+    #[serde(default)]
+    follow: bool,
 }
 
 pub async fn job_log<T: Transport>(
     State(api): State<Arc<Api<T>>>,
     Path((worker, mirror)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let worker = known_worker(&api, &worker)?;
     let mirror = mirror_name(&mirror)?;
@@ -46,19 +53,100 @@ pub async fn job_log<T: Transport>(
     let request = LogRequest {
         mirror: mirror.clone(),
         tail: query.tail,
+        follow: false,
     };
-    let text = api
-        .logs
-        .fetch(&worker, request)
-        .await
-        .map_err(|err| match err {
-            LogFetchError::Worker(LogError::NoSuchJob) => {
-                ApiError::NotFound(format!("no mirror '{mirror}' exists in worker '{worker}'"))
+    let to_api = |err: LogFetchError| match err {
+        LogFetchError::Worker(LogError::NoSuchJob) => {
+            ApiError::NotFound(format!("no mirror '{mirror}' exists in worker '{worker}'"))
+        }
+        LogFetchError::Worker(LogError::NoLog) => ApiError::NotFound(format!(
+            "mirror '{mirror}' has no log on worker '{worker}' yet"
+        )),
+        other => ApiError::Unavailable(other.to_string()),
+    };
+    if !query.follow {
+        let text = api.logs.fetch(&worker, request).await.map_err(to_api)?;
+        return Ok(([(header::CONTENT_TYPE, PLAIN)], text).into_response());
+    }
+    let (first, follow) = api.logs.follow(&worker, request).await.map_err(to_api)?;
+    let sse = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/event-stream"));
+    let body = Body::from_stream(pieces(first, follow, sse));
+    let kind = if sse { "text/event-stream" } else { PLAIN };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+const PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A follow's body: its text as it comes (as SSE events when `sse`, whole lines only).
+fn pieces<T: Transport>(
+    first: Option<String>,
+    follow: Follow<T>,
+    sse: bool,
+) -> impl futures_lite::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+    struct Reading<T: Transport> {
+        first: Option<String>,
+        follow: Follow<T>,
+        sse: bool,
+        /// SSE: the start of a line whose end has not come yet.
+        carry: String,
+        done: bool,
+    }
+    let state = Reading {
+        first,
+        follow,
+        sse,
+        carry: String::new(),
+        done: false,
+    };
+    futures_lite::stream::unfold(state, |mut state| async move {
+        loop {
+            if state.done {
+                return None;
             }
-            LogFetchError::Worker(LogError::NoLog) => ApiError::NotFound(format!(
-                "mirror '{mirror}' has no log on worker '{worker}' yet"
-            )),
-            other => ApiError::Unavailable(other.to_string()),
-        })?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+            let text = match state.first.take() {
+                Some(text) => Some(text),
+                None => state.follow.next_text().await,
+            };
+            let Some(text) = text else {
+                state.done = true;
+                if state.sse && !state.carry.is_empty() {
+                    let line = std::mem::take(&mut state.carry);
+                    return Some((Ok(Bytes::from(format!("data: {line}\n\n"))), state));
+                }
+                return None;
+            };
+            if !state.sse {
+                if text.is_empty() {
+                    continue;
+                }
+                return Some((Ok(Bytes::from(text)), state));
+            }
+            state.carry.push_str(&text);
+            let Some(end) = state.carry.rfind('\n') else {
+                continue;
+            };
+            let rest = state.carry.split_off(end + 1);
+            let lines = std::mem::replace(&mut state.carry, rest);
+            let mut event = String::with_capacity(lines.len() + 16);
+            for line in lines.lines() {
+                event.push_str("data: ");
+                event.push_str(line);
+                event.push('\n');
+            }
+            event.push('\n');
+            return Some((Ok(Bytes::from(event)), state));
+        }
+    })
 }

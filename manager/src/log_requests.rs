@@ -131,3 +131,143 @@ impl<T: Transport> LogRequests<T> {
         }
     }
 }
+
+/// The longest a follow is read (the worker's own limit is the same).
+pub const FOLLOW_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// A followed log as it arrives: text pieces until the worker's last chunk. Dropped
+/// before that (its reader went away), it tells the worker to stop sending.
+pub struct Follow<T: Transport> {
+    requests: std::sync::Arc<LogRequests<T>>,
+    worker: WorkerId,
+    id: Uuid,
+    chunks: mpsc::Receiver<LogChunk>,
+    next: u32,
+    ended: bool,
+}
+
+impl<T: Transport> Follow<T> {
+    /// The next piece of text; `None` once the log ended (or broke off, or the follow's
+    /// time ran out).
+    pub async fn next_text(&mut self) -> Option<String> {
+        if self.ended {
+            return None;
+        }
+        let chunk = tokio::time::timeout(FOLLOW_LIMIT, self.chunks.recv())
+            .await
+            .ok()
+            .flatten();
+        let Some(chunk) = chunk else {
+            self.ended = true;
+            return None;
+        };
+        if chunk.error.is_some() || chunk.index != self.next {
+            self.ended = true;
+            return None;
+        }
+        self.next += 1;
+        self.ended = chunk.last;
+        Some(chunk.text)
+    }
+}
+
+impl<T: Transport> Drop for Follow<T> {
+    fn drop(&mut self) {
+        self.requests.waiters().remove(&self.id);
+        if self.ended {
+            return;
+        }
+        let requests = self.requests.clone();
+        let worker = self.worker.clone();
+        let id = self.id;
+        tokio::spawn(async move {
+            let envelope = CommandEnvelope::new(
+                worker.clone(),
+                Command::LogStop(tunasync_shared::wire::command::LogStop { request: id }),
+            );
+            if let Err(err) = requests
+                .transport
+                .publish(Outgoing::command(&envelope, requests.expiry))
+                .await
+            {
+                debug!(%worker, error = %tunasync_shared::error_chain(&err), "cannot tell the worker to stop a follow");
+            }
+        });
+    }
+}
+
+impl<T: Transport> LogRequests<T> {
+    /// Asks `worker` for a job's log and what the running job goes on writing. Fails only
+    /// if the worker cannot be asked; the first piece is its answer so far.
+    pub async fn follow(
+        self: &std::sync::Arc<Self>,
+        worker: &WorkerId,
+        request: LogRequest,
+    ) -> Result<(Option<String>, Follow<T>), LogFetchError> {
+        let envelope = CommandEnvelope::new(
+            worker.clone(),
+            Command::Log(LogRequest {
+                follow: true,
+                ..request
+            }),
+        );
+        let id = envelope.header.id;
+        let (sender, chunks) = mpsc::channel(MAX_CHUNKS);
+        self.waiters().insert(id, (worker.clone(), sender));
+        let mut follow = Follow {
+            requests: self.clone(),
+            worker: worker.clone(),
+            id,
+            chunks,
+            next: 0,
+            ended: false,
+        };
+        let published = tokio::time::timeout(
+            LOG_TIMEOUT,
+            self.transport
+                .publish(Outgoing::command(&envelope, self.expiry)),
+        )
+        .await;
+        match published {
+            Ok(Ok(())) => {}
+            Ok(Err(BrokerError::Unroutable)) => {
+                follow.ended = true;
+                return Err(LogFetchError::NoQueue(worker.clone()));
+            }
+            Ok(Err(source)) => {
+                follow.ended = true;
+                return Err(LogFetchError::Broker {
+                    worker: worker.clone(),
+                    source: Box::new(source),
+                });
+            }
+            Err(_) => {
+                follow.ended = true;
+                return Err(LogFetchError::Timeout {
+                    worker: worker.clone(),
+                    timeout: LOG_TIMEOUT,
+                });
+            }
+        }
+        // The first chunk says whether there is a log at all.
+        let first = tokio::time::timeout(LOG_TIMEOUT, follow.chunks.recv()).await;
+        match first {
+            Ok(Some(chunk)) => match chunk.error {
+                Some(error) => {
+                    follow.ended = true;
+                    Err(LogFetchError::Worker(error))
+                }
+                None if chunk.index != 0 => Err(LogFetchError::Incomplete),
+                None => {
+                    follow.next = 1;
+                    follow.ended = chunk.last;
+                    Ok((Some(chunk.text), follow))
+                }
+            },
+            _ => Err(LogFetchError::Timeout {
+                worker: worker.clone(),
+                timeout: LOG_TIMEOUT,
+            }),
+        }
+    }
+}

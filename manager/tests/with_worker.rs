@@ -527,3 +527,75 @@ async fn read_log(manager: &TestManager, path: &str) -> (u16, String, String) {
         .to_owned();
     (status, kind, response.text().await.unwrap())
 }
+
+/// Following a running job's log: the response goes on with the lines the job writes after
+/// it began, and ends when the run ends; as plain text, and as Server-Sent Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_jobs_log_is_followed_until_its_run_ends() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = worker_conf(
+        dir.path(),
+        &manager.broker_config(),
+        &command_mirror(
+            "ticker",
+            "/bin/sh -c 'i=0; while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'",
+        ),
+    );
+    let worker = RealWorker::start(&config, Options::default());
+    for (round, accept) in [(0, "text/plain"), (1, "text/event-stream")] {
+        if round > 0 {
+            manager.wait_status("w1", "ticker", "success").await;
+            let (code, _) = manager
+                .cmd(serde_json::json!({"cmd": "start", "worker_id": "w1", "mirror_id": "ticker"}))
+                .await;
+            assert_eq!(code, 200);
+        }
+        manager.wait_status("w1", "ticker", "syncing").await;
+        let response = manager
+            .authed(reqwest::Method::GET, "/jobs/w1/ticker/log?follow=true")
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut response = response;
+        let first = within(WAIT, "the first piece", response.chunk())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            status_of(&manager, "ticker").await.as_deref(),
+            Some("syncing"),
+            "the first piece comes while the job runs"
+        );
+        let mut body = String::from_utf8_lossy(&first).into_owned();
+        while let Some(piece) = within(WAIT, "the follow to end with the run", response.chunk())
+            .await
+            .unwrap()
+        {
+            body.push_str(&String::from_utf8_lossy(&piece));
+        }
+        if accept == "text/event-stream" {
+            assert_eq!(kind, "text/event-stream");
+            assert!(body.contains("data: tick 19\n"), "{body}");
+            assert!(
+                body.lines()
+                    .all(|line| line.is_empty() || line.starts_with("data: "))
+            );
+        } else {
+            assert_eq!(kind, "text/plain; charset=utf-8");
+            assert!(body.ends_with("tick 19\n"), "{body}");
+            let ticks: Vec<&str> = body.lines().collect();
+            assert!(
+                ticks.windows(2).all(|pair| pair[0] != pair[1]),
+                "no line twice: {body}"
+            );
+        }
+    }
+    worker.stop().await;
+}

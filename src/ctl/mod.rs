@@ -151,6 +151,9 @@ pub struct LogsArgs {
     /// Only the last N lines
     #[arg(short = 'n', long = "lines", value_name = "N")]
     pub lines: Option<u32>,
+    /// Go on printing what the running job writes, until its run ends
+    #[arg(short, long)]
+    pub follow: bool,
     pub mirror: String,
 }
 
@@ -208,6 +211,22 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, String), String> {
+        let response = self.response(method, path, body).await?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| tunasync_shared::error_chain(&err))?;
+        Ok((status, text))
+    }
+
+    /// The response to a request, its body not read yet.
+    async fn response(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response, String> {
         let url = self.url(path);
         if self.verbose {
             eprintln!("{method} {url}");
@@ -219,19 +238,13 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|err| {
+        request.send().await.map_err(|err| {
             format!(
                 "{} \"{url}\": {}",
                 go_method(&method),
                 tunasync_shared::error_chain(&err)
             )
-        })?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| tunasync_shared::error_chain(&err))?;
-        Ok((status, text))
+        })
     }
 }
 
@@ -368,9 +381,20 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
         }
         CtlCommand::Logs(args) => {
             let worker = required_worker(args.worker)?;
-            let mut path = format!("/jobs/{worker}/{}/log", args.mirror);
+            let mut query = Vec::new();
             if let Some(lines) = args.lines {
-                path.push_str(&format!("?tail={lines}"));
+                query.push(format!("tail={lines}"));
+            }
+            if args.follow {
+                query.push("follow=true".to_owned());
+            }
+            let mut path = format!("/jobs/{worker}/{}/log", args.mirror);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            if args.follow {
+                return follow_log(&client, &path).await;
             }
             let (status, body) = client
                 .send(reqwest::Method::GET, &path, None)
@@ -412,6 +436,32 @@ async fn job_command(
         }),
     )
     .await
+}
+
+/// `logs -f`: prints the log as it comes, until the run ends.
+async fn follow_log(client: &Client, path: &str) -> Result<String, Failure> {
+    use std::io::Write as _;
+    let failed = "Failed to correctly get the log from manager server";
+    let mut response = client
+        .response(reqwest::Method::GET, path, None)
+        .await
+        .map_err(|err| format!("{failed}: {err}"))?;
+    if response.status() != 200 {
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("{failed}: HTTP status code is not 200: {body}").into());
+    }
+    let mut stdout = std::io::stdout();
+    while let Some(piece) = response
+        .chunk()
+        .await
+        .map_err(|err| format!("{failed}: {}", tunasync_shared::error_chain(&err)))?
+    {
+        stdout
+            .write_all(&piece)
+            .and_then(|()| stdout.flush())
+            .map_err(|err| format!("cannot write the log: {err}"))?;
+    }
+    Ok(String::new())
 }
 
 /// The `-w` a command needs, as tunasync says when it is missing.

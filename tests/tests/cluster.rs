@@ -201,6 +201,11 @@ command = "/bin/sh -c 'if test -e {trigger}; then exec sleep 120; fi'"
         "Total size is 12.5M\n"
     );
     assert_eq!(ctl_ok(&ctl, &["logs", "-w", "w1", "cmd-fail"]), "broken\n");
+    // Following a job that is not running prints its log and ends.
+    assert_eq!(
+        ctl_ok(&ctl, &["logs", "-f", "-w", "w1", "cmd-ok"]),
+        "Total size is 12.5M\n"
+    );
     // Without the token, changes are refused.
     std::fs::write(dir.join("no-token.conf"), "").unwrap();
     let unauthorised = tunasynctl(

@@ -2,10 +2,15 @@
 //! last lines, sent back as `log-chunk` events through the outbox.
 //!
 //! Bounded: at most [`MAX_BYTES`] from the end of the log, in chunks of [`CHUNK_BYTES`]
-//! (cut at character boundaries), at most [`MAX_TAIL`] lines.
+//! (cut at character boundaries), at most [`MAX_TAIL`] lines. A follow then sends what the
+//! running job writes, looking every [`FOLLOW_POLL`], at most [`FOLLOW_BYTES_PER_SEC`],
+//! until the run ends, a `log-stop` comes, or [`FOLLOW_LIMIT`] has passed.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use tunasync_shared::wire::command::LogRequest;
 use tunasync_shared::wire::event::{LogChunk, LogError};
@@ -17,23 +22,52 @@ pub const MAX_BYTES: u64 = 8 << 20;
 pub const CHUNK_BYTES: usize = 64 << 10;
 /// The most lines a tail asks for.
 pub const MAX_TAIL: u32 = 100_000;
+/// How often a follow looks for new lines.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// The longest a follow lives.
+pub const FOLLOW_LIMIT: Duration = Duration::from_secs(30 * 60);
+/// The most a follow sends per second (what a job writes faster is sent later).
+pub const FOLLOW_BYTES_PER_SEC: u64 = 256 << 10;
+
+/// What a follow goes on from: the log file (`latest` resolved when the answer was read),
+/// where the answer ended, and the next chunk's number.
+#[derive(Debug, Clone)]
+pub struct FollowFrom {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub index: u32,
+}
 
 /// The chunks answering `request` (id `request_id`) from the job's `log_dir`; `None` for
 /// `log_dir` when the worker has no such job.
 pub fn answer(request_id: Uuid, request: &LogRequest, log_dir: Option<&Path>) -> Vec<LogChunk> {
+    answer_from(request_id, request, log_dir).0
+}
+
+/// [`answer`], and where a follow goes on from (`None` when there is nothing to follow:
+/// then the last chunk says it is the last).
+pub fn answer_from(
+    request_id: Uuid,
+    request: &LogRequest,
+    log_dir: Option<&Path>,
+) -> (Vec<LogChunk>, Option<FollowFrom>) {
     let failed = |error| {
-        vec![LogChunk {
+        let chunk = LogChunk {
             request: request_id,
             index: 0,
             text: String::new(),
             last: true,
             error: Some(error),
-        }]
+        };
+        (vec![chunk], None)
     };
     let Some(log_dir) = log_dir else {
         return failed(LogError::NoSuchJob);
     };
-    let Ok(text) = read_end(&log_dir.join("latest")) else {
+    let Ok(file) = std::fs::canonicalize(log_dir.join("latest")) else {
+        return failed(LogError::NoLog);
+    };
+    let Ok((text, offset)) = read_end(&file) else {
         return failed(LogError::NoLog);
     };
     let text = match request.tail {
@@ -42,27 +76,112 @@ pub fn answer(request_id: Uuid, request: &LogRequest, log_dir: Option<&Path>) ->
     };
     let pieces = chunks(text);
     let n_pieces = pieces.len();
-    pieces
+    let following = request.follow;
+    let sent: Vec<LogChunk> = pieces
         .into_iter()
         .enumerate()
         .map(|(index, piece)| LogChunk {
             request: request_id,
             index: u32::try_from(index).unwrap_or(u32::MAX),
             text: piece.to_owned(),
-            last: index + 1 == n_pieces,
+            last: !following && index + 1 == n_pieces,
             error: None,
         })
-        .collect()
+        .collect();
+    let from = following.then(|| FollowFrom {
+        file,
+        offset,
+        index: u32::try_from(n_pieces).unwrap_or(u32::MAX),
+    });
+    (sent, from)
 }
 
-/// The log's last [`MAX_BYTES`], as text (invalid UTF-8 replaced).
-fn read_end(path: &Path) -> std::io::Result<String> {
+/// The log's last [`MAX_BYTES`], as text (invalid UTF-8 replaced), and where it ended.
+fn read_end(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
+    let start = len.saturating_sub(MAX_BYTES);
+    file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(MAX_BYTES).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    let end = start + bytes.len() as u64;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), end))
+}
+
+/// Sends what is added to the log from `from` while `running()` says the run goes on, then
+/// what is left and a last (empty) chunk; stops early on `stop` or after [`FOLLOW_LIMIT`].
+pub async fn follow(
+    request_id: Uuid,
+    from: FollowFrom,
+    running: impl Fn() -> bool,
+    stop: CancellationToken,
+    mut send: impl FnMut(LogChunk),
+) {
+    let FollowFrom {
+        file,
+        mut offset,
+        mut index,
+    } = from;
+    let per_look = FOLLOW_BYTES_PER_SEC * FOLLOW_POLL.as_millis() as u64 / 1000;
+    let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let ended = !running();
+        let mut read_now = 0;
+        if let Ok(bytes) = read_from(&file, offset, per_look).await {
+            read_now = bytes.len();
+            offset += bytes.len() as u64;
+            pending.extend_from_slice(&bytes);
+        }
+        // Whole characters only; the rest waits for the next look.
+        let complete = match std::str::from_utf8(&pending) {
+            Ok(_) => pending.len(),
+            Err(err) if err.error_len().is_none() => err.valid_up_to(),
+            Err(_) => pending.len(),
+        };
+        let finished = (ended && read_now == 0) || tokio::time::Instant::now() >= deadline;
+        if complete > 0 || finished {
+            let text = String::from_utf8_lossy(&pending[..complete]).into_owned();
+            pending.drain(..complete);
+            for piece in chunks(&text) {
+                if piece.is_empty() && !finished {
+                    continue;
+                }
+                send(LogChunk {
+                    request: request_id,
+                    index,
+                    text: piece.to_owned(),
+                    last: false,
+                    error: None,
+                });
+                index = index.saturating_add(1);
+            }
+        }
+        if finished {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(FOLLOW_POLL) => {}
+            () = stop.cancelled() => break,
+        }
+    }
+    send(LogChunk {
+        request: request_id,
+        index,
+        text: String::new(),
+        last: true,
+        error: None,
+    });
+    stop.cancel();
+}
+
+async fn read_from(path: &Path, offset: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 /// The last `lines` lines of `text` (a last line without its newline counts).
@@ -110,7 +229,58 @@ mod tests {
         LogRequest {
             mirror: MirrorName::new("debian").unwrap(),
             tail,
+            follow: false,
         }
+    }
+
+    #[tokio::test]
+    async fn a_follow_sends_what_is_written_until_the_run_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run.log"), "before\n").unwrap();
+        std::os::unix::fs::symlink("run.log", dir.path().join("latest")).unwrap();
+        let id = Uuid::new_v4();
+        let following = LogRequest {
+            follow: true,
+            ..request(None)
+        };
+        let (first, from) = answer_from(id, &following, Some(dir.path()));
+        assert_eq!(first.len(), 1);
+        assert!(!first[0].last, "more follows");
+        let from = from.unwrap();
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (sender, mut chunks) = tokio::sync::mpsc::unbounded_channel();
+        let flag = running.clone();
+        let task = tokio::spawn(follow(
+            id,
+            from,
+            move || flag.load(std::sync::atomic::Ordering::SeqCst),
+            CancellationToken::new(),
+            move |chunk| {
+                let _ = sender.send(chunk);
+            },
+        ));
+        use std::io::Write as _;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("run.log"))
+            .unwrap();
+        log.write_all("after 日本\n".as_bytes()).unwrap();
+        let chunk = chunks.recv().await.unwrap();
+        assert_eq!((chunk.index, chunk.text.as_str()), (1, "after 日本\n"));
+        log.write_all(b"the end\n").unwrap();
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        task.await.unwrap();
+        let mut rest = Vec::new();
+        while let Ok(chunk) = chunks.try_recv() {
+            rest.push(chunk);
+        }
+        let text: String = rest.iter().map(|chunk| chunk.text.as_str()).collect();
+        assert_eq!(text, "the end\n", "what was written before the end is sent");
+        assert!(rest.last().unwrap().last);
+        assert!(
+            rest.windows(2)
+                .all(|pair| pair[1].index == pair[0].index + 1)
+        );
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct Worker<T> {
     pool_consumers: BTreeMap<PoolName, CancellationToken>,
     /// Stops every pool consumer at shutdown.
     pools_stop: CancellationToken,
+    /// Logs being followed, by request: cancelled by a `log-stop` (each ends by itself too).
+    follows: std::collections::HashMap<Uuid, CancellationToken>,
 }
 
 impl<T: Transport> Worker<T> {
@@ -128,6 +130,7 @@ impl<T: Transport> Worker<T> {
             offline_after: None,
             pool_consumers: BTreeMap::new(),
             pools_stop: CancellationToken::new(),
+            follows: std::collections::HashMap::new(),
         };
         let configs: Vec<JobConfig> = worker.config.jobs.clone();
         for job in configs {
@@ -359,12 +362,24 @@ impl<T: Transport> Worker<T> {
         let kind = envelope.command.kind();
         let mirror = envelope.command.mirror().cloned();
         info!(command = kind.as_str(), mirror = ?mirror.as_ref().map(MirrorName::as_str), "received command");
-        if let Command::Log(request) = envelope.command {
-            self.send_log(envelope.header.id, request);
-            if let Err(err) = incoming.ack().await {
-                warn!(error = %error_chain(&err), "cannot ack a command");
+        match envelope.command {
+            Command::Log(request) => {
+                self.send_log(envelope.header.id, request);
+                if let Err(err) = incoming.ack().await {
+                    warn!(error = %error_chain(&err), "cannot ack a command");
+                }
+                return;
             }
-            return;
+            Command::LogStop(stop) => {
+                if let Some(follow) = self.follows.remove(&stop.request) {
+                    follow.cancel();
+                }
+                if let Err(err) = incoming.ack().await {
+                    warn!(error = %error_chain(&err), "cannot ack a command");
+                }
+                return;
+            }
+            _ => {}
         }
         let outcome = self.apply(envelope.command).await;
         if let Err(err) = incoming.ack().await {
@@ -380,16 +395,36 @@ impl<T: Transport> Worker<T> {
         }
     }
 
-    /// Answers a `log` command with the job's latest log, in chunks, off the main loop.
-    fn send_log(&self, request_id: Uuid, request: LogRequest) {
-        let log_dir = self
-            .jobs
-            .get(&request.mirror)
-            .map(|handle| handle.config.log_dir.clone());
+    /// Answers a `log` command with the job's latest log, in chunks, off the main loop; a
+    /// follow then goes on while the job runs.
+    fn send_log(&mut self, request_id: Uuid, request: LogRequest) {
+        let job = self.jobs.get(&request.mirror);
+        let log_dir = job.map(|handle| handle.config.log_dir.clone());
+        let mode = job.map(|handle| handle.mode.clone());
         let outbox = self.outbox.clone();
-        tokio::task::spawn_blocking(move || {
-            for chunk in logs::answer(request_id, &request, log_dir.as_deref()) {
+        self.follows.retain(|_, follow| !follow.is_cancelled());
+        let stop = self.pools_stop.child_token();
+        self.follows.insert(request_id, stop.clone());
+        tokio::spawn(async move {
+            let answered = tokio::task::spawn_blocking(move || {
+                logs::answer_from(request_id, &request, log_dir.as_deref())
+            })
+            .await;
+            let Ok((chunks, from)) = answered else {
+                return;
+            };
+            for chunk in chunks {
                 outbox.push(Event::LogChunk(chunk));
+            }
+            match (from, mode) {
+                (Some(from), Some(mode)) => {
+                    let running = move || *mode.borrow() == Mode::Running;
+                    logs::follow(request_id, from, running, stop, |chunk| {
+                        outbox.push(Event::LogChunk(chunk));
+                    })
+                    .await;
+                }
+                _ => stop.cancel(),
             }
         });
     }
@@ -412,8 +447,8 @@ impl<T: Transport> Worker<T> {
                 warn!("a pool run on the worker's own queue; ignored");
                 return None;
             }
-            // Answered before (`send_log`).
-            Command::Log(_) => return None,
+            // Handled before (`send_log`).
+            Command::Log(_) | Command::LogStop(_) => return None,
             Command::Reload(_) => {
                 return Some(match self.reload().await {
                     Ok(()) => CmdOutcome::Accepted,

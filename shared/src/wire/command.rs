@@ -23,10 +23,11 @@ pub enum CommandKind {
     PoolRun,
     Grant,
     Log,
+    LogStop,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 10] = [
+    pub const ALL: [CommandKind; 11] = [
         CommandKind::Start,
         CommandKind::Stop,
         CommandKind::Disable,
@@ -37,6 +38,7 @@ impl CommandKind {
         CommandKind::PoolRun,
         CommandKind::Grant,
         CommandKind::Log,
+        CommandKind::LogStop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl CommandKind {
             CommandKind::PoolRun => "pool-run",
             CommandKind::Grant => "grant",
             CommandKind::Log => "log",
+            CommandKind::LogStop => "log-stop",
         }
     }
 
@@ -101,6 +104,8 @@ pub enum Command {
     /// Send the latest log of a job: answered with `log-chunk` events naming the command's
     /// envelope id (not with a `cmd-result`).
     Log(LogRequest),
+    /// Stop following a log (its reader went away). Not answered.
+    LogStop(LogStop),
 }
 
 impl Command {
@@ -116,6 +121,7 @@ impl Command {
             Command::PoolRun(_) => CommandKind::PoolRun,
             Command::Grant(_) => CommandKind::Grant,
             Command::Log(_) => CommandKind::Log,
+            Command::LogStop(_) => CommandKind::LogStop,
         }
     }
 
@@ -130,7 +136,7 @@ impl Command {
             Command::PoolRun(run) => Some(&run.mirror),
             Command::Grant(grant) => Some(&grant.mirror),
             Command::Log(request) => Some(&request.mirror),
-            Command::Reload(_) | Command::Welcome(_) => None,
+            Command::Reload(_) | Command::Welcome(_) | Command::LogStop(_) => None,
         }
     }
 }
@@ -171,6 +177,17 @@ pub struct LogRequest {
     /// Only the last this many lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail: Option<u32>,
+    /// Then go on sending what the running job writes, until the run ends (or a
+    /// `log-stop`, or the worker's time limit for a follow).
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// `log-stop`: see [`Command::LogStop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStop {
+    /// The `log` command's envelope id.
+    pub request: uuid::Uuid,
 }
 
 /// `welcome`: see [`Command::Welcome`].
@@ -233,6 +250,7 @@ impl CommandEnvelope {
             Command::PoolRun(body) => seal(&self.header, kind, None, body),
             Command::Grant(body) => seal(&self.header, kind, None, body),
             Command::Log(body) => seal(&self.header, kind, None, body),
+            Command::LogStop(body) => seal(&self.header, kind, None, body),
         }
     }
 
@@ -252,6 +270,7 @@ impl CommandEnvelope {
             CommandKind::PoolRun => Command::PoolRun(body(opened.body, name)?),
             CommandKind::Grant => Command::Grant(body(opened.body, name)?),
             CommandKind::Log => Command::Log(body(opened.body, name)?),
+            CommandKind::LogStop => Command::LogStop(body(opened.body, name)?),
         };
         Ok(CommandEnvelope {
             header: opened.header,
