@@ -339,6 +339,26 @@ fn four_mirrors_run_on_both_members_and_never_twice_at_once() {
 fn a_member_with_another_definition_never_runs_the_pools_mirror() {
     let agreed = slow_mirror("d", 1);
     let mut pool = Pool::start("pools-differ", &["m1", "m2"], &agreed);
+    // Both agreeing members first: with one of them and the odd one, the two definitions
+    // would tie (and the tie-break might schedule the odd one's, rightly).
+    wait_for(WAIT, "both agreeing members online", || {
+        let workers = get_json(
+            &format!("https://localhost:{}/workers", pool.port),
+            &pool.env.ca_cert,
+        );
+        workers.as_array().is_some_and(|entries| {
+            entries.iter().any(|entry| {
+                entry["id"] == "shared"
+                    && entry["members"].as_array().is_some_and(|members| {
+                        members
+                            .iter()
+                            .filter(|member| member["online"] == true)
+                            .count()
+                            == 2
+                    })
+            })
+        })
+    });
     let other = slow_mirror("d", 2);
     pool.add_member("odd", &other);
     wait_for(WAIT, "the pool to show the odd member's definition", || {

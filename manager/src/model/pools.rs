@@ -310,6 +310,24 @@ impl Model {
                 }
                 changes.pool_jobs.insert(key.clone());
             }
+            // The members' definition changed while the run waited (a member joined or left):
+            // it goes out again with the new one, and a claim of the old one is refused.
+            if let (Some(job), Some(consensus)) = (self.pool_jobs.get_mut(&key), &consensus)
+                && let PoolRunState::Queued {
+                    lease,
+                    fingerprint,
+                    publish_at,
+                    ..
+                } = &mut job.run
+                && *fingerprint != consensus.definition.fingerprint
+            {
+                info!(pool = %key.0, mirror = %key.1, from = %fingerprint, to = %consensus.definition.fingerprint, "the members' definition changed: the queued run goes out again with it");
+                job.lease += 1;
+                *lease = job.lease;
+                fingerprint.clone_from(&consensus.definition.fingerprint);
+                *publish_at = Some(now);
+                changes.pool_jobs.insert(key.clone());
+            }
             if let Some(job) = self.pool_jobs.get_mut(&key)
                 && let PoolRunState::Queued {
                     run_id,

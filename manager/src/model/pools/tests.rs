@@ -344,6 +344,24 @@ fn the_tick_says_when_it_next_has_work_and_a_grant_records_how_long_the_run_wait
 }
 
 #[test]
+fn a_queued_run_follows_the_definition_when_the_majority_changes() {
+    // m1 and m3 tie; the smaller fingerprint (m3's) is scheduled.
+    let mut pool = Pool::new(&[("m1", "v1:b"), ("m3", "v1:a")]);
+    let first = pool.tick(NOW).remove(0);
+    assert_eq!(first.fingerprint, "v1:a");
+    // m2 joins with m1's definition: the waiting run goes out again with it.
+    pool.hello("m2", "v1:b");
+    let again = pool.tick("2026-12-01T10:00:01Z").remove(0);
+    assert_eq!(again.fingerprint, "v1:b");
+    assert!(again.lease > first.lease);
+    assert!(
+        !pool.claim("m3", &first, "v1:a").granted,
+        "the old hand-out is over"
+    );
+    assert!(pool.claim("m1", &again, "v1:b").granted);
+}
+
+#[test]
 fn the_granted_members_reports_count_and_the_last_frees_the_mirror() {
     let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
     let run = pool.tick(NOW).remove(0);
