@@ -288,6 +288,26 @@ impl Model {
             };
             if let Some((member, reason)) = lost {
                 warn!(pool = %key.0, mirror = %key.1, %member, reason, "taking back a pooled run: handing it out again");
+                // A granted run that never reported has no history entry yet: it gets one,
+                // so the history shows which member lost it.
+                let granted = match self.pool_jobs.get(&key).map(|job| &job.run) {
+                    Some(PoolRunState::Granted {
+                        lease,
+                        run_id,
+                        since,
+                        ..
+                    }) => Some((*lease, *run_id, *since)),
+                    _ => None,
+                };
+                if let (Some((lease, run_id, since)), Some(record)) =
+                    (granted, self.jobs.get_mut(&display_key(&key)))
+                {
+                    let shown = display_key(&key);
+                    record.open_run(&shown, lease, run_id, since, changes);
+                    if let Some(run) = &mut record.current_run {
+                        run.record.member = Some(member.clone());
+                    }
+                }
                 self.fail_pooled_run(&key, &member, reason, now, changes);
                 if let Some(job) = self.pool_jobs.get_mut(&key) {
                     job.run = PoolRunState::Idle;

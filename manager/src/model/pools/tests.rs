@@ -447,6 +447,27 @@ fn a_granted_run_that_never_starts_is_handed_out_again() {
 }
 
 #[test]
+fn a_granted_run_lost_before_it_reported_shows_in_the_history() {
+    let mut pool = Pool::new(&[("m1", "v1:a"), ("m2", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    pool.offline.push(w("m1"));
+    let mut changes = Changes::default();
+    let offline = pool.offline.clone();
+    pool.model.pool_tick(
+        at("2026-12-01T10:00:05Z"),
+        &|worker| !offline.contains(worker),
+        &mut changes,
+    );
+    let (_, entry) = changes.runs.last().expect("a history entry");
+    assert_eq!(entry.key, run.lease);
+    assert_eq!(entry.record.member, Some(w("m1")));
+    assert_eq!(entry.record.result, SyncStatus::Failed);
+    assert_eq!(entry.record.error_msg, OFFLINE_ERROR);
+    assert_eq!(changes.pool_runs.len(), 1, "handed out again at once");
+}
+
+#[test]
 fn a_held_pooled_mirror_is_not_handed_out() {
     let mut pool = Pool::new(&[("m1", "v1:a")]);
     let mut changes = Changes::default();
