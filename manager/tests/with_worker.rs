@@ -599,3 +599,29 @@ async fn a_running_jobs_log_is_followed_until_its_run_ends() {
     }
     worker.stop().await;
 }
+
+/// A 50 MB log: the manager answers with its last 8 MiB (from a line's start), carried in
+/// 64 KiB chunks over the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_log_is_answered_with_its_end() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = worker_conf(
+        dir.path(),
+        &manager.broker_config(),
+        &command_mirror(
+            "huge",
+            "/bin/sh -c 'yes \"a line of a very long log\" | head -n 2000000'",
+        ),
+    );
+    let worker = RealWorker::start(&config, Options::default());
+    manager.wait_status("w1", "huge", "success").await;
+    let (status, _, text) = read_log(&manager, "/jobs/w1/huge/log").await;
+    assert_eq!(status, 200);
+    let line = "a line of a very long log\n";
+    assert!(text.len() <= 8 << 20, "{}", text.len());
+    assert!(text.len() > (8 << 20) - line.len(), "{}", text.len());
+    assert!(text.starts_with(line) && text.ends_with(line));
+    assert!(text.lines().all(|got| got == line.trim_end()));
+    worker.stop().await;
+}

@@ -96,7 +96,8 @@ pub fn answer_from(
     (sent, from)
 }
 
-/// The log's last [`MAX_BYTES`], as text (invalid UTF-8 replaced), and where it ended.
+/// The log's last [`MAX_BYTES`], as text (invalid UTF-8 replaced), and where it ended. Cut
+/// from a longer log, it starts at a line's start.
 fn read_end(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
@@ -105,7 +106,15 @@ fn read_end(path: &Path) -> std::io::Result<(String, u64)> {
     let mut bytes = Vec::new();
     file.take(MAX_BYTES).read_to_end(&mut bytes)?;
     let end = start + bytes.len() as u64;
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), end))
+    let from = if start > 0 {
+        bytes
+            .iter()
+            .position(|byte| *byte == b'\n')
+            .map_or(0, |newline| newline + 1)
+    } else {
+        0
+    };
+    Ok((String::from_utf8_lossy(&bytes[from..]).into_owned(), end))
 }
 
 /// Sends what is added to the log from `from` while `running()` says the run goes on, then
@@ -315,6 +324,30 @@ mod tests {
         let last = answer(id, &request(Some(2)), Some(dir.path()));
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].text, line.repeat(2));
+    }
+
+    #[test]
+    fn a_50_mb_log_sends_its_last_8_mib_from_a_line_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "a line of a very long log, numbered 0000000\n";
+        let n_lines = 50_000_000 / line.len();
+        let mut text = String::with_capacity(n_lines * line.len());
+        for idx in 0..n_lines {
+            text.push_str(&format!("a line of a very long log, numbered {idx:07}\n"));
+        }
+        std::fs::write(dir.path().join("run.log"), &text).unwrap();
+        std::os::unix::fs::symlink("run.log", dir.path().join("latest")).unwrap();
+        let chunks = answer(Uuid::new_v4(), &request(None), Some(dir.path()));
+        let sent: String = chunks.iter().map(|chunk| chunk.text.as_str()).collect();
+        assert!(sent.len() as u64 <= MAX_BYTES);
+        assert!(sent.len() as u64 > MAX_BYTES - line.len() as u64);
+        assert!(
+            sent.starts_with("a line of a very long log, numbered "),
+            "{}",
+            &sent[..60]
+        );
+        assert!(text.ends_with(&sent));
+        assert_eq!(chunks.len(), (sent.len()).div_ceil(CHUNK_BYTES));
     }
 
     #[test]
