@@ -81,6 +81,16 @@ fn worker_conf_with(dir: &Path, broker: &BrokerConfig, global: &str, mirrors: &s
     path
 }
 
+/// A real worker `w1` with the one command mirror `name`, its files under `dir`.
+fn command_worker(manager: &TestManager, dir: &Path, name: &str, command: &str) -> RealWorker {
+    let config = worker_conf(
+        dir,
+        &manager.broker_config(),
+        &command_mirror(name, command),
+    );
+    RealWorker::start(&config, Options::default())
+}
+
 fn command_mirror(name: &str, command: &str) -> String {
     format!("[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\ncommand = {command:?}\n")
 }
@@ -416,15 +426,12 @@ async fn running_process(file: &Path) -> PathBuf {
 async fn a_running_jobs_progress_shows_and_grows() {
     let manager = TestManager::start(Setup::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = worker_conf(
+    let worker = command_worker(
+        &manager,
         dir.path(),
-        &manager.broker_config(),
-        &command_mirror(
-            "talky",
-            "/bin/sh -c 'i=0; while [ $i -lt 60 ]; do echo line $i; i=$((i+1)); sleep 0.25; done'",
-        ),
+        "talky",
+        "/bin/sh -c 'i=0; while [ $i -lt 60 ]; do echo line $i; i=$((i+1)); sleep 0.25; done'",
     );
-    let worker = RealWorker::start(&config, Options::default());
     let deadline = tokio::time::Instant::now() + WAIT;
     let first = loop {
         let lines = job_of(&manager, "talky")
@@ -476,15 +483,12 @@ async fn a_jobs_log_is_read_through_the_manager() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = worker_conf(
+    let worker = command_worker(
+        &manager,
         dir.path(),
-        &manager.broker_config(),
-        &command_mirror(
-            "chatty",
-            "/bin/sh -c 'i=0; while [ $i -lt 5000 ]; do echo line $i of the log; i=$((i+1)); done'",
-        ),
+        "chatty",
+        "/bin/sh -c 'i=0; while [ $i -lt 5000 ]; do echo line $i of the log; i=$((i+1)); done'",
     );
-    let worker = RealWorker::start(&config, Options::default());
     manager.wait_status("w1", "chatty", "success").await;
 
     let anonymous = manager.get("/jobs/w1/chatty/log").await;
@@ -534,15 +538,12 @@ async fn read_log(manager: &TestManager, path: &str) -> (u16, String, String) {
 async fn a_running_jobs_log_is_followed_until_its_run_ends() {
     let manager = TestManager::start(Setup::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = worker_conf(
+    let worker = command_worker(
+        &manager,
         dir.path(),
-        &manager.broker_config(),
-        &command_mirror(
-            "ticker",
-            "/bin/sh -c 'i=0; while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'",
-        ),
+        "ticker",
+        "/bin/sh -c 'i=0; while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'",
     );
-    let worker = RealWorker::start(&config, Options::default());
     for (round, accept) in [(0, "text/plain"), (1, "text/event-stream")] {
         if round > 0 {
             manager.wait_status("w1", "ticker", "success").await;
@@ -606,15 +607,12 @@ async fn a_running_jobs_log_is_followed_until_its_run_ends() {
 async fn a_50_mb_log_is_answered_with_its_end() {
     let manager = TestManager::start(Setup::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = worker_conf(
+    let worker = command_worker(
+        &manager,
         dir.path(),
-        &manager.broker_config(),
-        &command_mirror(
-            "huge",
-            "/bin/sh -c 'yes \"a line of a very long log\" | head -n 2000000'",
-        ),
+        "huge",
+        "/bin/sh -c 'yes \"a line of a very long log\" | head -n 2000000'",
     );
-    let worker = RealWorker::start(&config, Options::default());
     manager.wait_status("w1", "huge", "success").await;
     let (status, _, text) = read_log(&manager, "/jobs/w1/huge/log").await;
     assert_eq!(status, 200);
