@@ -126,7 +126,7 @@ async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        api.view.metrics(),
+        api.view.metrics() + &crate::metrics::follows(api.logs.follow_counts()),
     )
         .into_response()
 }
@@ -276,6 +276,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .await
             .map_err(|_| ApiError::TooLarge(MAX_BODY))?;
         decode_body(&bytes).map(Body)
+    }
+}
+
+/// A query string, decoded with JSON errors (axum's own rejection is plain text).
+pub struct QueryArgs<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryArgs<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(query)| QueryArgs(query))
+            .map_err(|err| ApiError::BadRequest(format!("invalid query: {}", err.body_text())))
     }
 }
 

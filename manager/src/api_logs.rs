@@ -1,5 +1,6 @@
 //! `GET /jobs/{worker}/{mirror}/log`: a job's latest log, asked of its worker over the
-//! broker (`log_requests.rs`). `?tail=N` for its last N lines. Plain text; with
+//! broker (`log_requests.rs`). `?tail=N` for its last N lines, `?run=ID` for that run's
+//! log (the newest attempt's) while the worker keeps it. Plain text; with
 //! `?follow=true` the response goes on with what the running job writes until its run
 //! ends: Server-Sent Events (one `data:` line per log line) for a client that accepts
 //! `text/event-stream`, chunked plain text otherwise.
@@ -10,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,7 +19,7 @@ use tunasync_shared::broker::Transport;
 use tunasync_shared::wire::command::LogRequest;
 use tunasync_shared::wire::event::LogError;
 
-use crate::api::{Api, known_worker, mirror_name};
+use crate::api::{Api, QueryArgs, known_worker, mirror_name};
 use crate::api_error::ApiError;
 use crate::log_requests::{Follow, LogFetchError};
 
@@ -27,12 +28,14 @@ pub struct LogQuery {
     tail: Option<u32>,
     #[serde(default)]
     follow: bool,
+    /// A run's id (as in the job's history): that run's log, while its worker keeps it.
+    run: Option<uuid::Uuid>,
 }
 
 pub async fn job_log<T: Transport>(
     State(api): State<Arc<Api<T>>>,
     Path((worker, mirror)): Path<(String, String)>,
-    Query(query): Query<LogQuery>,
+    QueryArgs(query): QueryArgs<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let worker = known_worker(&api, &worker)?;
@@ -54,6 +57,7 @@ pub async fn job_log<T: Transport>(
         mirror: mirror.clone(),
         tail: query.tail,
         follow: false,
+        run: query.run,
     };
     let to_api = |err: LogFetchError| match err {
         LogFetchError::Worker(LogError::NoSuchJob) => {
@@ -61,6 +65,10 @@ pub async fn job_log<T: Transport>(
         }
         LogFetchError::Worker(LogError::NoLog) => ApiError::NotFound(format!(
             "mirror '{mirror}' has no log on worker '{worker}' yet"
+        )),
+        LogFetchError::Worker(LogError::NoSuchRun) => ApiError::NotFound(format!(
+            "worker '{worker}' keeps no log of run {} of mirror '{mirror}'",
+            query.run.map(|run| run.to_string()).unwrap_or_default()
         )),
         other => ApiError::Unavailable(other.to_string()),
     };

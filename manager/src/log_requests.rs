@@ -6,8 +6,9 @@
 //! chunks wait for their reader; a reader that goes away takes its place with it, and
 //! chunks for nobody are dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -49,7 +50,23 @@ type Waiters = HashMap<Uuid, (WorkerId, mpsc::Sender<LogChunk>)>;
 pub struct LogRequests<T> {
     transport: T,
     waiting: Mutex<Waiters>,
+    /// Follows whose reader went away, until their worker's last chunk says it stopped.
+    abandoned: Mutex<HashSet<Uuid>>,
+    follows: FollowCounts,
     expiry: Duration,
+}
+
+/// The most abandoned follows remembered (a worker that never answers the `log-stop` does
+/// not grow the set without end).
+const MAX_ABANDONED: usize = 1024;
+
+/// Follows, counted for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FollowCounts {
+    /// Being read now.
+    pub open: AtomicU64,
+    /// Whose worker stopped sending after their reader went away.
+    pub stopped_after_reader_left: AtomicU64,
 }
 
 impl<T: Transport> LogRequests<T> {
@@ -57,8 +74,20 @@ impl<T: Transport> LogRequests<T> {
         LogRequests {
             transport,
             waiting: Mutex::new(HashMap::new()),
+            abandoned: Mutex::new(HashSet::new()),
+            follows: FollowCounts::default(),
             expiry,
         }
+    }
+
+    pub fn follow_counts(&self) -> &FollowCounts {
+        &self.follows
+    }
+
+    fn abandoned(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.abandoned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
@@ -127,7 +156,17 @@ impl<T: Transport> LogRequests<T> {
             Some((worker, _)) => {
                 warn!(%from, expected = %worker, "a log chunk from another worker; ignored");
             }
-            None => debug!(%from, request = %chunk.request, "a log chunk nobody waits for"),
+            None => {
+                drop(waiters);
+                if chunk.last && self.abandoned().remove(&chunk.request) {
+                    debug!(%from, request = %chunk.request, "the worker stopped a follow nobody reads");
+                    self.follows
+                        .stopped_after_reader_left
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    debug!(%from, request = %chunk.request, "a log chunk nobody waits for");
+                }
+            }
         }
     }
 }
@@ -174,8 +213,16 @@ impl<T: Transport> Follow<T> {
 impl<T: Transport> Drop for Follow<T> {
     fn drop(&mut self) {
         self.requests.waiters().remove(&self.id);
+        self.requests.follows.open.fetch_sub(1, Ordering::Relaxed);
         if self.ended {
             return;
+        }
+        {
+            let mut abandoned = self.requests.abandoned();
+            if abandoned.len() >= MAX_ABANDONED {
+                abandoned.clear();
+            }
+            abandoned.insert(self.id);
         }
         let requests = self.requests.clone();
         let worker = self.worker.clone();
@@ -214,6 +261,7 @@ impl<T: Transport> LogRequests<T> {
         let id = envelope.header.id;
         let (sender, chunks) = mpsc::channel(MAX_CHUNKS);
         self.waiters().insert(id, (worker.clone(), sender));
+        self.follows.open.fetch_add(1, Ordering::Relaxed);
         let mut follow = Follow {
             requests: self.clone(),
             worker: worker.clone(),

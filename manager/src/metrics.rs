@@ -25,6 +25,21 @@ pub fn size_bytes(size: &str) -> Option<f64> {
         .map(|value| value * multiplier)
 }
 
+/// The log follows' metrics.
+pub fn follows(counts: &crate::log_requests::FollowCounts) -> String {
+    use std::sync::atomic::Ordering;
+    format!(
+        "# HELP tunasync_log_follows Job logs being followed through the manager now.\n\
+         # TYPE tunasync_log_follows gauge\n\
+         tunasync_log_follows {}\n\
+         # HELP tunasync_log_follows_stopped_total Follows whose worker stopped sending after their reader went away.\n\
+         # TYPE tunasync_log_follows_stopped_total counter\n\
+         tunasync_log_follows_stopped_total {}\n",
+        counts.open.load(Ordering::Relaxed),
+        counts.stopped_after_reader_left.load(Ordering::Relaxed),
+    )
+}
+
 /// Renders the metrics of `model`; `online` tells whether a worker is online; `pools` are
 /// the pools' summaries.
 pub fn render(

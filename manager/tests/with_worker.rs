@@ -623,3 +623,114 @@ async fn a_50_mb_log_is_answered_with_its_end() {
     assert!(text.lines().all(|got| got == line.trim_end()));
     worker.stop().await;
 }
+
+/// `?run=ID`: the log of a run from the job's history, while the worker keeps it; an
+/// unknown run is a 404 and a run id that is not one a 400, both JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_past_runs_log_is_read_by_its_run_id() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("n");
+    let command = format!(
+        "/bin/sh -c 'echo x >> {file}; echo this is run $(wc -l < {file})'",
+        file = marker.display()
+    );
+    let worker = command_worker(&manager, dir.path(), "runs", &command);
+    manager.wait_status("w1", "runs", "success").await;
+    let (code, _) = manager
+        .cmd(serde_json::json!({"cmd": "start", "worker_id": "w1", "mirror_id": "runs"}))
+        .await;
+    assert_eq!(code, 200);
+    let history = || async {
+        let runs = manager.get_json("/jobs/w1/runs/history").await;
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|run| run["result"] == "success")
+            .map(|run| run["run_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<String>>()
+    };
+    wait_until_async(WAIT, "two successful runs", || async {
+        history().await.len() == 2
+    })
+    .await;
+    let runs = history().await;
+    let mut seen = Vec::new();
+    for run in &runs {
+        let (status, _, text) = read_log(&manager, &format!("/jobs/w1/runs/log?run={run}")).await;
+        assert_eq!(status, 200, "{text}");
+        seen.push(text);
+    }
+    seen.sort();
+    assert_eq!(seen, ["this is run 1\n", "this is run 2\n"]);
+    let (_, _, latest) = read_log(&manager, "/jobs/w1/runs/log").await;
+    assert_eq!(latest, "this is run 2\n");
+
+    let unknown = uuid::Uuid::new_v4();
+    let (status, _, body) = read_log(&manager, &format!("/jobs/w1/runs/log?run={unknown}")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("\"error\"") && body.contains(&unknown.to_string()),
+        "{body}"
+    );
+    let (status, kind, body) = read_log(&manager, "/jobs/w1/runs/log?run=yesterday").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert!(body.contains("\"error\""), "{body}");
+    worker.stop().await;
+}
+
+/// A reader that goes away in the middle of a follow: the manager tells the worker, whose
+/// follow ends while the job goes on running (the worker's last chunk comes back to a
+/// manager that no longer waits for it, and is counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_whose_reader_goes_away_ends_on_the_worker() {
+    let manager = TestManager::start(Setup::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = command_worker(
+        &manager,
+        dir.path(),
+        "long",
+        "/bin/sh -c 'i=0; while [ $i -lt 600 ]; do echo line $i; i=$((i+1)); sleep 0.1; done'",
+    );
+    manager.wait_status("w1", "long", "syncing").await;
+    let mut response = manager
+        .authed(reqwest::Method::GET, "/jobs/w1/long/log?follow=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    within(WAIT, "the first piece", response.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    let metric = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    let metrics = manager.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric(&metrics, "tunasync_log_follows"),
+        Some(1),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "tunasync_log_follows_stopped_total"),
+        Some(0)
+    );
+    drop(response);
+
+    wait_until_async(WAIT, "the worker to stop the follow", || async {
+        let metrics = manager.get("/metrics").await.text().await.unwrap();
+        metric(&metrics, "tunasync_log_follows_stopped_total") == Some(1)
+            && metric(&metrics, "tunasync_log_follows") == Some(0)
+    })
+    .await;
+    assert_eq!(
+        status_of(&manager, "long").await.as_deref(),
+        Some("syncing"),
+        "the follow ended before the run: the reader's leaving ended it"
+    );
+    worker.stop().await;
+}

@@ -154,6 +154,9 @@ pub struct LogsArgs {
     /// Go on printing what the running job writes, until its run ends
     #[arg(short, long)]
     pub follow: bool,
+    /// That run's log (a run id from `tunasynctl history`), while the worker keeps it
+    #[arg(long = "run", value_name = "ID")]
+    pub run: Option<String>,
     pub mirror: String,
 }
 
@@ -388,6 +391,10 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             if args.follow {
                 query.push("follow=true".to_owned());
             }
+            if let Some(run) = &args.run {
+                let run = uuid_text(run)?;
+                query.push(format!("run={run}"));
+            }
             let mut path = format!("/jobs/{worker}/{}/log", args.mirror);
             if !query.is_empty() {
                 path.push('?');
@@ -568,4 +575,13 @@ async fn list(client: &Client, args: ListArgs) -> Result<String, Failure> {
         }
         None => Ok(format!("{}\n", pretty(&Value::Array(jobs)))),
     }
+}
+
+/// A run id as the API takes it, or a clear error.
+fn uuid_text(text: &str) -> Result<String, Failure> {
+    uuid::Uuid::parse_str(text)
+        .map(|run| run.to_string())
+        .map_err(|_| {
+            format!("--run {text}: not a run id (a UUID, as `tunasynctl history` shows)").into()
+        })
 }

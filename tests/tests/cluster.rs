@@ -201,6 +201,19 @@ command = "/bin/sh -c 'if test -e {trigger}; then exec sleep 120; fi'"
         "Total size is 12.5M\n"
     );
     assert_eq!(ctl_ok(&ctl, &["logs", "-w", "w1", "cmd-fail"]), "broken\n");
+    // A past run's log, by the run id the history shows.
+    let first_run = history
+        .iter()
+        .rev()
+        .find_map(|run| run["run_id"].as_str())
+        .unwrap();
+    assert!(
+        ctl_ok(&ctl, &["logs", "-w", "w1", "--run", first_run, "cmd-ok"])
+            .ends_with("Total size is 12.5M\n")
+    );
+    let refused = tunasynctl(&ctl, &["logs", "-w", "w1", "--run", "nonsense", "cmd-ok"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a run id"));
     // Following a job that is not running prints its log and ends.
     assert_eq!(
         ctl_ok(&ctl, &["logs", "-f", "-w", "w1", "cmd-ok"]),

@@ -1,5 +1,6 @@
-//! Answers to the manager's `log` command: a job's latest log (`<log_dir>/latest`), or its
-//! last lines, sent back as `log-chunk` events through the outbox.
+//! Answers to the manager's `log` command: a job's latest log (`<log_dir>/latest`) or a
+//! given run's (found in the log limiter's `.runs` index), or its last lines, sent back as
+//! `log-chunk` events through the outbox.
 //!
 //! Bounded: at most [`MAX_BYTES`] from the end of the log, in chunks of [`CHUNK_BYTES`]
 //! (cut at character boundaries), at most [`MAX_TAIL`] lines. A follow then sends what the
@@ -64,8 +65,18 @@ pub fn answer_from(
     let Some(log_dir) = log_dir else {
         return failed(LogError::NoSuchJob);
     };
-    let Ok(file) = std::fs::canonicalize(log_dir.join("latest")) else {
-        return failed(LogError::NoLog);
+    let latest = std::fs::canonicalize(log_dir.join("latest")).ok();
+    let file = match request.run {
+        Some(run) => match crate::hooks::loglimit::run_log(log_dir, run)
+            .and_then(|file| std::fs::canonicalize(file).ok())
+        {
+            Some(file) => file,
+            None => return failed(LogError::NoSuchRun),
+        },
+        None => match &latest {
+            Some(file) => file.clone(),
+            None => return failed(LogError::NoLog),
+        },
     };
     let Ok((text, offset)) = read_end(&file) else {
         return failed(LogError::NoLog);
@@ -76,7 +87,8 @@ pub fn answer_from(
     };
     let pieces = chunks(text);
     let n_pieces = pieces.len();
-    let following = request.follow;
+    // Only the latest log is being written: a past run's has nothing more to follow.
+    let following = request.follow && latest.as_ref() == Some(&file);
     let sent: Vec<LogChunk> = pieces
         .into_iter()
         .enumerate()
@@ -239,6 +251,7 @@ mod tests {
             mirror: MirrorName::new("debian").unwrap(),
             tail,
             follow: false,
+            run: None,
         }
     }
 
@@ -360,5 +373,60 @@ mod tests {
         );
         let none = answer(id, &request(None), Some(dir.path()));
         assert_eq!((none.len(), none[0].error), (1, Some(LogError::NoLog)));
+    }
+
+    /// `run`: that run's log, found through the log limiter's index; following a past run
+    /// ends with its answer; an unknown run is said.
+    #[test]
+    fn a_past_runs_log_is_answered_by_its_id() {
+        use crate::hooks::loglimit;
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |minute| {
+            chrono::Local
+                .with_ymd_and_hms(2026, 12, 2, 8, minute, 0)
+                .unwrap()
+        };
+        let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
+        let old_log = loglimit::start_attempt(dir.path(), "debian", at(0), old).unwrap();
+        std::fs::write(&old_log, "the old run failed\n").unwrap();
+        loglimit::mark_failed(&old_log, old).unwrap();
+        let new_log = loglimit::start_attempt(dir.path(), "debian", at(5), new).unwrap();
+        std::fs::write(&new_log, "the new run\n").unwrap();
+
+        let id = Uuid::new_v4();
+        let past = LogRequest {
+            run: Some(old),
+            follow: true,
+            ..request(None)
+        };
+        let (chunks, from) = answer_from(id, &past, Some(dir.path()));
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, "the old run failed\n");
+        assert!(
+            chunks[0].last && from.is_none(),
+            "a past run has nothing to follow"
+        );
+
+        let current = LogRequest {
+            run: Some(new),
+            follow: true,
+            ..request(None)
+        };
+        let (chunks, from) = answer_from(id, &current, Some(dir.path()));
+        assert_eq!(chunks[0].text, "the new run\n");
+        assert!(
+            !chunks[0].last && from.is_some(),
+            "the latest run is followed"
+        );
+
+        let unknown = LogRequest {
+            run: Some(Uuid::new_v4()),
+            ..request(None)
+        };
+        assert_eq!(
+            answer(id, &unknown, Some(dir.path()))[0].error,
+            Some(LogError::NoSuchRun)
+        );
     }
 }

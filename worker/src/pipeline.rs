@@ -53,7 +53,10 @@ pub async fn run(
     }
     let mut last_error = String::new();
     for attempt in 1..=job.retry.max(1) {
-        let mut state = Attempt::default();
+        let mut state = Attempt {
+            run_id,
+            ..Attempt::default()
+        };
         let mut pre_exec_error = None;
         for hook in &hooks {
             if let Err(err) = hook.pre_exec(&job, settings, &mut state).await {

@@ -181,6 +181,10 @@ pub struct LogRequest {
     /// `log-stop`, or the worker's time limit for a follow).
     #[serde(default)]
     pub follow: bool,
+    /// That run's log (its newest attempt) instead of the latest; a follow of a run that
+    /// is not the running one ends at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<uuid::Uuid>,
 }
 
 /// `log-stop`: see [`Command::LogStop`].

@@ -314,6 +314,8 @@ pub enum LogError {
     NoSuchJob,
     /// The job has not written a log yet (or it was removed).
     NoLog,
+    /// The worker keeps no log of that run (never its run, or pruned).
+    NoSuchRun,
 }
 
 /// `schedule`: see [`Event::Schedule`].

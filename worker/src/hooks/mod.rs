@@ -22,6 +22,8 @@ pub struct Attempt {
     pub log_file: Option<PathBuf>,
     /// The cgroup the job runs in.
     pub cgroup: Option<PathBuf>,
+    /// The run this attempt belongs to (its log is found by it).
+    pub run_id: uuid::Uuid,
 }
 
 impl Attempt {
@@ -155,8 +157,9 @@ impl Hook {
                 }
                 let log_dir = job.log_dir.clone();
                 let name = job.name.to_string();
+                let run_id = attempt.run_id;
                 let path = tokio::task::spawn_blocking(move || {
-                    loglimit::start_attempt(&log_dir, &name, chrono::Local::now())
+                    loglimit::start_attempt(&log_dir, &name, chrono::Local::now(), run_id)
                 })
                 .await
                 .map_err(|err| err.to_string())?
@@ -204,10 +207,12 @@ impl Hook {
             }
             Hook::LogLimiter => {
                 if let Some(log) = attempt.log_file.take() {
-                    let failed = tokio::task::spawn_blocking(move || loglimit::mark_failed(&log))
-                        .await
-                        .map_err(|err| err.to_string())?
-                        .map_err(|err| format!("cannot mark the log failed: {err}"))?;
+                    let run_id = attempt.run_id;
+                    let failed =
+                        tokio::task::spawn_blocking(move || loglimit::mark_failed(&log, run_id))
+                            .await
+                            .map_err(|err| err.to_string())?
+                            .map_err(|err| format!("cannot mark the log failed: {err}"))?;
                     attempt.log_file = Some(failed);
                 }
                 Ok(())
