@@ -55,7 +55,8 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
     } else {
         changes = changes.route("/jobs/{worker}/{mirror}/log", log);
     }
-    let changes = changes.route_layer(middleware::from_fn_with_state(auth, auth::require));
+    let changes = changes.route_layer(middleware::from_fn_with_state(auth.clone(), auth::require));
+    // The status page (`page`) shares the listener.
     reads
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
@@ -66,8 +67,9 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         .route("/workers/{id}/jobs", get(worker_jobs::<T>))
         .route("/jobs/{worker}/{mirror}/history", get(history::<T>))
         .merge(changes)
+        .with_state(api.clone())
+        .merge(crate::page::router(api, auth, public_logs))
         .fallback(not_found)
-        .with_state(api)
 }
 
 fn message(text: impl Into<String>) -> Response {
@@ -131,9 +133,9 @@ async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
         .into_response()
 }
 
-/// `GET /jobs`: tunasync.json, gzip-compressed for clients that accept it.
-async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
-    let gzip = headers
+/// Whether the client accepts a gzip-encoded body.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -144,7 +146,12 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
             let refused =
                 parts.any(|param| matches!(param.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             name.eq_ignore_ascii_case("gzip") && !refused
-        });
+        })
+}
+
+/// `GET /jobs`: tunasync.json, gzip-compressed for clients that accept it.
+async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
+    let gzip = accepts_gzip(&headers);
     // A client that has the current body gets 304 without anything being rendered.
     if let Some(tag) = api.view.jobs_etag()
         && tag.matches_request(&headers)

@@ -2,8 +2,8 @@
 //! broker (`log_requests.rs`). `?tail=N` for its last N lines, `?run=ID` for that run's
 //! log (the newest attempt's) while the worker keeps it. Plain text; with
 //! `?follow=true` the response goes on with what the running job writes until its run
-//! ends: Server-Sent Events (one `data:` line per log line) for a client that accepts
-//! `text/event-stream`, chunked plain text otherwise.
+//! ends: Server-Sent Events (one `data:` line per log line, and a last `event: end`) for a
+//! client that accepts `text/event-stream`, chunked plain text otherwise.
 //!
 //! A pooled mirror's log is asked of the member that ran it
 //! (`GET /jobs/MEMBER/MIRROR/log`): the member's file defines the mirror.
@@ -129,11 +129,17 @@ fn pieces<T: Transport>(
             };
             let Some(text) = text else {
                 state.done = true;
-                if state.sse && !state.carry.is_empty() {
-                    let line = std::mem::take(&mut state.carry);
-                    return Some((Ok(Bytes::from(format!("data: {line}\n\n"))), state));
+                if !state.sse {
+                    return None;
                 }
-                return None;
+                // The end is said, so a browser's EventSource closes instead of asking again.
+                let mut last = String::new();
+                if !state.carry.is_empty() {
+                    let line = std::mem::take(&mut state.carry);
+                    last = format!("data: {line}\n\n");
+                }
+                last.push_str("event: end\ndata: \n\n");
+                return Some((Ok(Bytes::from(last)), state));
             };
             if !state.sse {
                 if text.is_empty() {

@@ -105,17 +105,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+impl Auth {
+    /// Whether the request (its peer address, its `Authorization`) may change state.
+    pub fn permits(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<(), ApiError> {
+        let peer = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        self.allows(peer, authorization)
+    }
+}
+
 /// Middleware for the routes that change state.
 pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    match auth.allows(peer, authorization) {
+    match auth.permits(request.extensions(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(err) => err.into_response(),
     }

@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod log_requests;
 pub mod metrics;
 pub mod model;
+pub mod page;
 pub mod pool_publisher;
 pub mod pool_status;
 pub mod pool_waits;

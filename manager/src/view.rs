@@ -33,6 +33,24 @@ pub struct View {
     pub(crate) pool_waits: crate::pool_waits::PoolWaits,
 }
 
+/// Whether a job's worker can be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Online,
+    Offline,
+    /// A pool: how many of its members are online.
+    Pool {
+        online_members: usize,
+    },
+}
+
+/// What the status page shows: see [`View::page`].
+pub struct PageData {
+    pub generation: u64,
+    pub jobs: Vec<(MirrorStatus, Presence)>,
+    pub workers: Vec<(WorkerId, Presence)>,
+}
+
 #[derive(Default)]
 struct ViewState {
     model: Model,
@@ -231,6 +249,66 @@ impl View {
             .map(|job| job.to_status(mirror, worker, online))
     }
 
+    /// Counts changes (the status page's tag is made from it).
+    pub fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// One job with its owner's presence, if it exists.
+    pub fn job_with_presence(
+        &self,
+        worker: &WorkerId,
+        mirror: &MirrorName,
+    ) -> Option<(MirrorStatus, Presence)> {
+        let state = self.read();
+        let presence = state.presence(worker);
+        state
+            .model
+            .jobs
+            .get(&(mirror.clone(), worker.clone()))
+            .map(|job| {
+                let online = presence != Presence::Offline;
+                (job.to_status(mirror, worker, online), presence)
+            })
+    }
+
+    /// The status page's data: every job (sorted by name, then worker) with its worker's
+    /// presence, and every worker and pool.
+    pub fn page(&self) -> PageData {
+        let state = self.read();
+        let presence = |owner: &WorkerId| state.presence(owner);
+        let mut jobs: Vec<(MirrorStatus, Presence)> = state
+            .model
+            .jobs
+            .iter()
+            .map(|((mirror, owner), job)| {
+                let shown = presence(owner);
+                let status = job.to_status(mirror, owner, shown != Presence::Offline);
+                (status, shown)
+            })
+            .collect();
+        jobs.sort_by(|(a, _), (b, _)| (&a.name, &a.worker).cmp(&(&b.name, &b.worker)));
+        let mut workers: Vec<(WorkerId, Presence)> = state
+            .model
+            .workers
+            .keys()
+            .map(|id| (id.clone(), presence(id)))
+            .collect();
+        for (pool, _) in state.model.pool_jobs.keys() {
+            if let Ok(id) = WorkerId::new(pool.as_str())
+                && !workers.iter().any(|(known, _)| *known == id)
+            {
+                let shown = presence(&id);
+                workers.push((id, shown));
+            }
+        }
+        PageData {
+            generation: state.generation,
+            jobs,
+            workers,
+        }
+    }
+
     /// `GET /metrics`: the Prometheus text of the current state.
     pub fn metrics(&self) -> String {
         let state = self.read();
@@ -248,6 +326,26 @@ impl View {
 }
 
 impl ViewState {
+    /// A job owner's presence: a worker's liveness, or a pool's members online.
+    fn presence(&self, owner: &WorkerId) -> Presence {
+        if self.model.workers.contains_key(owner) {
+            return if self.offline.contains(owner) {
+                Presence::Offline
+            } else {
+                Presence::Online
+            };
+        }
+        let pool = tunasync_shared::names::PoolName::new(owner.as_str());
+        let online_members = pool.map_or(0, |pool| {
+            self.model
+                .pool_members(&pool)
+                .iter()
+                .filter(|member| !self.offline.contains(*member))
+                .count()
+        });
+        Presence::Pool { online_members }
+    }
+
     fn knows(&self, worker: &WorkerId) -> bool {
         self.model.workers.contains_key(worker) || self.model.is_pool(worker)
     }
@@ -263,7 +361,7 @@ impl ViewState {
     }
 }
 
-fn compress(json: &[u8]) -> Bytes {
+pub(crate) fn compress(json: &[u8]) -> Bytes {
     let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::new(6));
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(json);

@@ -510,3 +510,119 @@ async fn state_changes_need_authentication() {
         "a client certificate from the CA authorises changes"
     );
 }
+
+/// The status page: HTML with a tag (304 for a reader that has it, until something
+/// changes), filters by status and worker and a search, gzip, escaped text, a mirror's page
+/// with its runs, HTML errors, the embedded assets.
+#[tokio::test]
+async fn the_status_page_is_served_with_tags_filters_and_escaping() {
+    let manager = TestManager::start(Setup::default()).await;
+    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+    worker.hello(&["debian", "alpine"]).await;
+    wait_welcomed(&worker).await;
+    let run = Uuid::new_v4();
+    let mut failed = worker.status("debian", SyncStatus::Failed, run, None);
+    if let tunasync_shared::wire::event::Event::Status(status) = &mut failed {
+        status.error_msg = "<script>alert('x')</script> & more".to_owned();
+    }
+    worker
+        .send(worker.status("debian", SyncStatus::Syncing, run, None))
+        .await;
+    worker.send(failed).await;
+    manager.wait_status("w1", "debian", "failed").await;
+
+    let response = manager.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let body = response.text().await.unwrap();
+    assert!(body.contains("data-name=\"debian\"") && body.contains("data-name=\"alpine\""));
+    assert!(!body.contains("<script>alert"), "text is escaped");
+    assert!(body.contains("&#60;script&#62;alert"), "{body}");
+    let digest = tag.trim_start_matches("W/").trim_matches('"');
+    assert!(body.contains(digest), "the page knows its tag");
+
+    let conditional = |path: &'static str, tag: String| {
+        manager
+            .client
+            .get(format!("{}{path}", manager.url))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let response = conditional("/", tag.clone()).await.unwrap();
+    assert_eq!(response.status(), 304);
+    assert!(response.bytes().await.unwrap().is_empty());
+    let other = conditional("/?status=failed", tag.clone()).await.unwrap();
+    assert_eq!(other.status(), 200, "another address has another tag");
+
+    let filtered = other.text().await.unwrap();
+    assert!(
+        filtered.contains("data-name=\"debian\"") && !filtered.contains("data-name=\"alpine\"")
+    );
+    let searched = manager.get("/?q=ALP").await.text().await.unwrap();
+    assert!(
+        searched.contains("data-name=\"alpine\"") && !searched.contains("data-name=\"debian\"")
+    );
+    let by_worker = manager.get("/?worker=w2").await.text().await.unwrap();
+    assert!(!by_worker.contains("data-name="), "no mirror on w2");
+    let bad = manager.get("/?status=bogus").await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("bogus"));
+
+    let zipped = manager
+        .client
+        .get(format!("{}/", manager.url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut html)
+        .unwrap();
+    assert!(html.contains("data-name=\"debian\""));
+
+    // A change: the old tag no longer matches.
+    worker
+        .send(worker.status("alpine", SyncStatus::Success, Uuid::new_v4(), Some("2G")))
+        .await;
+    manager.wait_status("w1", "alpine", "success").await;
+    let response = conditional("/", tag.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_ne!(response.headers()["etag"], tag.as_str());
+
+    // A mirror's page: its runs; without authentication, no log.
+    let page = manager.get("/mirrors/w1/debian").await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("data-run=\"{run}\"")), "{page}");
+    assert!(page.contains("The log needs authentication"), "{page}");
+    assert!(!page.contains("<script>alert"));
+    let missing = manager.get("/mirrors/w1/nosuch").await;
+    assert_eq!(missing.status(), 404);
+    let missing = missing.text().await.unwrap();
+    assert!(
+        missing.contains("Not Found") && missing.contains("nosuch"),
+        "{missing}"
+    );
+
+    for (path, kind) in [
+        ("/static/style.css", "text/css; charset=utf-8"),
+        ("/static/page.js", "text/javascript; charset=utf-8"),
+    ] {
+        let asset = manager.get(path).await;
+        assert_eq!(asset.status(), 200);
+        assert_eq!(asset.headers()["content-type"], kind);
+        assert!(
+            asset.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
+    }
+    worker.stop().await;
+}

@@ -585,8 +585,13 @@ async fn a_running_jobs_log_is_followed_until_its_run_ends() {
             assert_eq!(kind, "text/event-stream");
             assert!(body.contains("data: tick 19\n"), "{body}");
             assert!(
-                body.lines()
-                    .all(|line| line.is_empty() || line.starts_with("data: "))
+                body.ends_with("event: end\ndata: \n\n"),
+                "the end is said: {body}"
+            );
+            assert!(
+                body.lines().all(|line| line.is_empty()
+                    || line.starts_with("data: ")
+                    || line == "event: end")
             );
         } else {
             assert_eq!(kind, "text/plain; charset=utf-8");

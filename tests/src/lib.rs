@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: the real binaries (`tunasync`, `tunasynctl`) as child
 //! processes, each stopped by its own PID when the test ends.
 
+pub mod browser;
 pub mod site;
 
 use std::path::{Path, PathBuf};

@@ -77,6 +77,11 @@ pub struct Files<'a> {
 impl Files<'_> {
     /// manager.conf (API on `port`, workers offline after `offline_after`) and its tokens.
     pub fn manager_conf(&self, port: u16, offline_after: &str) -> PathBuf {
+        self.manager_conf_with(port, offline_after, "")
+    }
+
+    /// [`Files::manager_conf`] with more `[auth]` keys (`auth`: TOML lines).
+    pub fn manager_conf_with(&self, port: u16, offline_after: &str, auth: &str) -> PathBuf {
         let path = self.dir.join("manager.conf");
         write(&self.dir.join("tokens"), &format!("{TOKEN}\n"));
         write(
@@ -85,7 +90,7 @@ impl Files<'_> {
                 "[server]\naddr = \"127.0.0.1\"\nport = {port}\nssl_cert = {cert:?}\nssl_key = {key:?}\n\
                  [files]\ndb_file = {db:?}\n\
                  [broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n\
-                 [auth]\ntokens_file = {tokens:?}\n\
+                 [auth]\ntokens_file = {tokens:?}\n{auth}\n\
                  [liveness]\noffline_after = {offline_after:?}\n",
                 cert = self.env.server_cert,
                 key = self.env.server_key,
