@@ -4,6 +4,7 @@
 //! rows (`apt-get install wrk`). Each row prints the figure, its baseline and the ratio;
 //! nothing here is a pass/fail test.
 
+mod page;
 mod pools;
 mod rows;
 mod setup;
@@ -56,6 +57,12 @@ fn main() {
         }
         if wanted("events") {
             rows.extend(rows::events_persisted(50_000).await);
+        }
+        if wanted("page") {
+            rows.extend(page::status_page(10_000).await);
+        }
+        if wanted("follow") {
+            rows.extend(page::log_follow(500, Duration::from_millis(20)).await);
         }
         if wanted("cmd") {
             rows.extend(rows::command_round_trip(300).await);

@@ -10,7 +10,7 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, unique_namespace};
-use tunasync_shared::wire::event::{Event, JobStatus};
+use tunasync_shared::wire::event::{Event, JobProgress, JobStatus};
 use tunasync_shared::wire::{EventEnvelope, SequenceSource};
 
 /// A manager running in this process.
@@ -124,6 +124,30 @@ pub fn status_event(
                 .then(|| format!("{}.{}G", mirror % 900, mirror % 10)),
             error_msg: String::new(),
             pooled: None,
+        }),
+    )
+}
+
+/// A `progress` event of run `run_id` of `worker`'s `mirror`, numbered `seq`.
+pub fn progress_event(
+    worker: &WorkerId,
+    mirror: usize,
+    run_id: uuid::Uuid,
+    seq: u64,
+) -> EventEnvelope {
+    EventEnvelope::new(
+        worker.clone(),
+        seq,
+        Event::Progress(JobProgress {
+            mirror: MirrorName::new(format!("mirror-{mirror:05}")).expect("a mirror name"),
+            run_id,
+            attempt: 1,
+            running_secs: 60,
+            log_bytes: 4096,
+            log_lines: 100,
+            files: Some(50),
+            transferred_bytes: None,
+            percent: None,
         }),
     )
 }

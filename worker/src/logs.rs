@@ -24,7 +24,7 @@ pub const CHUNK_BYTES: usize = 64 << 10;
 /// The most lines a tail asks for.
 pub const MAX_TAIL: u32 = 100_000;
 /// How often a follow looks for new lines.
-pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
+pub const FOLLOW_POLL: Duration = Duration::from_millis(50);
 /// The longest a follow lives.
 pub const FOLLOW_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// The most a follow sends per second (what a job writes faster is sent later).

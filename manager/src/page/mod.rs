@@ -51,6 +51,9 @@ pub struct Page<T> {
     /// Tells this process's tags from an earlier one's (the change counter starts again).
     boot: u64,
     index: Mutex<Option<CachedIndex>>,
+    /// Held while the unfiltered index is rendered, so readers that missed the cache wait
+    /// for one render instead of each doing their own.
+    rendering: Mutex<()>,
 }
 
 /// The unfiltered index as rendered for one change and minute.
@@ -67,6 +70,7 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         public_logs,
         boot: rand::random(),
         index: Mutex::new(None),
+        rendering: Mutex::new(()),
     });
     Router::new()
         .route("/", get(index::<T>))
@@ -80,7 +84,9 @@ type Shared<T> = State<Arc<Page<T>>>;
 
 impl<T> Page<T> {
     fn tag(&self, generation: u64, minute: i64, uri: &Uri, logs: bool) -> ETag {
-        let key = format!("{}:{generation}:{minute}:{uri}:{logs}", self.boot);
+        // The path and query only: over HTTP/2 the URI also carries scheme and authority.
+        let address = uri.path_and_query().map_or("/", |address| address.as_str());
+        let key = format!("{}:{generation}:{minute}:{address}:{logs}", self.boot);
         ETag::of(key.as_bytes())
     }
 
@@ -252,14 +258,30 @@ async fn index<T: Transport>(
     let gzip = accepts_gzip(&headers);
     let rendering = page.clone();
     let rendered = tokio::task::spawn_blocking(move || {
+        let cached = || {
+            let generation = rendering.api.view.generation();
+            rendering
+                .cached_index((generation, minute), gzip)
+                .map(|body| (rendering.tag(generation, minute, &uri, false), body))
+        };
+        let _one_render = if checked.is_empty() {
+            if let Some(found) = cached() {
+                return Ok(found);
+            }
+            let lock = rendering
+                .rendering
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if let Some(found) = cached() {
+                return Ok(found);
+            }
+            Some(lock)
+        } else {
+            None
+        };
         let data = rendering.api.view.page();
         let tag = rendering.tag(data.generation, minute, &uri, false);
         let key = (data.generation, minute);
-        if checked.is_empty()
-            && let Some(body) = rendering.cached_index(key, gzip)
-        {
-            return Ok((tag, body));
-        }
         let rows: Vec<Row> = data
             .jobs
             .iter()
