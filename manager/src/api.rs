@@ -36,6 +36,8 @@ pub struct Api<T> {
     pub dispatcher: Arc<Dispatcher<T>>,
     pub logs: Arc<crate::log_requests::LogRequests<T>>,
     pub transport: T,
+    /// What `/metrics` renders.
+    pub metrics: crate::metrics::SharedRegistry,
 }
 
 type Shared<T> = State<Arc<Api<T>>>;
@@ -124,11 +126,8 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
 
 async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        api.view.metrics() + &crate::metrics::follows(api.logs.follow_counts()),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&api.metrics),
     )
         .into_response()
 }

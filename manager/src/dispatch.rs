@@ -35,15 +35,22 @@ pub struct Dispatcher<T> {
     waiting: Mutex<Waiters>,
     timeout: Duration,
     expiry: Duration,
+    telemetry: crate::metrics::Telemetry,
 }
 
 impl<T: Transport> Dispatcher<T> {
-    pub fn new(transport: T, timeout: Duration, expiry: Duration) -> Self {
+    pub fn new(
+        transport: T,
+        timeout: Duration,
+        expiry: Duration,
+        telemetry: crate::metrics::Telemetry,
+    ) -> Self {
         Dispatcher {
             transport,
             waiting: Mutex::new(HashMap::new()),
             timeout,
             expiry,
+            telemetry,
         }
     }
 
@@ -88,13 +95,18 @@ impl<T: Transport> Dispatcher<T> {
             })
         })
         .await;
-        match outcome {
+        self.telemetry.commands_sent.inc();
+        let result = match outcome {
             Ok(result) => result,
             Err(_) => Err(DispatchError::Timeout {
                 worker: worker.clone(),
                 timeout: self.timeout,
             }),
+        };
+        if result.is_err() {
+            self.telemetry.commands_failed.inc();
         }
+        result
     }
 
     /// Hands a worker's answer to whoever waits for it.
@@ -186,6 +198,7 @@ mod tests {
             Unanswered,
             Duration::from_secs(3600),
             Duration::from_secs(60),
+            crate::metrics::Telemetry::default(),
         );
         let worker = WorkerId::new("w1").unwrap();
         let send = dispatcher.send(&worker, Command::Ping(Ping::default()));

@@ -70,12 +70,15 @@ pub struct Ingest<T> {
     pub welcomes: Arc<Welcomes>,
     pub pools: Arc<PoolPublisher<T>>,
     pub require_identity: bool,
+    pub telemetry: crate::metrics::Telemetry,
 }
 
 /// A batch handed to the state actor, waiting for its commit before its acks.
 struct Pending {
     accepted: Vec<Incoming>,
     applied: Option<Applied>,
+    /// When the applied events were sent (for the ingest lag).
+    sent: Vec<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<T: Transport> Ingest<T> {
@@ -126,6 +129,7 @@ impl<T: Transport> Ingest<T> {
     async fn submit(&self, batch: Vec<Incoming>) -> Pending {
         let mut verified = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
+        let mut sent = Vec::with_capacity(batch.len());
         for incoming in batch {
             match check(&incoming, self.require_identity) {
                 Err(refusal) => {
@@ -135,6 +139,7 @@ impl<T: Transport> Ingest<T> {
                         reason = %error_chain(&refusal),
                         "event refused; dead-lettered"
                     );
+                    self.telemetry.dead_lettered.inc();
                     if let Err(err) = incoming.dead_letter().await {
                         warn!(error = %error_chain(&err), "cannot dead-letter an event");
                     }
@@ -144,11 +149,14 @@ impl<T: Transport> Ingest<T> {
                     match envelope.event {
                         Event::CmdResult(result) => self.dispatcher.resolve(&worker, result),
                         Event::LogChunk(chunk) => self.logs.deliver(&worker, chunk),
-                        event => verified.push(Verified {
-                            worker,
-                            seq: envelope.seq,
-                            event,
-                        }),
+                        event => {
+                            sent.push(envelope.header.sent_at);
+                            verified.push(Verified {
+                                worker,
+                                seq: envelope.seq,
+                                event,
+                            });
+                        }
                     }
                     accepted.push(incoming);
                 }
@@ -159,7 +167,11 @@ impl<T: Transport> Ingest<T> {
         } else {
             Some(self.state.submit(verified).await)
         };
-        Pending { accepted, applied }
+        Pending {
+            accepted,
+            applied,
+            sent,
+        }
     }
 
     /// Waits for a batch's commit, then queues its welcomes and acks (or requeues it).
@@ -167,6 +179,12 @@ impl<T: Transport> Ingest<T> {
         if let Some(applied) = pending.applied {
             match applied.committed().await {
                 Ok(replies) => {
+                    let now = chrono::Utc::now();
+                    for sent in &pending.sent {
+                        let lag = now.signed_duration_since(*sent).num_microseconds();
+                        let lag = lag.unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+                        self.telemetry.ingest_lag.observe(lag);
+                    }
                     for (worker, welcome) in replies.welcomes {
                         self.welcomes.send(worker, welcome);
                     }

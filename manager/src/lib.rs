@@ -26,7 +26,6 @@ pub mod model;
 pub mod page;
 pub mod pool_publisher;
 pub mod pool_status;
-pub mod pool_waits;
 pub mod records;
 pub mod server;
 pub mod state;
@@ -195,6 +194,7 @@ pub async fn start(
         broker.clone(),
         config.commands.timeout,
         config.commands.expiry,
+        view.telemetry.clone(),
     ));
     let logs = Arc::new(log_requests::LogRequests::new(
         broker.clone(),
@@ -210,6 +210,7 @@ pub async fn start(
         welcomes: welcomes.clone(),
         pools: pools.clone(),
         require_identity: config.auth.require_worker_identity,
+        telemetry: view.telemetry.clone(),
     };
     let ingest = tokio::spawn(ingest.run(shutdown.clone()));
     let welcomes = tokio::spawn(welcomes.run(dispatcher.clone(), shutdown.clone()));
@@ -234,12 +235,21 @@ pub async fn start(
         }
     });
 
+    let connected = broker.clone();
+    let metrics = Arc::new(view.telemetry.registry(metrics::collector::StateCollector {
+        view: view.clone(),
+        follows: logs.follow_counts(),
+        broker_connected: Box::new(move || {
+            tunasync_shared::broker::Transport::is_connected(&connected)
+        }),
+    }));
     let api = Arc::new(Api {
         view: view.clone(),
         state,
         dispatcher,
         logs,
         transport: broker,
+        metrics,
     });
     let app = api::router(api, auth, config.auth.public_logs);
     let https = tls.is_some();

@@ -52,7 +52,7 @@ pub struct LogRequests<T> {
     waiting: Mutex<Waiters>,
     /// Follows whose reader went away, until their worker's last chunk says it stopped.
     abandoned: Mutex<HashSet<Uuid>>,
-    follows: FollowCounts,
+    follows: std::sync::Arc<FollowCounts>,
     expiry: Duration,
 }
 
@@ -75,13 +75,13 @@ impl<T: Transport> LogRequests<T> {
             transport,
             waiting: Mutex::new(HashMap::new()),
             abandoned: Mutex::new(HashSet::new()),
-            follows: FollowCounts::default(),
+            follows: std::sync::Arc::default(),
             expiry,
         }
     }
 
-    pub fn follow_counts(&self) -> &FollowCounts {
-        &self.follows
+    pub fn follow_counts(&self) -> std::sync::Arc<FollowCounts> {
+        self.follows.clone()
     }
 
     fn abandoned(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {

@@ -307,7 +307,7 @@ impl Actor {
                     welcome.offline_after_secs = Some(self.offline_after.as_secs());
                 }
                 for waited in &changes.pool_waits {
-                    self.view.pool_waits.record(*waited);
+                    self.view.telemetry.record_pool_wait(*waited);
                 }
                 if !changes.pool_jobs.is_empty() {
                     self.pool_changed.notify_one();

@@ -29,8 +29,8 @@ pub struct View {
     events_applied: std::sync::atomic::AtomicU64,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
-    /// How long granted pool runs waited.
-    pub(crate) pool_waits: crate::pool_waits::PoolWaits,
+    /// What the manager counts as it goes (for `/metrics`).
+    pub telemetry: crate::metrics::Telemetry,
 }
 
 /// Whether a job's worker can be reached.
@@ -72,7 +72,7 @@ impl View {
             rendering: Mutex::new(()),
             events_applied: std::sync::atomic::AtomicU64::new(0),
             store_problem: Mutex::new(None),
-            pool_waits: crate::pool_waits::PoolWaits::default(),
+            telemetry: crate::metrics::Telemetry::default(),
         })
     }
 
@@ -309,19 +309,11 @@ impl View {
         }
     }
 
-    /// `GET /metrics`: the Prometheus text of the current state.
-    pub fn metrics(&self) -> String {
+    /// Runs `read` on the model and the offline workers, under the view's lock (for the
+    /// metrics' scrape: keep it short).
+    pub fn with_state<R>(&self, read: impl FnOnce(&Model, &BTreeSet<WorkerId>) -> R) -> R {
         let state = self.read();
-        let pools =
-            crate::pool_status::summaries(&state.model, &state.offline, GoTime::now_local());
-        let mut out = crate::metrics::render(
-            &state.model,
-            |worker| !state.offline.contains(worker),
-            &pools,
-            self.events_applied(),
-        );
-        self.pool_waits.render(&mut out);
-        out
+        read(&state.model, &state.offline)
     }
 }
 

@@ -20,6 +20,7 @@ pub mod compat;
 pub mod gotime;
 pub mod names;
 pub mod schedule;
+pub mod size;
 pub mod status;
 pub mod testkit;
 pub mod wire;

@@ -34,10 +34,20 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(name: &str, args: &[&str], log: &Path) -> Daemon {
+        Daemon::start_program(name, &binary("tunasync"), args, log)
+    }
+
+    /// Another program (Prometheus, Alertmanager, …), handled the same way.
+    pub fn start_program(name: &str, program: &Path, args: &[&str], log: &Path) -> Daemon {
+        assert!(
+            program.exists(),
+            "{} is missing: install it (see .ci/run for the Debian packages)",
+            program.display()
+        );
         let file = std::fs::File::create(log)
             .unwrap_or_else(|err| panic!("cannot create {}: {err}", log.display()));
         let err_file = file.try_clone().unwrap_or_else(|err| panic!("{err}"));
-        let child = Command::new(binary("tunasync"))
+        let child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info,lapin=warn")
             .stdin(Stdio::null())

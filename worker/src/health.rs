@@ -1,12 +1,16 @@
 //! The optional local health endpoint (`[health] addr`): `GET /healthz` answers while the
 //! process runs, `GET /readyz` while it is connected to the broker; for systemd, compose and
-//! Kubernetes probes. Workers open no port unless it is configured.
+//! Kubernetes probes; `GET /metrics`, the worker's own jobs (`metrics.rs`). Workers open
+//! no port unless it is configured.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -14,11 +18,16 @@ use tunasync_shared::broker::Transport;
 
 /// Serves the two routes on `listener` (bound by the caller before anything else starts, so
 /// a taken address stops the start-up with a clear error) until `shutdown`.
-pub async fn serve<T: Transport>(listener: TcpListener, transport: T, shutdown: CancellationToken) {
+pub async fn serve<T: Transport>(
+    listener: TcpListener,
+    transport: T,
+    metrics: Arc<Registry>,
+    shutdown: CancellationToken,
+) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "health endpoint listening");
     }
-    let result = axum::serve(listener, router(transport))
+    let result = axum::serve(listener, router(transport, metrics))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     if let Err(err) = result {
@@ -26,10 +35,23 @@ pub async fn serve<T: Transport>(listener: TcpListener, transport: T, shutdown: 
     }
 }
 
-fn router<T: Transport>(transport: T) -> Router {
+fn router<T: Transport>(transport: T, metrics: Arc<Registry>) -> Router {
+    let scrape = get(move || {
+        let metrics = metrics.clone();
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                crate::metrics::render(&metrics),
+            )
+        }
+    });
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<T>))
+        .route("/metrics", scrape)
         .with_state(transport)
 }
 

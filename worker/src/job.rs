@@ -100,6 +100,7 @@ pub struct JobContext {
     pub outbox: Outbox,
     pub slots: Slots,
     pub finished: mpsc::Sender<Finished>,
+    pub metrics: crate::metrics::JobMetrics,
 }
 
 /// Starts the task of `config` in `mode` (idle, paused or disabled).
@@ -120,6 +121,7 @@ pub fn spawn(config: Arc<JobConfig>, mode: Mode, context: JobContext) -> JobHand
             outbox: context.outbox.clone(),
             state: Arc::new(state_tx),
             pooled: None,
+            metrics: context.metrics.clone(),
         },
         context,
         mode: mode_tx,
@@ -371,6 +373,7 @@ mod tests {
             outbox: outbox.clone(),
             slots: Slots::new(1),
             finished,
+            metrics: crate::metrics::JobMetrics::default(),
         };
         let handles: Vec<JobHandle> = jobs(dir.path())
             .into_iter()

@@ -20,6 +20,7 @@ pub mod health;
 pub mod hooks;
 pub mod job;
 pub mod logs;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod pool;
@@ -78,11 +79,18 @@ pub async fn start(
         }
         None => None,
     };
+    let options = worker::Options::default();
     if let Some(listener) = health {
-        tokio::spawn(health::serve(listener, broker.clone(), broker_stop.clone()));
+        let registry = std::sync::Arc::new(options.metrics.registry());
+        tokio::spawn(health::serve(
+            listener,
+            broker.clone(),
+            registry,
+            broker_stop.clone(),
+        ));
     }
     let settings = hooks::HookSettings::from_config(&config, cgroup);
-    let worker = worker::Worker::new(config, broker, settings, worker::Options::default());
+    let worker = worker::Worker::new(config, broker, settings, options);
     let result = worker.run(reload, shutdown).await;
     broker_stop.cancel();
     Ok(result?)

@@ -34,6 +34,8 @@ pub struct Reporter {
     pub state: Arc<watch::Sender<LocalState>>,
     /// For a run of a pooled mirror: its pool and lease, carried by every report.
     pub pooled: Option<(PoolName, u64)>,
+    /// Where runs are counted (the worker's `/metrics`).
+    pub metrics: crate::metrics::JobMetrics,
 }
 
 impl Reporter {
@@ -73,6 +75,7 @@ impl Reporter {
     ) {
         let now = GoTime::now_local();
         let mut shown_size = None;
+        let mut started = GoTime::ZERO;
         self.state.send_modify(|state| {
             match status {
                 SyncStatus::PreSyncing => state.last_started = now,
@@ -90,7 +93,17 @@ impl Reporter {
             state.run_id = Some(run_id);
             state.error_msg = error_msg.to_owned();
             shown_size.clone_from(&state.size);
+            started = state.last_started;
         });
+        let mirror = self.job.name.as_str();
+        if status == SyncStatus::PreSyncing {
+            self.metrics.started(mirror);
+        } else if last {
+            let took = u64::try_from(now.unix() - started.unix()).unwrap_or(0);
+            let took = std::time::Duration::from_secs(took);
+            self.metrics
+                .ended(mirror, status, took, shown_size.as_deref());
+        }
         self.outbox.push(Event::Status(JobStatus {
             mirror: self.job.name.clone(),
             status,

@@ -46,6 +46,8 @@ pub struct Options {
     pub shutdown_wait: Duration,
     /// Events kept while the broker is away.
     pub outbox_capacity: usize,
+    /// The jobs' metrics (the health endpoint's `/metrics` renders them).
+    pub metrics: crate::metrics::JobMetrics,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             welcome_wait: Duration::from_secs(10),
             shutdown_wait: Duration::from_secs(10),
             outbox_capacity: outbox::CAPACITY,
+            metrics: crate::metrics::JobMetrics::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl<T: Transport> Worker<T> {
             outbox: outbox.clone(),
             slots: Slots::new(config.concurrent),
             finished: finished_tx,
+            metrics: options.metrics.clone(),
         };
         let mut worker = Worker {
             config,

@@ -41,6 +41,7 @@ fn case(mirror: &str) -> Case {
             job,
             outbox: Outbox::new(WorkerId::new("w").unwrap()),
             state: Arc::new(state),
+            metrics: crate::metrics::JobMetrics::default(),
         },
         dir,
     }

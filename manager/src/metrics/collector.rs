@@ -1,0 +1,380 @@
+//! The metrics read from the state at each scrape: workers, jobs, pools, log follows, the
+//! broker connection. Job metrics use the other Rust port's names, labels and codes.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::status::SyncStatus;
+
+use super::size_bytes;
+use crate::log_requests::FollowCounts;
+use crate::model::Model;
+use crate::pool_status::PoolSummary;
+use crate::view::View;
+
+/// `tunasync_mirror_status`'s value for each status (the other Rust port's codes).
+pub fn status_code(status: SyncStatus) -> i64 {
+    match status {
+        SyncStatus::None => 0,
+        SyncStatus::PreSyncing => 1,
+        SyncStatus::Syncing => 2,
+        SyncStatus::Success => 3,
+        SyncStatus::Failed => 4,
+        SyncStatus::Paused => 5,
+        SyncStatus::Disabled => 6,
+    }
+}
+
+/// Reads the view (and the follows and the broker connection) at each scrape.
+pub struct StateCollector {
+    pub view: Arc<View>,
+    pub follows: Arc<FollowCounts>,
+    pub broker_connected: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for StateCollector {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("StateCollector")
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One gauge family: its samples, each a label set and a value.
+fn gauges<N>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels, N)>,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge<N>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn job_labels(mirror: &impl ToString, worker: &impl ToString) -> Labels {
+    vec![
+        ("mirror", mirror.to_string()),
+        ("worker", worker.to_string()),
+    ]
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering;
+        self.view.with_state(|model, offline| {
+            let pools = crate::pool_status::summaries(model, offline, GoTime::now_local());
+            encode_state(
+                &mut encoder,
+                model,
+                |worker| !offline.contains(worker),
+                &pools,
+            )
+        })?;
+        counter(
+            &mut encoder,
+            "tunasync_events_applied",
+            "Worker events applied and committed since start",
+            self.view.events_applied(),
+        )?;
+        gauge(
+            &mut encoder,
+            "tunasync_broker_connected",
+            "Whether the manager is connected to the broker",
+            i64::from((self.broker_connected)()),
+        )?;
+        gauge(
+            &mut encoder,
+            "tunasync_log_follows",
+            "Job logs being followed through the manager now",
+            i64::try_from(self.follows.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut encoder,
+            "tunasync_log_follows_stopped",
+            "Follows whose worker stopped sending after their reader went away",
+            self.follows
+                .stopped_after_reader_left
+                .load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Workers, jobs and pools as the model holds them.
+pub fn encode_state(
+    encoder: &mut DescriptorEncoder,
+    model: &Model,
+    online: impl Fn(&tunasync_shared::names::WorkerId) -> bool,
+    pools: &[PoolSummary],
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        encoder,
+        "tunasync_workers_total",
+        "Known workers",
+        i64::try_from(model.workers.len()).unwrap_or(i64::MAX),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_worker_online",
+        "Whether the worker's heartbeats are current",
+        model.workers.keys().map(|worker| {
+            (
+                vec![("worker", worker.to_string())],
+                i64::from(online(worker)),
+            )
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_worker_last_heartbeat_timestamp_seconds",
+        "When the worker was last heard from",
+        model.workers.iter().map(|(worker, record)| {
+            (
+                vec![("worker", worker.to_string())],
+                record.last_online.unix(),
+            )
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirrors_total",
+        "Jobs by status",
+        SyncStatus::ALL.into_iter().map(|status| {
+            let count = model
+                .jobs
+                .values()
+                .filter(|job| job.status == status)
+                .count();
+            (
+                vec![("status", status.as_str().to_owned())],
+                i64::try_from(count).unwrap_or(i64::MAX),
+            )
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_status",
+        "The job's status: 0 none, 1 pre-syncing, 2 syncing, 3 success, 4 failed, 5 paused, 6 disabled",
+        model
+            .jobs
+            .iter()
+            .map(|((mirror, worker), job)| (job_labels(mirror, worker), status_code(job.status))),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_state",
+        "The job's status as a label (1 for the current one)",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            let mut labels = job_labels(mirror, worker);
+            labels.push(("status", job.status.as_str().to_owned()));
+            (labels, 1i64)
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_size_bytes",
+        "The mirror's size as last reported, in bytes (-1 when unknown)",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            (
+                job_labels(mirror, worker),
+                size_bytes(&job.size).unwrap_or(-1.0),
+            )
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_last_success_timestamp_seconds",
+        "End of the last successful sync (0: never)",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            let at = if job.last_update.is_zero() {
+                0
+            } else {
+                job.last_update.unix()
+            };
+            (job_labels(mirror, worker), at)
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_last_sync_duration_seconds",
+        "How long the last finished run took (0: none yet)",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            let took = if job.last_started.is_zero() || job.last_ended.is_zero() {
+                0
+            } else {
+                (job.last_ended.unix() - job.last_started.unix()).max(0)
+            };
+            (job_labels(mirror, worker), took)
+        }),
+    )?;
+    encode_pools(encoder, pools)
+}
+
+/// A per-pool gauge: its name, its help text, and how to read it.
+type PoolGauge = (&'static str, &'static str, fn(&PoolSummary) -> Option<i64>);
+
+fn encode_pools(
+    encoder: &mut DescriptorEncoder,
+    pools: &[PoolSummary],
+) -> Result<(), std::fmt::Error> {
+    if pools.is_empty() {
+        return Ok(());
+    }
+    let pool_gauges: [PoolGauge; 4] = [
+        (
+            "tunasync_pool_members_online",
+            "Members of the pool that are online",
+            |pool| {
+                Some(
+                    pool.status
+                        .members
+                        .iter()
+                        .filter(|member| member.online)
+                        .count() as i64,
+                )
+            },
+        ),
+        (
+            "tunasync_pool_free_slots",
+            "Slots free for the pool's runs on its online members",
+            |pool| Some(i64::from(pool.status.free_slots)),
+        ),
+        (
+            "tunasync_pool_queued_runs",
+            "Runs waiting in the pool's queue",
+            |pool| Some(i64::from(pool.status.queued_runs)),
+        ),
+        (
+            "tunasync_pool_oldest_queued_seconds",
+            "How long the oldest queued run has waited",
+            |pool| pool.status.oldest_queued_secs,
+        ),
+    ];
+    for (name, help, value) in pool_gauges {
+        gauges(
+            encoder,
+            name,
+            help,
+            pools.iter().filter_map(|pool| {
+                value(pool).map(|value| (vec![("pool", pool.pool.to_string())], value))
+            }),
+        )?;
+    }
+    gauges(
+        encoder,
+        "tunasync_pool_definition_differs",
+        "A member's definition of a pooled mirror differs from the pool's",
+        pools.iter().flat_map(|pool| {
+            pool.status.differing.iter().map(|differing| {
+                (
+                    vec![
+                        ("pool", pool.pool.to_string()),
+                        ("mirror", differing.mirror.to_string()),
+                        ("worker", differing.worker.to_string()),
+                    ],
+                    1i64,
+                )
+            })
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{JobRecord, WorkerRecord};
+    use tunasync_shared::names::{MirrorName, WorkerId};
+
+    #[derive(Debug)]
+    struct Fixed(Model);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_state(&mut encoder, &self.0, |_| true, &[])
+        }
+    }
+
+    #[test]
+    fn the_other_ports_names_labels_and_codes() {
+        let mut model = Model::default();
+        let worker = WorkerId::new("w1").unwrap();
+        model.workers.insert(
+            worker.clone(),
+            WorkerRecord::new(GoTime::from_unix(1_700_000_000).unwrap()),
+        );
+        model.jobs.insert(
+            (MirrorName::new("debian").unwrap(), worker.clone()),
+            JobRecord {
+                status: SyncStatus::Success,
+                size: "2G".into(),
+                last_update: GoTime::from_unix(1_800_000_000).unwrap(),
+                last_started: GoTime::from_unix(1_799_999_400).unwrap(),
+                last_ended: GoTime::from_unix(1_800_000_000).unwrap(),
+                ..JobRecord::default()
+            },
+        );
+        model.jobs.insert(
+            (MirrorName::new("pypi").unwrap(), worker.clone()),
+            JobRecord {
+                status: SyncStatus::Failed,
+                ..JobRecord::default()
+            },
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(Fixed(model)));
+        let text = super::super::render(&registry);
+        for expected in [
+            "# TYPE tunasync_workers_total gauge\n",
+            "tunasync_workers_total 1\n",
+            "tunasync_worker_online{worker=\"w1\"} 1\n",
+            "tunasync_worker_last_heartbeat_timestamp_seconds{worker=\"w1\"} 1700000000\n",
+            "tunasync_mirrors_total{status=\"success\"} 1\n",
+            "tunasync_mirrors_total{status=\"failed\"} 1\n",
+            "tunasync_mirrors_total{status=\"syncing\"} 0\n",
+            "tunasync_mirror_status{mirror=\"debian\",worker=\"w1\"} 3\n",
+            "tunasync_mirror_status{mirror=\"pypi\",worker=\"w1\"} 4\n",
+            "tunasync_mirror_state{mirror=\"debian\",worker=\"w1\",status=\"success\"} 1\n",
+            "tunasync_mirror_size_bytes{mirror=\"debian\",worker=\"w1\"} 2147483648.0\n",
+            "tunasync_mirror_size_bytes{mirror=\"pypi\",worker=\"w1\"} -1.0\n",
+            "tunasync_mirror_last_success_timestamp_seconds{mirror=\"debian\",worker=\"w1\"} 1800000000\n",
+            "tunasync_mirror_last_success_timestamp_seconds{mirror=\"pypi\",worker=\"w1\"} 0\n",
+            "tunasync_mirror_last_sync_duration_seconds{mirror=\"debian\",worker=\"w1\"} 600\n",
+            "# EOF\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+}

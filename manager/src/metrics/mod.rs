@@ -1,0 +1,149 @@
+//! `GET /metrics`: rendered with `prometheus-client` (the Prometheus project's Rust client)
+//! in the OpenMetrics text format.
+//!
+//! Two kinds of metric: what the manager counts as it goes ([`Telemetry`]: events
+//! dead-lettered, ingest lag, commands, pool waits), registered once; and what the state
+//! says at the moment of the scrape (workers, jobs, pools, follows), read from the view by
+//! [`collector::StateCollector`]. Job metrics carry the other Rust port's names and labels
+//! (`mirror`, `worker`), so its dashboards work unchanged.
+
+pub mod collector;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Upper bounds of the wait and lag histograms' buckets, in seconds.
+const BOUNDS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
+
+/// What the manager counts as it goes. Cheap to clone: every handle shares its metric.
+#[derive(Clone, Debug)]
+pub struct Telemetry {
+    /// Events refused by ingestion and dead-lettered.
+    pub dead_lettered: Counter,
+    /// From an event's `sent_at` to its batch's commit.
+    pub ingest_lag: Histogram,
+    /// Commands published to workers (`POST /cmd` and the like).
+    pub commands_sent: Counter,
+    /// Commands that could not be published or got no answer in time.
+    pub commands_failed: Counter,
+    /// Pooled runs, from coming due to a member taking them.
+    pub pool_wait: Histogram,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            dead_lettered: Counter::default(),
+            ingest_lag: Histogram::new(BOUNDS),
+            commands_sent: Counter::default(),
+            commands_failed: Counter::default(),
+            pool_wait: Histogram::new(BOUNDS),
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn record_pool_wait(&self, waited: Duration) {
+        self.pool_wait.observe(waited.as_secs_f64());
+    }
+
+    /// A registry with these metrics and `collector` (the state at each scrape).
+    pub fn registry(&self, collector: collector::StateCollector) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(
+            "tunasync_events_dead_lettered",
+            "Worker events refused by ingestion and dead-lettered",
+            self.dead_lettered.clone(),
+        );
+        registry.register(
+            "tunasync_ingest_lag_seconds",
+            "From an event's sending by its worker to its commit in the store",
+            self.ingest_lag.clone(),
+        );
+        registry.register(
+            "tunasync_commands_sent",
+            "Commands published to workers",
+            self.commands_sent.clone(),
+        );
+        registry.register(
+            "tunasync_commands_failed",
+            "Commands that could not be published or were not answered in time",
+            self.commands_failed.clone(),
+        );
+        registry.register(
+            "tunasync_pool_wait_seconds",
+            "How long pooled runs waited from coming due to a member taking them",
+            self.pool_wait.clone(),
+        );
+        registry.register_collector(Box::new(collector));
+        registry
+    }
+}
+
+/// The exposition of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::with_capacity(4096);
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::warn!(error = %err, "cannot render the metrics");
+    }
+    out
+}
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The metrics' registry, shared by the API.
+pub type SharedRegistry = Arc<Registry>;
+
+pub use tunasync_shared::size::size_bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the manager counts, as the registry renders it: counters with `_total`,
+    /// histograms with cumulative buckets (the pools bench reads them this way).
+    #[test]
+    fn counters_and_histograms_in_the_exposition() {
+        let telemetry = Telemetry::default();
+        let view = crate::view::View::new(crate::model::Model::default());
+        let follows = Arc::new(crate::log_requests::FollowCounts::default());
+        let registry = telemetry.registry(collector::StateCollector {
+            view,
+            follows,
+            broker_connected: Box::new(|| true),
+        });
+        telemetry.record_pool_wait(Duration::from_millis(5));
+        telemetry.record_pool_wait(Duration::from_millis(80));
+        telemetry.record_pool_wait(Duration::from_secs(4000));
+        telemetry.commands_sent.inc();
+        telemetry.dead_lettered.inc();
+        telemetry.ingest_lag.observe(0.02);
+        let text = render(&registry);
+        for expected in [
+            "tunasync_pool_wait_seconds_bucket{le=\"0.01\"} 1\n",
+            "tunasync_pool_wait_seconds_bucket{le=\"0.1\"} 2\n",
+            "tunasync_pool_wait_seconds_bucket{le=\"1800.0\"} 2\n",
+            "tunasync_pool_wait_seconds_bucket{le=\"+Inf\"} 3\n",
+            "tunasync_pool_wait_seconds_count 3\n",
+            "tunasync_commands_sent_total 1\n",
+            "tunasync_commands_failed_total 0\n",
+            "tunasync_events_dead_lettered_total 1\n",
+            "tunasync_ingest_lag_seconds_count 1\n",
+            "tunasync_events_applied_total 0\n",
+            "tunasync_broker_connected 1\n",
+            "tunasync_log_follows 0\n",
+            "tunasync_log_follows_stopped_total 0\n",
+            "tunasync_workers_total 0\n",
+            "# EOF\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+}
