@@ -559,6 +559,8 @@ fn snapshot(idx: usize) -> JobSnapshot {
         error_msg: String::new(),
         pool: None,
         fingerprint: None,
+        url: None,
+        desc: None,
     }
 }
 

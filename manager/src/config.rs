@@ -26,6 +26,10 @@
 //! offline_after = "30s"
 //! [history]           # new
 //! runs_per_job = 50
+//! [mirrorz]           # new: GET /mirrorz.json (off without this section)
+//! url = "https://mirrors.example.edu"
+//! abbr = "EXAMPLE"
+//! name = "Example University Mirrors"   # and logo, homepage, issue, email, group, …
 //! ```
 
 use std::net::IpAddr;
@@ -52,6 +56,8 @@ pub struct ManagerConfig {
     pub commands: CommandsSection,
     pub liveness: LivenessSection,
     pub history: HistorySection,
+    /// `[mirrorz]`: the site block of `GET /mirrorz.json` (off without it).
+    pub mirrorz: Option<crate::mirrorz::MirrorzSite>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +173,7 @@ struct FileConfig {
     commands: CommandsSection,
     liveness: LivenessSection,
     history: HistorySection,
+    mirrorz: Option<crate::mirrorz::MirrorzSite>,
 }
 
 /// Command-line flags that override the file (tunasync's precedence: flag > file > default).
@@ -340,6 +347,12 @@ impl ManagerConfig {
                 "must be more than zero".to_owned(),
             ));
         }
+        if let Some(key) = file.mirrorz.as_ref().and_then(|site| site.missing()) {
+            return Err(invalid(
+                key,
+                "[mirrorz] needs the site's `url` and `abbr`".to_owned(),
+            ));
+        }
         if file.history.runs_per_job == 0 {
             return Err(invalid(
                 "history.runs_per_job",
@@ -362,6 +375,7 @@ impl ManagerConfig {
                 commands: file.commands,
                 liveness: file.liveness,
                 history: file.history,
+                mirrorz: file.mirrorz,
             },
             warnings,
         })
@@ -402,6 +416,29 @@ mod tests {
     fn load(text: &str, overrides: &Overrides) -> Result<Loaded, String> {
         ManagerConfig::parse(text, Path::new("manager.conf"), overrides)
             .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn mirrorz_needs_the_sites_url_and_abbr() {
+        let ok = format!(
+            "{BROKER}[mirrorz]\nurl = \"https://m.example.edu\"\nabbr = \"EX\"\nname = \"Example\"\n"
+        );
+        let site = load(&ok, &Overrides::default())
+            .unwrap()
+            .config
+            .mirrorz
+            .unwrap();
+        assert_eq!((site.abbr.as_str(), site.name.as_str()), ("EX", "Example"));
+        let bad = format!("{BROKER}[mirrorz]\nurl = \"https://m.example.edu\"\n");
+        let err = load(&bad, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("mirrorz.abbr"), "{err}");
+        assert!(
+            load(BROKER, &Overrides::default())
+                .unwrap()
+                .config
+                .mirrorz
+                .is_none()
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod etag;
 pub mod ingest;
 pub mod log_requests;
 pub mod metrics;
+pub mod mirrorz;
 pub mod model;
 pub mod page;
 pub mod pool_publisher;
@@ -251,7 +252,8 @@ pub async fn start(
         transport: broker,
         metrics,
     });
-    let app = api::router(api, auth, config.auth.public_logs);
+    let app = api::router(api, auth, config.auth.public_logs)
+        .merge(mirrorz::router(view.clone(), config.mirrorz.clone()));
     let https = tls.is_some();
     info!(addr = %local_addr, https, "API listening");
     let server = tokio::spawn(server::serve(listener, tls, app, shutdown));

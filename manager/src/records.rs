@@ -48,6 +48,10 @@ pub struct PooledDefinition {
     pub jitter_secs: u64,
     pub upstream: String,
     pub is_master: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub desc: String,
 }
 
 impl PooledDefinition {
@@ -182,6 +186,11 @@ pub struct JobRecord {
     /// the job shows, and what the worker is told at every `welcome`, whatever it reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<Hold>,
+    /// Where users find the mirror, and a line about it (worker.conf's `url`, `desc`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub desc: String,
     /// The history entry of the job's latest run, so a run's later events (also after a
     /// restart of the manager) update the entry its first event opened. Not stored with the
     /// job: the store reads it back from the history table (its newest entry).
@@ -246,6 +255,8 @@ impl Default for JobRecord {
             run_id: None,
             last_seq: 0,
             hold: None,
+            url: String::new(),
+            desc: String::new(),
             current_run: None,
             progress: None,
         }
@@ -272,6 +283,8 @@ impl JobRecord {
             run_id: self.run_id,
             last_seq: self.last_seq,
             hold: self.hold,
+            url: self.url.clone(),
+            desc: self.desc.clone(),
             current_run: None,
             progress: self.progress.clone(),
         }
@@ -306,6 +319,7 @@ impl JobRecord {
                 self.size.clone()
             },
             error_msg,
+            url: self.url.clone(),
             progress: self
                 .progress
                 .as_ref()

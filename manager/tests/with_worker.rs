@@ -739,3 +739,53 @@ async fn a_follow_whose_reader_goes_away_ends_on_the_worker() {
     );
     worker.stop().await;
 }
+
+/// MirrorZ: `[mirrorz]` gives the site block, worker.conf's `url` and `desc` reach the
+/// document (and `url` tunasync.json); without `url` a mirror is `/NAME`, and tunasync.json
+/// keeps tunasync's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrorz_json_lists_the_sites_mirrors() {
+    let manager = TestManager::start(Setup {
+        extra: "[mirrorz]\nurl = \"https://mirrors.example.edu\"\nabbr = \"EXAMPLE\"\nname = \"Example Mirrors\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mirrors = format!(
+        "{}url = \"https://mirrors.example.edu/debian/\"\ndesc = \"Debian GNU/Linux\"\n{}",
+        command_mirror("debian", "/bin/true"),
+        command_mirror("plain", "/bin/false"),
+    );
+    let config = worker_conf(dir.path(), &manager.broker_config(), &mirrors);
+    let worker = RealWorker::start(&config, Options::default());
+    manager.wait_status("w1", "debian", "success").await;
+    manager.wait_status("w1", "plain", "failed").await;
+
+    let document = manager.get_json("/mirrorz.json").await;
+    assert_eq!(document["version"], 1.7);
+    assert_eq!(document["site"]["abbr"], "EXAMPLE");
+    assert_eq!(document["site"]["name"], "Example Mirrors");
+    let mirrors = document["mirrors"].as_array().unwrap();
+    assert_eq!(mirrors.len(), 2);
+    let debian = &mirrors[0];
+    assert_eq!(debian["cname"], "debian");
+    assert_eq!(debian["url"], "https://mirrors.example.edu/debian/");
+    assert_eq!(debian["desc"], "Debian GNU/Linux");
+    let status = debian["status"].as_str().unwrap();
+    assert!(status.starts_with('S') && status.contains('X'), "{status}");
+    let plain = &mirrors[1];
+    assert_eq!(plain["url"], "/plain");
+    assert!(
+        plain["status"].as_str().unwrap().contains("O0000000001"),
+        "{plain}"
+    );
+
+    let jobs = manager.get_json("/jobs").await;
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs[0]["url"], "https://mirrors.example.edu/debian/");
+    assert!(
+        jobs[1].get("url").is_none(),
+        "tunasync's keys when no url is set"
+    );
+    worker.stop().await;
+}

@@ -26,6 +26,10 @@ pub struct MirrorStatus {
     pub upstream: String,
     pub size: String,
     pub error_msg: String,
+    /// Ours: where users find the mirror (worker.conf's `url`); absent when not set, so the
+    /// record is tunasync's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
     /// Ours, not tunasync's (Go clients ignore it): how far a running job has got, from
     /// its worker's latest `progress` event. Absent unless the job is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +53,10 @@ pub struct WebMirrorStatus {
     pub next_schedule_ts: i64,
     pub upstream: String,
     pub size: String,
+    /// Where users find the mirror, when worker.conf sets `url` (MirrorZ's parser of
+    /// tunasync.json reads it); absent otherwise, as in tunasync.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
 }
 
 impl From<&MirrorStatus> for WebMirrorStatus {
@@ -67,6 +75,7 @@ impl From<&MirrorStatus> for WebMirrorStatus {
             next_schedule_ts: status.next_schedule.unix(),
             upstream: status.upstream.clone(),
             size: status.size.clone(),
+            url: status.url.clone(),
         }
     }
 }

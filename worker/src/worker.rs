@@ -674,6 +674,8 @@ impl<T: Transport> Worker<T> {
                     error_msg: state.error_msg,
                     pool: config.pool.clone(),
                     fingerprint: Some(config.fingerprint()),
+                    url: config.url.clone(),
+                    desc: config.desc.clone(),
                 }
             })
             .collect()

@@ -183,6 +183,8 @@ impl Model {
                 .or_insert_with(|| JobRecord::from_snapshot(snapshot));
             job.upstream.clone_from(&snapshot.upstream);
             job.is_master = snapshot.is_master;
+            job.url = snapshot.url.clone().unwrap_or_default();
+            job.desc = snapshot.desc.clone().unwrap_or_default();
             if seq > job.last_seq {
                 if same_session {
                     job.apply_authoritative(&key, seq, snapshot, changes);

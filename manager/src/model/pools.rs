@@ -88,6 +88,8 @@ impl Model {
                     jitter_secs: snapshot.jitter_secs,
                     upstream: snapshot.upstream.clone(),
                     is_master: snapshot.is_master,
+                    url: snapshot.url.clone().unwrap_or_default(),
+                    desc: snapshot.desc.clone().unwrap_or_default(),
                 },
             );
         }
@@ -109,6 +111,13 @@ impl Model {
                             ..JobRecord::default()
                         },
                     );
+                    changes.jobs.insert(shown.clone());
+                }
+                if let Some(job) = self.jobs.get_mut(&shown)
+                    && (job.url != definition.url || job.desc != definition.desc)
+                {
+                    job.url.clone_from(&definition.url);
+                    job.desc.clone_from(&definition.desc);
                     changes.jobs.insert(shown);
                 }
             }

@@ -288,6 +288,8 @@ fn snapshot(mirror: &str, status: SyncStatus) -> JobSnapshot {
         error_msg: String::new(),
         pool: None,
         fingerprint: None,
+        url: None,
+        desc: None,
     }
 }
 

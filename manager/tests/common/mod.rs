@@ -366,6 +366,8 @@ impl FakeWorker {
                 error_msg: String::new(),
                 pool: None,
                 fingerprint: None,
+                url: None,
+                desc: None,
             })
             .collect();
         self.send(Event::Hello(Hello {
@@ -400,6 +402,8 @@ impl FakeWorker {
                 error_msg: String::new(),
                 pool: Some(tunasync_shared::names::PoolName::new(pool).unwrap()),
                 fingerprint: Some(fingerprint.to_owned()),
+                url: None,
+                desc: None,
             })
             .collect();
         self.send(Event::Hello(Hello {

@@ -234,6 +234,11 @@ pub struct JobSnapshot {
     /// A digest of the job's resolved definition: members of a pool must agree on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Where users find the mirror, and a line about it (worker.conf's `url`, `desc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
 }
 
 /// `heartbeat`: see [`Event::Heartbeat`].
@@ -396,6 +401,8 @@ mod tests {
                     error_msg: String::new(),
                     pool: None,
                     fingerprint: None,
+                    url: None,
+                    desc: None,
                 }],
             }),
             Event::Heartbeat(Heartbeat {

@@ -153,6 +153,9 @@ pub struct JobConfig {
     pub docker: Option<DockerJob>,
     /// Btrfs: where this mirror's snapshot goes (when `[btrfs_snapshot]` is enabled).
     pub snapshot_path: Option<PathBuf>,
+    /// Where users find the mirror, and a line about it (for MirrorZ and tunasync.json).
+    pub url: Option<String>,
+    pub desc: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -981,6 +984,8 @@ fn resolve_mirror(
         memory_limit,
         docker,
         snapshot_path,
+        url: mirror.url.clone().filter(|url| !url.trim().is_empty()),
+        desc: mirror.desc.clone().filter(|desc| !desc.trim().is_empty()),
     })
 }
 

@@ -151,6 +151,11 @@ pub struct RawMirror {
     pub jitter: Option<String>,
     /// New: the pool of workers this mirror belongs to (any member may run it).
     pub pool: Option<String>,
+    /// New: where users find the mirror (MirrorZ's `url`, also in tunasync.json). Not
+    /// inherited.
+    pub url: Option<String>,
+    /// New: a line about the mirror (MirrorZ's `desc`). Not inherited.
+    pub desc: Option<String>,
     pub mirrors: Vec<RawMirror>,
 }
 

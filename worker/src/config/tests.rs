@@ -635,3 +635,41 @@ fn fingerprints_cover_what_a_job_runs() {
     assert_eq!(one, member("/logs/b/{{.Name}}", "rsync://up/debian/"));
     assert_ne!(one, member("/var/log/a/{{.Name}}", "rsync://other/debian/"));
 }
+
+/// `url` and `desc` belong to one mirror: read, not inherited by nested mirrors, and not
+/// part of the definition members of a pool must agree on.
+#[test]
+fn url_and_desc_are_per_mirror() {
+    let text = format!(
+        r#"{HEAD}
+[[mirrors]]
+provider = "command"
+command = "/bin/true"
+url = "https://mirrors.example.edu/parent/"
+
+[[mirrors.mirrors]]
+name = "debian"
+url = "https://mirrors.example.edu/debian/"
+desc = "Debian GNU/Linux"
+
+[[mirrors.mirrors]]
+name = "debian-security"
+"#
+    );
+    let config = load_ok(&text);
+    let debian = job(&config, "debian");
+    assert_eq!(
+        debian.url.as_deref(),
+        Some("https://mirrors.example.edu/debian/")
+    );
+    assert_eq!(debian.desc.as_deref(), Some("Debian GNU/Linux"));
+    let nested = job(&config, "debian-security");
+    assert_eq!(
+        (nested.url.as_deref(), nested.desc.as_deref()),
+        (None, None)
+    );
+    let mut other = debian.clone();
+    other.url = None;
+    other.desc = Some("another line".into());
+    assert_eq!(other.fingerprint(), debian.fingerprint());
+}

@@ -95,6 +95,8 @@ impl Pool {
             error_msg: String::new(),
             pool: Some(pool_name()),
             fingerprint: Some(fingerprint.to_owned()),
+            url: None,
+            desc: None,
         }
     }
 
