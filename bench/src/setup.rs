@@ -124,6 +124,7 @@ pub fn status_event(
                 .then(|| format!("{}.{}G", mirror % 900, mirror % 10)),
             error_msg: String::new(),
             pooled: None,
+            transferred_bytes: None,
         }),
     )
 }

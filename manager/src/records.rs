@@ -191,6 +191,13 @@ pub struct JobRecord {
     pub url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub desc: String,
+    /// What the latest run transferred, once it succeeded (rsync's `--stats`); cleared
+    /// when a run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transferred_bytes: Option<u64>,
+    /// What the job's successful runs transferred, all together.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub total_transferred_bytes: u64,
     /// The history entry of the job's latest run, so a run's later events (also after a
     /// restart of the manager) update the entry its first event opened. Not stored with the
     /// job: the store reads it back from the history table (its newest entry).
@@ -257,10 +264,16 @@ impl Default for JobRecord {
             hold: None,
             url: String::new(),
             desc: String::new(),
+            last_transferred_bytes: None,
+            total_transferred_bytes: 0,
             current_run: None,
             progress: None,
         }
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The text shown for running jobs of a worker that stopped sending heartbeats.
@@ -285,6 +298,8 @@ impl JobRecord {
             hold: self.hold,
             url: self.url.clone(),
             desc: self.desc.clone(),
+            last_transferred_bytes: self.last_transferred_bytes,
+            total_transferred_bytes: self.total_transferred_bytes,
             current_run: None,
             progress: self.progress.clone(),
         }

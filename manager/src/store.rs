@@ -398,6 +398,7 @@ mod tests {
             size: Some("1G".into()),
             error_msg: String::new(),
             pooled: None,
+            transferred_bytes: None,
         })
     }
 

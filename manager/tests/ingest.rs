@@ -229,6 +229,7 @@ async fn bursts_from_many_workers_are_all_applied() {
                     size: Some(format!("{mirror_idx}G")),
                     error_msg: String::new(),
                     pooled: None,
+                    transferred_bytes: None,
                 },
             );
             let envelope = EventEnvelope::new(worker.clone(), seq.next(), status);

@@ -78,6 +78,7 @@ async fn report(member: &FakeWorker, run: &PoolRun, status: SyncStatus, last: bo
                 lease: run.lease,
                 last,
             }),
+            transferred_bytes: None,
         }))
         .await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tunasync_e2e::site::{self, Files};
 use tunasync_e2e::{Daemon, tunasynctl, wait_for};
-use tunasync_shared::testkit::BrokerEnv;
+use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, make_tree};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -78,12 +78,17 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
     wait_for(WAIT, "the manager's API", || {
         tunasynctl(&ctl, &["workers"]).status.success()
     });
+    let upstream = dir.join("upstream");
+    make_tree(&upstream);
+    let rsyncd = RsyncDaemon::start(&upstream);
     let health = site::free_port();
     let mirrors = format!(
         "[health]\naddr = \"127.0.0.1:{health}\"\n\
+         [[mirrors]]\nname = \"tree\"\nupstream = \"{upstream}\"\n\
          [[mirrors]]\nname = \"good\"\nprovider = \"command\"\ncommand = \"/bin/sh -c 'echo Total size is 1.5G'\"\n\
          size_pattern = \"Total size is ([0-9\\\\.]+[KMGTP]?)\"\n\
-         [[mirrors]]\nname = \"bad\"\nprovider = \"command\"\ncommand = \"/bin/false\"\nretry = 1\n"
+         [[mirrors]]\nname = \"bad\"\nprovider = \"command\"\ncommand = \"/bin/false\"\nretry = 1\n",
+        upstream = rsyncd.url()
     );
     let conf = files.worker_conf("w1", &files.plain_broker(), &mirrors);
     let _worker = Daemon::start(
@@ -93,6 +98,7 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
     );
     site::wait_status(&ctl, "w1", "good", "success", WAIT);
     site::wait_status(&ctl, "w1", "bad", "failed", WAIT);
+    site::wait_status(&ctl, "w1", "tree", "success", WAIT);
 
     let prometheus_port = site::free_port();
     let config = dir.join("prometheus.yml");
@@ -120,37 +126,54 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
 
     // The other Rust port's names, labels and status codes, as Prometheus stored them.
     let mut status = Vec::new();
-    wait_for(WAIT, "Prometheus to have tunasync_mirror_status", || {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
         status = query(&prometheus, "tunasync_mirror_status");
-        status.len() == 2
-    });
+        if status.len() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus has {status:?}; its targets: {}",
+            get_plain(&format!("{prometheus}/api/v1/targets")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     status.sort();
-    assert_eq!(
-        status,
-        [
-            ("bad".to_owned(), "4".to_owned()),
-            ("good".to_owned(), "3".to_owned())
-        ]
-    );
+    let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    assert_eq!(status, pairs(&[("bad", "4"), ("good", "3"), ("tree", "3")]));
     let size = query(&prometheus, "tunasync_mirror_size_bytes{mirror=\"good\"}");
-    assert_eq!(size, [("good".to_owned(), "1610612736".to_owned())]);
+    assert_eq!(size, pairs(&[("good", "1610612736")]));
     let up = query(&prometheus, "up");
     assert!(up.iter().all(|(_, value)| value == "1"), "{up:?}");
     let online = query(&prometheus, "tunasync_worker_online");
-    assert_eq!(online, [("w1".to_owned(), "1".to_owned())]);
+    assert_eq!(online, pairs(&[("w1", "1")]));
+    // What the rsync run transferred, from its --stats, under the other port's names.
+    let last = query(
+        &prometheus,
+        "tunasync_mirror_last_transferred_bytes{mirror=\"tree\"}",
+    );
+    let total = query(
+        &prometheus,
+        "tunasync_mirror_total_transferred_bytes{mirror=\"tree\"}",
+    );
+    let bytes: u64 = last
+        .first()
+        .map_or(0, |(_, value)| value.parse().unwrap_or(0));
+    assert!(bytes > 0, "{last:?}");
+    assert_eq!(total, last);
 
     // The worker's own metrics: its runs by result.
     let mut runs = Vec::new();
     wait_for(WAIT, "Prometheus to have the worker's runs", || {
         runs = query(&prometheus, "tunasync_worker_runs_total");
-        runs.len() == 2
+        runs.len() == 3
     });
     runs.sort();
-    assert_eq!(
-        runs,
-        [
-            ("bad".to_owned(), "1".to_owned()),
-            ("good".to_owned(), "1".to_owned())
-        ]
-    );
+    assert_eq!(runs, pairs(&[("bad", "1"), ("good", "1"), ("tree", "1")]));
 }

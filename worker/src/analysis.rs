@@ -19,6 +19,25 @@ pub fn rsync_size(log: &Path) -> Option<String> {
         .map(|size| size.as_str().to_owned())
 }
 
+/// rsync's `Total transferred file size: 1.23G bytes` (the last one; `1,234` without
+/// `-h`): what the run transferred, in bytes.
+pub fn rsync_transferred(log: &Path) -> Option<u64> {
+    let tail = read_tail(log, RSYNC_TAIL).ok()?;
+    transferred_in(&tail)
+}
+
+fn transferred_in(text: &str) -> Option<u64> {
+    let pattern =
+        Regex::new(r"(?m)^Total transferred file size: ([0-9\.,]+[KMGTP]?) bytes").ok()?;
+    let figure = pattern
+        .captures_iter(text)
+        .last()
+        .and_then(|captures| captures.get(1))?
+        .as_str()
+        .replace(',', "");
+    tunasync_shared::size::size_bytes(&figure).map(|bytes| bytes as u64)
+}
+
 /// The first capture group of the last match of `size_pattern` in the log.
 pub fn pattern_size(text: &str, pattern: &Regex) -> Option<String> {
     pattern
@@ -118,5 +137,20 @@ mod tests {
         assert_eq!(go_duration(std::time::Duration::from_secs(2)), "2s");
         assert_eq!(go_duration(std::time::Duration::from_secs(600)), "10m0s");
         assert_eq!(go_duration(std::time::Duration::from_secs(3725)), "1h2m5s");
+    }
+
+    #[test]
+    fn transferred_bytes_from_rsync_stats() {
+        assert_eq!(
+            transferred_in(
+                "Total file size: 2.00G bytes\nTotal transferred file size: 1,234 bytes\n"
+            ),
+            Some(1234)
+        );
+        assert_eq!(
+            transferred_in("Total transferred file size: 1.50K bytes\n"),
+            Some(1536)
+        );
+        assert_eq!(transferred_in("no stats here\n"), None);
     }
 }

@@ -89,7 +89,8 @@ pub async fn run(
             Ok(size) => match post_success(&hooks, &job, &state).await {
                 Ok(()) => {
                     info!(mirror = %job.name, size = size.as_deref().unwrap_or("unknown"), "succeeded");
-                    reporter.report_end(run_id, attempt, SyncStatus::Success, "", size);
+                    let transferred = transferred_bytes(&job, &state).await;
+                    reporter.report_success(run_id, attempt, size, transferred);
                     return RunEnd::Success;
                 }
                 Err(error) => Failure::Error(error),
@@ -121,6 +122,18 @@ pub async fn run(
         }
     }
     RunEnd::Failed(last_error)
+}
+
+/// What a successful rsync attempt transferred, from its log's `--stats`.
+async fn transferred_bytes(job: &crate::config::JobConfig, attempt: &Attempt) -> Option<u64> {
+    if job.provider == ProviderKind::Command {
+        return None;
+    }
+    let log = attempt.log_file.clone()?;
+    tokio::task::spawn_blocking(move || crate::analysis::rsync_transferred(&log))
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn post_success(

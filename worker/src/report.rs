@@ -49,7 +49,7 @@ impl Reporter {
         error_msg: &str,
         size: Option<String>,
     ) {
-        self.send(run_id, attempt, status, error_msg, size, false);
+        self.send(run_id, attempt, status, error_msg, size, false, None);
     }
 
     /// Reports the run's last status (its `success`, or the `failed` of its last attempt).
@@ -61,7 +61,26 @@ impl Reporter {
         error_msg: &str,
         size: Option<String>,
     ) {
-        self.send(run_id, attempt, status, error_msg, size, true);
+        self.send(run_id, attempt, status, error_msg, size, true, None);
+    }
+
+    /// Reports the run's success, with its size and the bytes it transferred (when known).
+    pub fn report_success(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        size: Option<String>,
+        transferred_bytes: Option<u64>,
+    ) {
+        self.send(
+            run_id,
+            attempt,
+            SyncStatus::Success,
+            "",
+            size,
+            true,
+            transferred_bytes,
+        );
     }
 
     fn send(
@@ -72,6 +91,7 @@ impl Reporter {
         error_msg: &str,
         size: Option<String>,
         last: bool,
+        transferred_bytes: Option<u64>,
     ) {
         let now = GoTime::now_local();
         let mut shown_size = None;
@@ -119,6 +139,7 @@ impl Reporter {
                 lease: *lease,
                 last,
             }),
+            transferred_bytes,
         }));
     }
 

@@ -240,6 +240,30 @@ pub fn encode_state(
             (job_labels(mirror, worker), took)
         }),
     )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_last_transferred_bytes",
+        "What the latest run transferred, once it succeeded (0: unknown or running)",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            (
+                job_labels(mirror, worker),
+                i64::try_from(job.last_transferred_bytes.unwrap_or(0)).unwrap_or(i64::MAX),
+            )
+        }),
+    )?;
+    // A running sum kept in the store, under the other port's exact name (a counter here
+    // would have to be called `…_total`); `rate()` reads it all the same.
+    gauges(
+        encoder,
+        "tunasync_mirror_total_transferred_bytes",
+        "What the job's successful runs transferred, all together",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            (
+                job_labels(mirror, worker),
+                i64::try_from(job.total_transferred_bytes).unwrap_or(i64::MAX),
+            )
+        }),
+    )?;
     encode_pools(encoder, pools)
 }
 
@@ -343,6 +367,8 @@ mod tests {
                 last_update: GoTime::from_unix(1_800_000_000).unwrap(),
                 last_started: GoTime::from_unix(1_799_999_400).unwrap(),
                 last_ended: GoTime::from_unix(1_800_000_000).unwrap(),
+                last_transferred_bytes: Some(4096),
+                total_transferred_bytes: 10_000,
                 ..JobRecord::default()
             },
         );
@@ -372,6 +398,9 @@ mod tests {
             "tunasync_mirror_last_success_timestamp_seconds{mirror=\"debian\",worker=\"w1\"} 1800000000\n",
             "tunasync_mirror_last_success_timestamp_seconds{mirror=\"pypi\",worker=\"w1\"} 0\n",
             "tunasync_mirror_last_sync_duration_seconds{mirror=\"debian\",worker=\"w1\"} 600\n",
+            "tunasync_mirror_last_transferred_bytes{mirror=\"debian\",worker=\"w1\"} 4096\n",
+            "tunasync_mirror_total_transferred_bytes{mirror=\"debian\",worker=\"w1\"} 10000\n",
+            "tunasync_mirror_last_transferred_bytes{mirror=\"pypi\",worker=\"w1\"} 0\n",
             "# EOF\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");

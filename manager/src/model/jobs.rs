@@ -87,11 +87,17 @@ impl JobRecord {
     ) {
         match status.status {
             SyncStatus::PreSyncing if self.status != SyncStatus::PreSyncing => {
-                self.last_started = status.at
+                self.last_started = status.at;
+                self.last_transferred_bytes = None;
             }
             SyncStatus::Success => {
                 self.last_update = status.at;
                 self.last_ended = status.at;
+                if let Some(bytes) = status.transferred_bytes {
+                    self.last_transferred_bytes = Some(bytes);
+                    self.total_transferred_bytes =
+                        self.total_transferred_bytes.saturating_add(bytes);
+                }
             }
             SyncStatus::Failed => self.last_ended = status.at,
             _ => {}

@@ -71,6 +71,7 @@ fn status(mirror: &str, status: SyncStatus, when: &str, size: Option<&str>, run:
             String::new()
         },
         pooled: None,
+        transferred_bytes: None,
     })
 }
 
@@ -698,4 +699,78 @@ fn progress_shows_on_the_running_run_only_and_is_never_stored() {
     );
     assert!(h.send(progress("debian", run, 11)).progressed.is_empty());
     assert!(h.send(progress("nosuch", run, 1)).progressed.is_empty());
+}
+
+/// What successful runs transferred: the latest run's (cleared when the next starts), and
+/// the sum, which a redelivered event does not count twice.
+#[test]
+fn transferred_bytes_are_the_last_runs_and_a_sum() {
+    let mut h = Harness::new();
+    let with_bytes = |event: Event, bytes: u64| match event {
+        Event::Status(status) => Event::Status(JobStatus {
+            transferred_bytes: Some(bytes),
+            ..status
+        }),
+        other => other,
+    };
+    let first = Uuid::new_v4();
+    h.send(status(
+        "m",
+        SyncStatus::PreSyncing,
+        "2026-11-26T10:00:00+08:00",
+        None,
+        first,
+    ));
+    let done = with_bytes(
+        status(
+            "m",
+            SyncStatus::Success,
+            "2026-11-26T10:05:00+08:00",
+            None,
+            first,
+        ),
+        100,
+    );
+    h.send(done.clone());
+    assert_eq!(
+        (
+            h.job("m").last_transferred_bytes,
+            h.job("m").total_transferred_bytes
+        ),
+        (Some(100), 100)
+    );
+    let seq = h.seq;
+    h.send_at(seq, done);
+    assert_eq!(h.job("m").total_transferred_bytes, 100, "counted once");
+
+    let second = Uuid::new_v4();
+    h.send(status(
+        "m",
+        SyncStatus::PreSyncing,
+        "2026-11-26T11:00:00+08:00",
+        None,
+        second,
+    ));
+    assert_eq!(
+        h.job("m").last_transferred_bytes,
+        None,
+        "cleared while the next runs"
+    );
+    h.send(with_bytes(
+        status(
+            "m",
+            SyncStatus::Success,
+            "2026-11-26T11:05:00+08:00",
+            None,
+            second,
+        ),
+        50,
+    ));
+    assert_eq!(
+        (
+            h.job("m").last_transferred_bytes,
+            h.job("m").total_transferred_bytes
+        ),
+        (Some(50), 150)
+    );
 }

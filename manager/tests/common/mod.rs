@@ -442,6 +442,7 @@ impl FakeWorker {
                 String::new()
             },
             pooled: None,
+            transferred_bytes: None,
         })
     }
 

@@ -274,6 +274,9 @@ pub struct JobStatus {
     /// For a run of a pooled mirror: its pool and lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pooled: Option<PooledRun>,
+    /// A successful rsync run: the bytes it transferred (its `--stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_bytes: Option<u64>,
 }
 
 /// `progress`: see [`Event::Progress`]. Counted from the attempt's log as it is written.
@@ -422,6 +425,7 @@ mod tests {
                 size: None,
                 error_msg: "exit status 3".into(),
                 pooled: None,
+                transferred_bytes: None,
             }),
             Event::Schedule(Schedule {
                 schedules: vec![ScheduledRun {
@@ -468,6 +472,7 @@ mod tests {
                     lease: 3,
                     last: false,
                 }),
+                transferred_bytes: None,
             }),
         ]
     }

@@ -228,6 +228,7 @@ mod tests {
             size: None,
             error_msg: String::new(),
             pooled: None,
+            transferred_bytes: None,
         })
     }
 

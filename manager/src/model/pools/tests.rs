@@ -178,6 +178,7 @@ impl Pool {
                     lease: run.lease,
                     last,
                 }),
+                transferred_bytes: None,
             }),
         )
     }
