@@ -125,12 +125,11 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
     let prometheus = format!("http://127.0.0.1:{prometheus_port}");
 
     // The other Rust port's names, labels and status codes, as Prometheus stored them.
-    let mut status = Vec::new();
     let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        status = query(&prometheus, "tunasync_mirror_status");
+    let mut status = loop {
+        let status = query(&prometheus, "tunasync_mirror_status");
         if status.len() == 3 {
-            break;
+            break status;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -138,7 +137,7 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
             get_plain(&format!("{prometheus}/api/v1/targets")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     status.sort();
     let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
         items

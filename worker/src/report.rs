@@ -38,6 +38,16 @@ pub struct Reporter {
     pub metrics: crate::metrics::JobMetrics,
 }
 
+/// One status report of a run.
+struct Report<'a> {
+    status: SyncStatus,
+    error_msg: &'a str,
+    size: Option<String>,
+    /// The run's last report.
+    last: bool,
+    transferred_bytes: Option<u64>,
+}
+
 impl Reporter {
     /// Reports `status` for attempt `attempt` of run `run_id`, with tunasync's timestamp
     /// rules; more reports of the run follow.
@@ -49,7 +59,17 @@ impl Reporter {
         error_msg: &str,
         size: Option<String>,
     ) {
-        self.send(run_id, attempt, status, error_msg, size, false, None);
+        self.send(
+            run_id,
+            attempt,
+            Report {
+                status,
+                error_msg,
+                size,
+                last: false,
+                transferred_bytes: None,
+            },
+        );
     }
 
     /// Reports the run's last status (its `success`, or the `failed` of its last attempt).
@@ -61,7 +81,17 @@ impl Reporter {
         error_msg: &str,
         size: Option<String>,
     ) {
-        self.send(run_id, attempt, status, error_msg, size, true, None);
+        self.send(
+            run_id,
+            attempt,
+            Report {
+                status,
+                error_msg,
+                size,
+                last: true,
+                transferred_bytes: None,
+            },
+        );
     }
 
     /// Reports the run's success, with its size and the bytes it transferred (when known).
@@ -75,24 +105,24 @@ impl Reporter {
         self.send(
             run_id,
             attempt,
-            SyncStatus::Success,
-            "",
-            size,
-            true,
-            transferred_bytes,
+            Report {
+                status: SyncStatus::Success,
+                error_msg: "",
+                size,
+                last: true,
+                transferred_bytes,
+            },
         );
     }
 
-    fn send(
-        &self,
-        run_id: Uuid,
-        attempt: u32,
-        status: SyncStatus,
-        error_msg: &str,
-        size: Option<String>,
-        last: bool,
-        transferred_bytes: Option<u64>,
-    ) {
+    fn send(&self, run_id: Uuid, attempt: u32, report: Report<'_>) {
+        let Report {
+            status,
+            error_msg,
+            size,
+            last,
+            transferred_bytes,
+        } = report;
         let now = GoTime::now_local();
         let mut shown_size = None;
         let mut started = GoTime::ZERO;
