@@ -104,6 +104,23 @@ impl Files<'_> {
         path
     }
 
+    /// Starts the site's manager on a free port (workers offline after 3 s; `auth`: more
+    /// `[auth]` lines) and waits for its API: the daemon, its port, and a ctl.conf for it.
+    pub fn start_manager(&self, auth: &str) -> (crate::Daemon, u16, PathBuf) {
+        let port = free_port();
+        let conf = self.manager_conf_with(port, "3s", auth);
+        let ctl = self.ctl_conf(port);
+        let manager = crate::Daemon::start(
+            "manager",
+            &["manager", "-c", &conf.display().to_string()],
+            &self.dir.join("manager.log"),
+        );
+        wait_for(Duration::from_secs(60), "the manager's API", || {
+            tunasynctl(&ctl, &["workers"]).status.success()
+        });
+        (manager, port, ctl)
+    }
+
     /// ctl.conf for the manager on `port`, with the token.
     pub fn ctl_conf(&self, port: u16) -> PathBuf {
         let path = self.dir.join("ctl.conf");

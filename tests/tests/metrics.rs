@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tunasync_e2e::site::{self, Files};
-use tunasync_e2e::{Daemon, tunasynctl, wait_for};
+use tunasync_e2e::{Daemon, wait_for};
 use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, make_tree};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -67,17 +67,7 @@ fn prometheus_scrapes_the_manager_and_a_worker() {
         env: &env,
         namespace: "metrics",
     };
-    let port = site::free_port();
-    let manager_conf = files.manager_conf(port, "3s");
-    let ctl = files.ctl_conf(port);
-    let _manager = Daemon::start(
-        "manager",
-        &["manager", "-c", manager_conf.to_str().unwrap()],
-        &dir.join("manager.log"),
-    );
-    wait_for(WAIT, "the manager's API", || {
-        tunasynctl(&ctl, &["workers"]).status.success()
-    });
+    let (_manager, port, ctl) = files.start_manager("");
     let upstream = dir.join("upstream");
     make_tree(&upstream);
     let rsyncd = RsyncDaemon::start(&upstream);

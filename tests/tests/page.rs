@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tunasync_e2e::browser::Browser;
 use tunasync_e2e::site::{self, Files};
-use tunasync_e2e::{Daemon, ctl_ok, tunasynctl, wait_for};
+use tunasync_e2e::{Daemon, ctl_ok};
 use tunasync_shared::testkit::BrokerEnv;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -43,21 +43,8 @@ fn the_status_page_in_a_real_browser() {
         env: &env,
         namespace: "page",
     };
-    let port = site::free_port();
-    let manager_conf = files.manager_conf_with(
-        port,
-        "3s",
-        "trusted_networks = [\"127.0.0.1/32\", \"::1/128\"]",
-    );
-    let ctl = files.ctl_conf(port);
-    let _manager = Daemon::start(
-        "manager",
-        &["manager", "-c", manager_conf.to_str().unwrap()],
-        &dir.join("manager.log"),
-    );
-    wait_for(WAIT, "the manager's API", || {
-        tunasynctl(&ctl, &["workers"]).status.success()
-    });
+    let (_manager, port, ctl) =
+        files.start_manager("trusted_networks = [\"127.0.0.1/32\", \"::1/128\"]");
     let say = dir.join("say");
     let stop = dir.join("stop");
     let armed = dir.join("armed");
