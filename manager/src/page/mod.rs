@@ -12,6 +12,7 @@
 
 mod assets;
 pub mod rows;
+mod tails;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub struct Page<T> {
     /// Held while the unfiltered index is rendered, so readers that missed the cache wait
     /// for one render instead of each doing their own.
     rendering: Mutex<()>,
+    /// Log tails shown lately (one worker answer serves every reader for a few seconds).
+    tails: tails::LogTails,
 }
 
 /// The unfiltered index as rendered for one change and minute.
@@ -71,6 +74,7 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         boot: rand::random(),
         index: Mutex::new(None),
         rendering: Mutex::new(()),
+        tails: tails::LogTails::default(),
     });
     Router::new()
         .route("/", get(index::<T>))
@@ -541,6 +545,10 @@ async fn read_log<T: Transport>(
             format!("Worker {worker} is offline: its log cannot be read now."),
         );
     }
+    let key = (worker.clone(), mirror.clone(), run);
+    if let Some(text) = page.tails.fresh(&key, std::time::Instant::now()) {
+        return (Some(text), String::new());
+    }
     let request = LogRequest {
         mirror: mirror.clone(),
         tail: Some(LOG_LINES),
@@ -548,7 +556,11 @@ async fn read_log<T: Transport>(
         run,
     };
     match tokio::time::timeout(LOG_WAIT, page.api.logs.fetch(worker, request)).await {
-        Ok(Ok(text)) => (Some(text), String::new()),
+        Ok(Ok(text)) => {
+            page.tails
+                .keep(key, text.clone(), std::time::Instant::now());
+            (Some(text), String::new())
+        }
         Ok(Err(crate::log_requests::LogFetchError::Worker(_))) => {
             (None, "No run has written a log yet.".to_owned())
         }
