@@ -118,7 +118,10 @@ cat <<EOT
 
 tunasync is running (files in $DIR, logs in $DIR/logs).
 
-  Status page data (tunasync.json):
+  Status page (the certificate is from the CA in $DIR/pki/ca.crt: import it or
+  accept the browser's warning):
+    https://localhost:$PORT/
+  Its data (tunasync.json):
     curl --cacert $DIR/pki/ca.crt https://localhost:$PORT/jobs
 
   Try:
@@ -127,6 +130,7 @@ tunasync is running (files in $DIR, logs in $DIR/logs).
     tunasynctl workers
     tunasynctl start -w worker-1 demo-command
     tunasynctl history -w worker-1 demo-rsync
+    tunasynctl logs -w worker-1 -n 20 demo-rsync
     tunasynctl stop -w worker-1 demo-two-stage
 
   Ctrl-C stops everything.
