@@ -26,9 +26,34 @@ fn programs() -> (PathBuf, PathBuf) {
     }
 }
 
+/// The chromedriver process, ended by its PID on drop (also when starting the session
+/// fails half-way).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill(2) on the PID of our own child; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.0.try_wait(), Ok(Some(_))) {
+            if Instant::now() >= deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A browser session; the driver (and with it the browser) ends on drop.
 pub struct Browser {
-    driver: Child,
+    /// Ends after the session (fields drop after `Drop::drop`).
+    _driver: Driver,
     base: String,
     session: String,
     runtime: tokio::runtime::Runtime,
@@ -52,6 +77,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Driver)
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", driver_path.display()));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -64,7 +90,7 @@ impl Browser {
             .unwrap_or_else(|err| panic!("an HTTP client: {err}"));
         let profile = tempfile::tempdir().unwrap_or_else(|err| panic!("a profile dir: {err}"));
         let mut browser = Browser {
-            driver,
+            _driver: driver,
             base: format!("http://127.0.0.1:{port}"),
             session: String::new(),
             runtime,
@@ -284,23 +310,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The session first (the browser closes), then the driver ends with `Driver`'s drop.
         if !self.session.is_empty() {
             let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
-        }
-        if let Ok(pid) = libc::pid_t::try_from(self.driver.id()) {
-            // SAFETY: kill(2) on the PID of our own child; no memory is involved.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !matches!(self.driver.try_wait(), Ok(Some(_))) {
-            if Instant::now() >= deadline {
-                let _ = self.driver.kill();
-                let _ = self.driver.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
