@@ -25,15 +25,6 @@ fn failed(what: &str, error: String) -> Vec<Row> {
     }]
 }
 
-fn client(env: &BrokerEnv) -> Result<reqwest::Client, String> {
-    let ca = std::fs::read(&env.ca_cert).map_err(|err| format!("the CA: {err}"))?;
-    let ca = reqwest::Certificate::from_pem(&ca).map_err(|err| format!("the CA: {err}"))?;
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .map_err(|err| format!("a client: {err}"))
-}
-
 async fn wrk(url: String, headers: Vec<String>) -> Result<f64, String> {
     tokio::task::spawn_blocking(move || {
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
@@ -58,7 +49,7 @@ async fn measure_page(n_jobs: usize) -> Result<Vec<Row>, String> {
     let (anchor_rps, anchor_day) = tunasync_jobs_anchor();
     let manager = setup::start_manager(&env, None, true).await;
     feed_jobs(&env, &manager.namespace, n_jobs, &manager.running).await;
-    let client = client(&env)?;
+    let client = setup::ca_client(&env)?;
     let url = format!("{}/", manager.url);
     let plain = client
         .get(&url)
@@ -167,7 +158,7 @@ async fn measure_follow(n_lines: usize, gap: Duration) -> Result<Vec<Row>, Strin
     );
     std::fs::write(&conf, text).map_err(|err| format!("the worker's config: {err}"))?;
     let _worker: Child = setup::tunasync(&["worker", "-c", &conf.display().to_string()]);
-    let client = client(&env)?;
+    let client = setup::ca_client(&env)?;
     // Until the job runs (blocked reading the FIFO).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

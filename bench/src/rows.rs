@@ -137,13 +137,7 @@ pub async fn get_jobs(sizes: &[usize]) -> Vec<Row> {
             let transport = if tls { "HTTPS" } else { "HTTP" };
             let manager = setup::start_manager(&env, None, tls).await;
             feed_jobs(&env, &manager.namespace, n_jobs, &manager.running).await;
-            let client = reqwest::Client::builder()
-                .tls_certs_only([reqwest::Certificate::from_pem(
-                    &std::fs::read(&env.ca_cert).expect("the CA"),
-                )
-                .expect("a CA")])
-                .build()
-                .expect("a client");
+            let client = setup::ca_client(&env).expect("an HTTPS client");
             let response = client
                 .get(format!("{}/jobs", manager.url))
                 .send()

@@ -55,12 +55,7 @@ pub async fn start_manager(env: &BrokerEnv, namespace: Option<String>, tls: bool
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://localhost:{}", running.local_addr.port());
     // Ready means connected to the broker with the topology declared.
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca_cert).expect("the CA"))
-        .expect("a CA");
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .expect("a client");
+    let client = ca_client(env).expect("an HTTPS client");
     while !client
         .get(format!("{url}/readyz"))
         .send()
@@ -76,6 +71,16 @@ pub async fn start_manager(env: &BrokerEnv, namespace: Option<String>, tls: bool
         shutdown,
         _dir: dir,
     }
+}
+
+/// An HTTP client that trusts the test CA (the managers' certificates).
+pub fn ca_client(env: &BrokerEnv) -> Result<reqwest::Client, String> {
+    let ca = std::fs::read(&env.ca_cert).map_err(|err| format!("the CA: {err}"))?;
+    let ca = reqwest::Certificate::from_pem(&ca).map_err(|err| format!("the CA: {err}"))?;
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .map_err(|err| format!("a client: {err}"))
 }
 
 /// A broker client that publishes events as simulated workers would.

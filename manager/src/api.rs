@@ -125,11 +125,12 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
 }
 
 async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&api.metrics),
-    )
-        .into_response()
+    // Thousands of jobs make a long text: rendered off the async runtime.
+    let registry = api.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&registry))
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Whether the client accepts a gzip-encoded body.

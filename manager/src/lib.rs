@@ -200,6 +200,7 @@ pub async fn start(
     let logs = Arc::new(log_requests::LogRequests::new(
         broker.clone(),
         config.commands.expiry,
+        view.telemetry.clone(),
     ));
     let welcomes = Arc::new(Welcomes::default());
     let pools = PoolPublisher::new(broker.clone(), state.clone(), config.commands.expiry);
@@ -239,7 +240,6 @@ pub async fn start(
     let connected = broker.clone();
     let metrics = Arc::new(view.telemetry.registry(metrics::collector::StateCollector {
         view: view.clone(),
-        follows: logs.follow_counts(),
         broker_connected: Box::new(move || {
             tunasync_shared::broker::Transport::is_connected(&connected)
         }),

@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -52,7 +51,8 @@ pub struct LogRequests<T> {
     waiting: Mutex<Waiters>,
     /// Follows whose reader went away, until their worker's last chunk says it stopped.
     abandoned: Mutex<HashSet<Uuid>>,
-    follows: std::sync::Arc<FollowCounts>,
+    /// Counts follows (`/metrics`).
+    telemetry: crate::metrics::Telemetry,
     expiry: Duration,
 }
 
@@ -60,28 +60,15 @@ pub struct LogRequests<T> {
 /// not grow the set without end).
 const MAX_ABANDONED: usize = 1024;
 
-/// Follows, counted for `/metrics`.
-#[derive(Debug, Default)]
-pub struct FollowCounts {
-    /// Being read now.
-    pub open: AtomicU64,
-    /// Whose worker stopped sending after their reader went away.
-    pub stopped_after_reader_left: AtomicU64,
-}
-
 impl<T: Transport> LogRequests<T> {
-    pub fn new(transport: T, expiry: Duration) -> Self {
+    pub fn new(transport: T, expiry: Duration, telemetry: crate::metrics::Telemetry) -> Self {
         LogRequests {
             transport,
             waiting: Mutex::new(HashMap::new()),
             abandoned: Mutex::new(HashSet::new()),
-            follows: std::sync::Arc::default(),
+            telemetry,
             expiry,
         }
-    }
-
-    pub fn follow_counts(&self) -> std::sync::Arc<FollowCounts> {
-        self.follows.clone()
     }
 
     fn abandoned(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
@@ -160,9 +147,7 @@ impl<T: Transport> LogRequests<T> {
                 drop(waiters);
                 if chunk.last && self.abandoned().remove(&chunk.request) {
                     debug!(%from, request = %chunk.request, "the worker stopped a follow nobody reads");
-                    self.follows
-                        .stopped_after_reader_left
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.telemetry.log_follows_stopped.inc();
                 } else {
                     debug!(%from, request = %chunk.request, "a log chunk nobody waits for");
                 }
@@ -213,7 +198,7 @@ impl<T: Transport> Follow<T> {
 impl<T: Transport> Drop for Follow<T> {
     fn drop(&mut self) {
         self.requests.waiters().remove(&self.id);
-        self.requests.follows.open.fetch_sub(1, Ordering::Relaxed);
+        self.requests.telemetry.log_follows.dec();
         if self.ended {
             return;
         }
@@ -261,7 +246,7 @@ impl<T: Transport> LogRequests<T> {
         let id = envelope.header.id;
         let (sender, chunks) = mpsc::channel(MAX_CHUNKS);
         self.waiters().insert(id, (worker.clone(), sender));
-        self.follows.open.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.log_follows.inc();
         let mut follow = Follow {
             requests: self.clone(),
             worker: worker.clone(),

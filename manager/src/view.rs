@@ -25,8 +25,6 @@ pub struct View {
     /// Held while a `GET /jobs` body is rendered, so concurrent readers that missed the
     /// cache wait for one render instead of each doing their own.
     rendering: Mutex<()>,
-    /// Events applied and committed since start (for benchmarks and metrics).
-    events_applied: std::sync::atomic::AtomicU64,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
     /// What the manager counts as it goes (for `/metrics`).
@@ -70,7 +68,6 @@ impl View {
                 ..ViewState::default()
             }),
             rendering: Mutex::new(()),
-            events_applied: std::sync::atomic::AtomicU64::new(0),
             store_problem: Mutex::new(None),
             telemetry: crate::metrics::Telemetry::default(),
         })
@@ -92,14 +89,12 @@ impl View {
     }
 
     pub(crate) fn count_applied(&self, n_events: usize) {
-        self.events_applied
-            .fetch_add(n_events as u64, std::sync::atomic::Ordering::Relaxed);
+        self.telemetry.events_applied.inc_by(n_events as u64);
     }
 
     /// Events applied and committed since the manager started.
     pub fn events_applied(&self) -> u64 {
-        self.events_applied
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.telemetry.events_applied.get()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, ViewState> {
@@ -276,32 +271,31 @@ impl View {
     /// presence, and every worker and pool.
     pub fn page(&self) -> PageData {
         let state = self.read();
-        let presence = |owner: &WorkerId| state.presence(owner);
-        let mut jobs: Vec<(MirrorStatus, Presence)> = state
+        // The model's map is ordered by mirror, then worker: the page's order.
+        let jobs: Vec<(MirrorStatus, Presence)> = state
             .model
             .jobs
             .iter()
             .map(|((mirror, owner), job)| {
-                let shown = presence(owner);
+                let shown = state.presence(owner);
                 let status = job.to_status(mirror, owner, shown != Presence::Offline);
                 (status, shown)
             })
             .collect();
-        jobs.sort_by(|(a, _), (b, _)| (&a.name, &a.worker).cmp(&(&b.name, &b.worker)));
-        let mut workers: Vec<(WorkerId, Presence)> = state
+        let pools: BTreeSet<WorkerId> = state
+            .model
+            .pool_jobs
+            .keys()
+            .map(|(pool, _)| pool.as_worker_id())
+            .filter(|id| !state.model.workers.contains_key(id))
+            .collect();
+        let workers: Vec<(WorkerId, Presence)> = state
             .model
             .workers
             .keys()
-            .map(|id| (id.clone(), presence(id)))
+            .chain(&pools)
+            .map(|id| (id.clone(), state.presence(id)))
             .collect();
-        for (pool, _) in state.model.pool_jobs.keys() {
-            if let Ok(id) = WorkerId::new(pool.as_str())
-                && !workers.iter().any(|(known, _)| *known == id)
-            {
-                let shown = presence(&id);
-                workers.push((id, shown));
-            }
-        }
         PageData {
             generation: state.generation,
             jobs,

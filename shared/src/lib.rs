@@ -17,6 +17,7 @@
 
 pub mod broker;
 pub mod compat;
+pub mod exposition;
 pub mod gotime;
 pub mod names;
 pub mod schedule;

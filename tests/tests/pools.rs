@@ -125,6 +125,16 @@ impl Pool {
         });
     }
 
+    /// The pool's entry in `GET /workers` (`Null` until the manager lists it).
+    fn entry(&self) -> Value {
+        let url = format!("https://localhost:{}/workers", self.port);
+        get_json(&url, &self.env.ca_cert)
+            .as_array()
+            .and_then(|entries| entries.iter().find(|entry| entry["id"] == "shared"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn history(&self, mirror: &str) -> Vec<Value> {
         let url = format!(
             "https://localhost:{}/jobs/shared/{mirror}/history",
@@ -342,38 +352,20 @@ fn a_member_with_another_definition_never_runs_the_pools_mirror() {
     // Both agreeing members first: with one of them and the odd one, the two definitions
     // would tie (and the tie-break might schedule the odd one's, rightly).
     wait_for(WAIT, "both agreeing members online", || {
-        let workers = get_json(
-            &format!("https://localhost:{}/workers", pool.port),
-            &pool.env.ca_cert,
-        );
-        workers.as_array().is_some_and(|entries| {
-            entries.iter().any(|entry| {
-                entry["id"] == "shared"
-                    && entry["members"].as_array().is_some_and(|members| {
-                        members
-                            .iter()
-                            .filter(|member| member["online"] == true)
-                            .count()
-                            == 2
-                    })
-            })
+        pool.entry()["members"].as_array().is_some_and(|members| {
+            members
+                .iter()
+                .filter(|member| member["online"] == true)
+                .count()
+                == 2
         })
     });
     let other = slow_mirror("d", 2);
     pool.add_member("odd", &other);
     wait_for(WAIT, "the pool to show the odd member's definition", || {
-        let workers = get_json(
-            &format!("https://localhost:{}/workers", pool.port),
-            &pool.env.ca_cert,
-        );
-        workers.as_array().is_some_and(|entries| {
-            entries.iter().any(|entry| {
-                entry["id"] == "shared"
-                    && entry["differing"]
-                        .as_array()
-                        .is_some_and(|differing| differing.iter().any(|d| d["worker"] == "odd"))
-            })
-        })
+        pool.entry()["differing"]
+            .as_array()
+            .is_some_and(|differing| differing.iter().any(|d| d["worker"] == "odd"))
     });
     site::wait_status(&pool.ctl, "shared", "d", "success", WAIT);
     // Start it a few times: the odd member may take the run off the queue, but is refused.

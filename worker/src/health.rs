@@ -42,9 +42,9 @@ fn router<T: Transport>(transport: T, metrics: Arc<Registry>) -> Router {
             (
                 [(
                     axum::http::header::CONTENT_TYPE,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    tunasync_shared::exposition::CONTENT_TYPE,
                 )],
-                crate::metrics::render(&metrics),
+                tunasync_shared::exposition::render(&metrics),
             )
         }
     });

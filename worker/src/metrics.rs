@@ -121,14 +121,7 @@ fn labels(mirror: &str) -> MirrorLabels {
     }
 }
 
-/// The exposition of `registry`, in the OpenMetrics text format.
-pub fn render(registry: &Registry) -> String {
-    let mut out = String::new();
-    if let Err(err) = prometheus_client::encoding::text::encode(&mut out, registry) {
-        tracing::warn!(error = %err, "cannot render the metrics");
-    }
-    out
-}
+pub use tunasync_shared::exposition::render;
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,18 @@ struct Report<'a> {
     transferred_bytes: Option<u64>,
 }
 
+impl<'a> Report<'a> {
+    fn plain(status: SyncStatus, error_msg: &'a str, size: Option<String>, last: bool) -> Self {
+        Report {
+            status,
+            error_msg,
+            size,
+            last,
+            transferred_bytes: None,
+        }
+    }
+}
+
 impl Reporter {
     /// Reports `status` for attempt `attempt` of run `run_id`, with tunasync's timestamp
     /// rules; more reports of the run follow.
@@ -62,13 +74,7 @@ impl Reporter {
         self.send(
             run_id,
             attempt,
-            Report {
-                status,
-                error_msg,
-                size,
-                last: false,
-                transferred_bytes: None,
-            },
+            Report::plain(status, error_msg, size, false),
         );
     }
 
@@ -84,13 +90,7 @@ impl Reporter {
         self.send(
             run_id,
             attempt,
-            Report {
-                status,
-                error_msg,
-                size,
-                last: true,
-                transferred_bytes: None,
-            },
+            Report::plain(status, error_msg, size, true),
         );
     }
 
@@ -102,17 +102,11 @@ impl Reporter {
         size: Option<String>,
         transferred_bytes: Option<u64>,
     ) {
-        self.send(
-            run_id,
-            attempt,
-            Report {
-                status: SyncStatus::Success,
-                error_msg: "",
-                size,
-                last: true,
-                transferred_bytes,
-            },
-        );
+        let report = Report {
+            transferred_bytes,
+            ..Report::plain(SyncStatus::Success, "", size, true)
+        };
+        self.send(run_id, attempt, report);
     }
 
     fn send(&self, run_id: Uuid, attempt: u32, report: Report<'_>) {

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::status::SyncStatus;
 
 use super::size_bytes;
-use crate::log_requests::FollowCounts;
 use crate::model::Model;
 use crate::pool_status::PoolSummary;
 use crate::view::View;
@@ -30,10 +28,9 @@ pub fn status_code(status: SyncStatus) -> i64 {
     }
 }
 
-/// Reads the view (and the follows and the broker connection) at each scrape.
+/// Reads the view (and the broker connection) at each scrape.
 pub struct StateCollector {
     pub view: Arc<View>,
-    pub follows: Arc<FollowCounts>,
     pub broker_connected: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
@@ -75,16 +72,6 @@ where
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
 fn job_labels(mirror: &impl ToString, worker: &impl ToString) -> Labels {
     vec![
         ("mirror", mirror.to_string()),
@@ -94,7 +81,6 @@ fn job_labels(mirror: &impl ToString, worker: &impl ToString) -> Labels {
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use std::sync::atomic::Ordering;
         self.view.with_state(|model, offline| {
             let pools = crate::pool_status::summaries(model, offline, GoTime::now_local());
             encode_state(
@@ -104,31 +90,11 @@ impl Collector for StateCollector {
                 &pools,
             )
         })?;
-        counter(
-            &mut encoder,
-            "tunasync_events_applied",
-            "Worker events applied and committed since start",
-            self.view.events_applied(),
-        )?;
         gauge(
             &mut encoder,
             "tunasync_broker_connected",
             "Whether the manager is connected to the broker",
             i64::from((self.broker_connected)()),
-        )?;
-        gauge(
-            &mut encoder,
-            "tunasync_log_follows",
-            "Job logs being followed through the manager now",
-            i64::try_from(self.follows.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
-        )?;
-        counter(
-            &mut encoder,
-            "tunasync_log_follows_stopped",
-            "Follows whose worker stopped sending after their reader went away",
-            self.follows
-                .stopped_after_reader_left
-                .load(Ordering::Relaxed),
         )
     }
 }

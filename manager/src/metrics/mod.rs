@@ -1,9 +1,10 @@
 //! `GET /metrics`: rendered with `prometheus-client` (the Prometheus project's Rust client)
 //! in the OpenMetrics text format.
 //!
-//! Two kinds of metric: what the manager counts as it goes ([`Telemetry`]: events
-//! dead-lettered, ingest lag, commands, pool waits), registered once; and what the state
-//! says at the moment of the scrape (workers, jobs, pools, follows), read from the view by
+//! Two kinds of metric: what the manager counts as it goes ([`Telemetry`]: events applied
+//! and dead-lettered, ingest lag, commands, pool waits, log follows), registered once; and
+//! what the state says at the moment of the scrape (workers, jobs, pools, the broker
+//! connection), read from the view by
 //! [`collector::StateCollector`]. Job metrics carry the other Rust port's names and labels
 //! (`mirror`, `worker`), so its dashboards work unchanged.
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -24,6 +26,8 @@ const BOUNDS: [f64; 14] = [
 /// What the manager counts as it goes. Cheap to clone: every handle shares its metric.
 #[derive(Clone, Debug)]
 pub struct Telemetry {
+    /// Worker events applied and committed since start.
+    pub events_applied: Counter,
     /// Events refused by ingestion and dead-lettered.
     pub dead_lettered: Counter,
     /// From an event's `sent_at` to its batch's commit.
@@ -34,16 +38,23 @@ pub struct Telemetry {
     pub commands_failed: Counter,
     /// Pooled runs, from coming due to a member taking them.
     pub pool_wait: Histogram,
+    /// Job logs being followed through the manager now.
+    pub log_follows: Gauge,
+    /// Follows whose worker stopped sending after their reader went away.
+    pub log_follows_stopped: Counter,
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
         Telemetry {
+            events_applied: Counter::default(),
             dead_lettered: Counter::default(),
             ingest_lag: Histogram::new(BOUNDS),
             commands_sent: Counter::default(),
             commands_failed: Counter::default(),
             pool_wait: Histogram::new(BOUNDS),
+            log_follows: Gauge::default(),
+            log_follows_stopped: Counter::default(),
         }
     }
 }
@@ -56,6 +67,11 @@ impl Telemetry {
     /// A registry with these metrics and `collector` (the state at each scrape).
     pub fn registry(&self, collector: collector::StateCollector) -> Registry {
         let mut registry = Registry::default();
+        registry.register(
+            "tunasync_events_applied",
+            "Worker events applied and committed since start",
+            self.events_applied.clone(),
+        );
         registry.register(
             "tunasync_events_dead_lettered",
             "Worker events refused by ingestion and dead-lettered",
@@ -81,22 +97,22 @@ impl Telemetry {
             "How long pooled runs waited from coming due to a member taking them",
             self.pool_wait.clone(),
         );
+        registry.register(
+            "tunasync_log_follows",
+            "Job logs being followed through the manager now",
+            self.log_follows.clone(),
+        );
+        registry.register(
+            "tunasync_log_follows_stopped",
+            "Follows whose worker stopped sending after their reader went away",
+            self.log_follows_stopped.clone(),
+        );
         registry.register_collector(Box::new(collector));
         registry
     }
 }
 
-/// The exposition of `registry`.
-pub fn render(registry: &Registry) -> String {
-    let mut out = String::with_capacity(4096);
-    if let Err(err) = prometheus_client::encoding::text::encode(&mut out, registry) {
-        tracing::warn!(error = %err, "cannot render the metrics");
-    }
-    out
-}
-
-/// The content type of [`render`]'s text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use tunasync_shared::exposition::{CONTENT_TYPE, render};
 
 /// The metrics' registry, shared by the API.
 pub type SharedRegistry = Arc<Registry>;
@@ -113,10 +129,8 @@ mod tests {
     fn counters_and_histograms_in_the_exposition() {
         let telemetry = Telemetry::default();
         let view = crate::view::View::new(crate::model::Model::default());
-        let follows = Arc::new(crate::log_requests::FollowCounts::default());
         let registry = telemetry.registry(collector::StateCollector {
             view,
-            follows,
             broker_connected: Box::new(|| true),
         });
         telemetry.record_pool_wait(Duration::from_millis(5));

@@ -481,8 +481,8 @@ async fn mirror<T: Transport>(
         ),
         _ => None,
     };
-    let data_generation = page.api.view.generation().max(generation);
-    let tag = page.tag(data_generation, minute, &parts.uri, readable);
+    // The data was read after `generation`: its tag is the counter's value now.
+    let tag = page.tag(page.api.view.generation(), minute, &parts.uri, readable);
     let etag = tag.header();
     let body = MirrorPage {
         etag: &etag,
