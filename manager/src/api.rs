@@ -50,7 +50,12 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         .route("/cmd", post(command::<T>))
         .route("/workers/{id}", delete(delete_worker::<T>))
         .route("/jobs/disabled", delete(flush_disabled::<T>))
-        .route("/workers/{id}/jobs/{job}/size", post(set_size::<T>));
+        .route("/workers/{id}/jobs/{job}/size", post(set_size::<T>))
+        .route(
+            "/maintenance",
+            post(crate::api_maintenance::turn_on::<T>)
+                .delete(crate::api_maintenance::turn_off::<T>),
+        );
     let mut reads = Router::new();
     if public_logs {
         reads = reads.route("/jobs/{worker}/{mirror}/log", log);
@@ -68,13 +73,14 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         .route("/workers", get(workers::<T>))
         .route("/workers/{id}/jobs", get(worker_jobs::<T>))
         .route("/jobs/{worker}/{mirror}/history", get(history::<T>))
+        .route("/maintenance", get(crate::api_maintenance::list::<T>))
         .merge(changes)
         .with_state(api.clone())
         .merge(crate::page::router(api, auth, public_logs))
         .fallback(not_found)
 }
 
-fn message(text: impl Into<String>) -> Response {
+pub(crate) fn message(text: impl Into<String>) -> Response {
     json(
         StatusCode::OK,
         &InfoBody {
@@ -83,7 +89,7 @@ fn message(text: impl Into<String>) -> Response {
     )
 }
 
-fn ok<T: Serialize>(body: &T) -> Response {
+pub(crate) fn ok<T: Serialize>(body: &T) -> Response {
     json(StatusCode::OK, body)
 }
 
@@ -225,7 +231,7 @@ pub(crate) fn known_worker<T>(api: &Api<T>, id: &str) -> Result<WorkerId, ApiErr
 }
 
 /// A state change that did not happen: 503 while the store cannot commit, else 500.
-fn state_error(context: impl Into<String>, err: &StateError) -> ApiError {
+pub(crate) fn state_error(context: impl Into<String>, err: &StateError) -> ApiError {
     match err {
         StateError::Unavailable(_) => ApiError::Unavailable(format!("{}: {err}", context.into())),
         _ => ApiError::internal(context, err),
@@ -302,7 +308,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     }
 }
 
-fn decode_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     from_json_ignoring_key_case(bytes)
         .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
 }

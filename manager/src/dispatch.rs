@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 use tunasync_shared::broker::{BrokerError, Outgoing, Transport};
 use tunasync_shared::names::WorkerId;
 use tunasync_shared::wire::CommandEnvelope;
-use tunasync_shared::wire::command::{Command, Welcome};
+use tunasync_shared::wire::command::Command;
 use tunasync_shared::wire::event::{CmdOutcome, CmdResult};
 use uuid::Uuid;
 
@@ -124,9 +124,9 @@ impl<T: Transport> Dispatcher<T> {
         }
     }
 
-    /// Answers a worker's `hello` (no answer expected).
-    pub async fn welcome(&self, worker: &WorkerId, welcome: Welcome) -> Result<(), BrokerError> {
-        let envelope = CommandEnvelope::new(worker.clone(), Command::Welcome(welcome));
+    /// Publishes a command that is not answered (a `welcome`, a `maintenance` set).
+    pub async fn notify(&self, worker: &WorkerId, command: Command) -> Result<(), BrokerError> {
+        let envelope = CommandEnvelope::new(worker.clone(), command);
         self.transport
             .publish(Outgoing::command(&envelope, self.expiry))
             .await

@@ -11,9 +11,9 @@ use tunasync_shared::wire::{Event, EventEnvelope};
 
 use crate::dispatch::Dispatcher;
 use crate::model::Verified;
+use crate::notices::Notices;
 use crate::pool_publisher::PoolPublisher;
 use crate::state::{Applied, StateHandle};
-use crate::welcomes::Welcomes;
 
 /// Unacknowledged events the broker may hand us at once.
 pub const PREFETCH: u16 = 4000;
@@ -67,7 +67,7 @@ pub struct Ingest<T> {
     pub state: StateHandle,
     pub dispatcher: Arc<Dispatcher<T>>,
     pub logs: Arc<crate::log_requests::LogRequests<T>>,
-    pub welcomes: Arc<Welcomes>,
+    pub notices: Arc<Notices>,
     pub pools: Arc<PoolPublisher<T>>,
     pub require_identity: bool,
     pub telemetry: crate::metrics::Telemetry,
@@ -186,7 +186,7 @@ impl<T: Transport> Ingest<T> {
                         self.telemetry.ingest_lag.observe(lag);
                     }
                     for (worker, welcome) in replies.welcomes {
-                        self.welcomes.send(worker, welcome);
+                        self.notices.welcome(worker, welcome);
                     }
                     for (worker, grant) in replies.grants {
                         self.pools.grant(worker, grant);

@@ -6,7 +6,8 @@
 //! - [`store`]: the redb file. [`state`]: the actor that owns model and store.
 //! - [`view`]: what the API reads, with the rendered `GET /jobs` bodies.
 //! - [`ingest`]: consuming worker events. [`dispatch`]: commands and their answers;
-//!   [`welcomes`]: the answers to `hello`s, off the ingestion path.
+//!   [`notices`]: what the manager tells workers unasked (welcomes, maintenance), off the
+//!   paths that decide it.
 //! - [`api`], [`api_error`], [`auth`], [`server`]: the HTTP side.
 //!
 //! Data flow: broker → [`ingest`] → [`state`] (model → store commit → view) → [`api`].
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod api_error;
 pub mod api_logs;
+pub mod api_maintenance;
 pub mod auth;
 pub mod cidr;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod log_requests;
 pub mod metrics;
 pub mod mirrorz;
 pub mod model;
+pub mod notices;
 pub mod page;
 pub mod pool_publisher;
 pub mod pool_status;
@@ -32,7 +35,6 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod view;
-pub mod welcomes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,11 +50,11 @@ use crate::auth::{Auth, TokensError};
 use crate::config::ManagerConfig;
 use crate::dispatch::Dispatcher;
 use crate::ingest::Ingest;
+use crate::notices::Notices;
 use crate::pool_publisher::PoolPublisher;
 use crate::server::TlsError;
 use crate::state::StateHandle;
 use crate::store::{Store, StoreError};
-use crate::welcomes::Welcomes;
 
 /// How often worker liveness is re-evaluated.
 const LIVENESS_TICK: Duration = Duration::from_secs(1);
@@ -98,7 +100,7 @@ pub struct Running {
     view: Arc<view::View>,
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
-    welcomes: JoinHandle<()>,
+    notices: JoinHandle<()>,
     pools: JoinHandle<()>,
     ticker: JoinHandle<()>,
     store_closed: tokio::sync::oneshot::Receiver<()>,
@@ -115,7 +117,7 @@ impl Running {
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.ingest.await;
-        let _ = self.welcomes.await;
+        let _ = self.notices.await;
         let _ = self.pools.await;
         let _ = self.ticker.await;
         let _ = self.store_closed.await;
@@ -187,8 +189,9 @@ pub async fn start(
         .await
         .map_err(|err| StoreError::Redb(Box::new(err)))??;
     info!(db_file = %config.db_file.display(), n_workers = model.workers.len(), n_jobs = model.jobs.len(), "store opened");
+    let notices = Arc::new(Notices::default());
     let (state, view, store_closed) =
-        StateHandle::start(store, model, config.liveness.offline_after);
+        StateHandle::start(store, model, config.liveness.offline_after, notices.clone());
 
     let broker = AmqpBroker::start(config.broker.clone(), Role::Manager, shutdown.clone())?;
     let dispatcher = Arc::new(Dispatcher::new(
@@ -202,20 +205,19 @@ pub async fn start(
         config.commands.expiry,
         view.telemetry.clone(),
     ));
-    let welcomes = Arc::new(Welcomes::default());
     let pools = PoolPublisher::new(broker.clone(), state.clone(), config.commands.expiry);
     let ingest = Ingest {
         transport: broker.clone(),
         state: state.clone(),
         dispatcher: dispatcher.clone(),
         logs: logs.clone(),
-        welcomes: welcomes.clone(),
+        notices: notices.clone(),
         pools: pools.clone(),
         require_identity: config.auth.require_worker_identity,
         telemetry: view.telemetry.clone(),
     };
     let ingest = tokio::spawn(ingest.run(shutdown.clone()));
-    let welcomes = tokio::spawn(welcomes.run(dispatcher.clone(), shutdown.clone()));
+    let notices = tokio::spawn(notices.run(dispatcher.clone(), shutdown.clone()));
     let pool_runs = pools.clone();
     let pools = tokio::spawn(pools.run(shutdown.clone()));
 
@@ -263,7 +265,7 @@ pub async fn start(
         view,
         server,
         ingest,
-        welcomes,
+        notices,
         pools,
         ticker,
         store_closed,

@@ -110,6 +110,7 @@ impl PoolSummary {
             last_register: self.last_register,
             online: Some(self.status.members.iter().any(|member| member.online)),
             pool: Some(self.status.clone()),
+            maintenance: None,
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct PoolJobRecord {
     /// `start -f`: the next hand-out may run beyond its member's concurrency limit.
     #[serde(default)]
     pub force_next: bool,
+    /// The operator's `start`: the next hand-out is theirs (it runs in maintenance too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started: bool,
 }
 
 impl Default for PoolJobRecord {
@@ -131,6 +134,7 @@ impl Default for PoolJobRecord {
             lease: 0,
             run: PoolRunState::Idle,
             force_next: false,
+            started: false,
         }
     }
 }
@@ -161,6 +165,7 @@ impl WorkerRecord {
             last_register: self.last_register,
             online: Some(online),
             pool: None,
+            maintenance: None,
         }
     }
 }
@@ -340,6 +345,7 @@ impl JobRecord {
                 .as_ref()
                 .filter(|progress| status.is_running() && self.run_id == Some(progress.run_id))
                 .cloned(),
+            maintenance: None,
         }
     }
 }

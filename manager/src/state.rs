@@ -19,12 +19,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, error, info};
 use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
+use tunasync_shared::maintenance::Scope;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
 use tunasync_shared::wire::pool::Grant;
 
 use crate::model::pools::{PoolKey, Publication};
 use crate::model::{Changes, JobKey, Model, Verified};
+use crate::notices::Notices;
 use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
 use crate::view::View;
@@ -70,6 +72,15 @@ pub enum Mutation {
     /// `stop` / `disable` / `restart` of a pooled mirror: its current run is over.
     PoolInterrupt {
         key: PoolKey,
+    },
+    /// `POST /maintenance`: false if the scope names nothing known.
+    MaintenanceOn {
+        scope: Scope,
+        message: String,
+    },
+    /// `DELETE /maintenance`: false if the scope was not in maintenance.
+    MaintenanceOff {
+        scope: Scope,
     },
 }
 
@@ -143,6 +154,7 @@ impl StateHandle {
         store: Store,
         model: Model,
         offline_after: Duration,
+        notices: Arc<Notices>,
     ) -> (StateHandle, Arc<View>, oneshot::Receiver<()>) {
         let store = Arc::new(store);
         let view = View::new(model.for_view());
@@ -159,6 +171,7 @@ impl StateHandle {
             receiver,
             held: VecDeque::new(),
             failure: None,
+            notices,
         };
         let spawned = std::thread::Builder::new()
             .name("tunasync-state".into())
@@ -258,6 +271,8 @@ struct Actor {
     /// Since the last commit failed, until one succeeds.
     failure: Option<Failure>,
     pool_changed: Arc<Notify>,
+    /// Where committed maintenance sets go, to be published.
+    notices: Arc<Notices>,
 }
 
 /// Why the actor stopped waiting for the store.
@@ -377,6 +392,14 @@ impl Actor {
                 self.model
                     .pool_interrupt(key, GoTime::now_local(), &mut changes)
             }
+            Mutation::MaintenanceOn { scope, message } => {
+                self.model
+                    .maintenance_on(scope, message, GoTime::now_local(), &mut changes)
+            }
+            Mutation::MaintenanceOff { scope } => {
+                self.model
+                    .maintenance_off(scope, GoTime::now_local(), &mut changes)
+            }
         };
         match self.commit(&changes) {
             Ok(()) => {
@@ -385,6 +408,9 @@ impl Actor {
                     && !matches!(mutation, Mutation::PoolRunPublished { .. })
                 {
                     self.pool_changed.notify_one();
+                }
+                for (worker, set) in changes.maintenance_sets {
+                    self.notices.maintenance(worker, set);
                 }
                 let _ = reply.send(Ok(found));
                 Ok(())
@@ -493,6 +519,9 @@ impl Actor {
             }
             for worker in &changes.workers {
                 shown_offline.remove(worker);
+            }
+            if changes.maintenance {
+                shown.maintenance.clone_from(&model.maintenance);
             }
         });
         Ok(())

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tunasync_shared::maintenance::{Scope, ScopeKeyError};
 use tunasync_shared::names::{MirrorName, NameError, PoolName, WorkerId};
 
+use crate::model::maintenance::Window;
 use crate::model::{Changes, JobKey, Model};
 use crate::records::{
     self, CurrentRun, Hold, JobRecord, PoolJobRecord, RecordError, RunRecord, WorkerRecord,
@@ -32,6 +34,10 @@ const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("jobs");
 const HISTORY: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("history");
 /// (pool, mirror) → [`PoolJobRecord`]: the schedule of each pooled mirror.
 const POOL_JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("pool_jobs");
+/// maintenance scope ([`Scope::key`]) → [`Window`]; its generation is `meta`'s
+/// `maintenance_generation`. (Added within schema 2: a file without it has none.)
+const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("maintenance");
+const MAINTENANCE_GENERATION: &str = "maintenance_generation";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,6 +63,8 @@ pub enum StoreError {
         #[source]
         source: NameError,
     },
+    #[error("bad maintenance key in the store")]
+    Scope(#[source] ScopeKeyError),
     #[error("the store {path} is not open (reopening it failed)")]
     Closed { path: String },
 }
@@ -148,6 +156,7 @@ impl Store {
             let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
             tx.open_table(HISTORY).map_err(redb_error)?;
             tx.open_table(POOL_JOBS).map_err(redb_error)?;
+            tx.open_table(MAINTENANCE).map_err(redb_error)?;
             match found {
                 None => {}
                 Some(1) => hold_what_the_operator_stopped(&mut jobs)?,
@@ -202,6 +211,18 @@ impl Store {
                 .pool_jobs
                 .insert((pool_name(pool)?, mirror_name(mirror)?), record);
         }
+        let meta = tx.open_table(META).map_err(redb_error)?;
+        model.maintenance.generation = meta
+            .get(MAINTENANCE_GENERATION)
+            .map_err(redb_error)?
+            .map_or(0, |value| value.value());
+        let maintenance = tx.open_table(MAINTENANCE).map_err(redb_error)?;
+        for entry in maintenance.iter().map_err(redb_error)? {
+            let (key, value) = entry.map_err(redb_error)?;
+            let scope = Scope::from_key(key.value()).map_err(StoreError::Scope)?;
+            let window: Window = decode(key.value(), value.value())?;
+            model.maintenance.windows.insert(scope, window);
+        }
         Ok(model)
     }
 
@@ -214,6 +235,18 @@ impl Store {
             let mut jobs = tx.open_table(JOBS).map_err(redb_error)?;
             let mut history = tx.open_table(HISTORY).map_err(redb_error)?;
             let mut pool_jobs = tx.open_table(POOL_JOBS).map_err(redb_error)?;
+            if changes.maintenance {
+                let mut maintenance = tx.open_table(MAINTENANCE).map_err(redb_error)?;
+                maintenance.retain(|_, _| false).map_err(redb_error)?;
+                for (scope, window) in &model.maintenance.windows {
+                    maintenance
+                        .insert(scope.key().as_str(), records::encode(window).as_slice())
+                        .map_err(redb_error)?;
+                }
+                let mut meta = tx.open_table(META).map_err(redb_error)?;
+                meta.insert(MAINTENANCE_GENERATION, model.maintenance.generation)
+                    .map_err(redb_error)?;
+            }
             for key in &changes.pool_jobs {
                 let (pool, mirror) = key;
                 let stored_key = (pool.as_str(), mirror.as_str());
@@ -400,6 +433,41 @@ mod tests {
             pooled: None,
             transferred_bytes: None,
         })
+    }
+
+    #[test]
+    fn maintenance_survives_reopening_and_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tunasync.redb");
+        let worker = WorkerId::new("w1").unwrap();
+        let (store, mut model) = Store::open(&path, 3).unwrap();
+        let mut changes = Changes::default();
+        model.apply(
+            &Verified {
+                worker: worker.clone(),
+                seq: 1,
+                event: status_event("debian", SyncStatus::Success, Uuid::new_v4()),
+            },
+            GoTime::now_local(),
+            &mut changes,
+        );
+        let job = Scope::Job(worker.clone(), MirrorName::new("debian").unwrap());
+        for (scope, message) in [(Scope::Cluster, "upgrade"), (job.clone(), "disk")] {
+            assert!(model.maintenance_on(&scope, message, GoTime::now_local(), &mut changes));
+        }
+        store.commit(&model, &changes).unwrap();
+        let reopened = store.reopen().unwrap();
+        assert_eq!(reopened.maintenance, model.maintenance);
+        assert_eq!(reopened.maintenance.windows.len(), 2);
+
+        let mut changes = Changes::default();
+        assert!(model.maintenance_off(&Scope::Cluster, GoTime::now_local(), &mut changes));
+        store.commit(&model, &changes).unwrap();
+        drop(store);
+        let (_, reopened) = Store::open(&path, 3).unwrap();
+        assert_eq!(reopened.maintenance, model.maintenance);
+        let left: Vec<&Scope> = reopened.maintenance.windows.keys().collect();
+        assert_eq!(left, [&job]);
     }
 
     #[test]

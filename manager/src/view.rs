@@ -14,10 +14,13 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tunasync_shared::compat::{MirrorStatus, WebMirrorStatus, WorkerStatus};
 use tunasync_shared::gotime::GoTime;
+use tunasync_shared::maintenance::{MaintenanceEntry, Scope};
 use tunasync_shared::names::{MirrorName, WorkerId};
 
 use crate::etag::ETag;
-use crate::model::Model;
+use crate::model::maintenance::Window;
+use crate::model::{JobKey, Model};
+use crate::records::JobRecord;
 
 #[derive(Default)]
 pub struct View {
@@ -47,6 +50,8 @@ pub struct PageData {
     pub generation: u64,
     pub jobs: Vec<(MirrorStatus, Presence)>,
     pub workers: Vec<(WorkerId, Presence)>,
+    /// Every maintenance in force, widest first.
+    pub maintenance: Vec<(Scope, Window)>,
 }
 
 #[derive(Default)]
@@ -179,6 +184,12 @@ impl View {
         let pools =
             crate::pool_status::summaries(&state.model, &state.offline, GoTime::now_local());
         workers.extend(pools.iter().map(|pool| pool.to_worker_status()));
+        for worker in &mut workers {
+            let window = WorkerId::new(&worker.id)
+                .ok()
+                .and_then(|id| state.model.maintenance.of_worker(&id).cloned());
+            worker.maintenance = window.map(|window| window.message);
+        }
         workers
     }
 
@@ -228,7 +239,7 @@ impl View {
                 .jobs
                 .iter()
                 .filter(|((_, owner), _)| owner == worker)
-                .map(|((mirror, owner), job)| job.to_status(mirror, owner, online))
+                .map(|(key, job)| shown(&state.model, key, job, online))
                 .collect(),
         )
     }
@@ -237,11 +248,24 @@ impl View {
     pub fn job(&self, worker: &WorkerId, mirror: &MirrorName) -> Option<MirrorStatus> {
         let state = self.read();
         let online = !state.offline.contains(worker);
+        let key = (mirror.clone(), worker.clone());
         state
             .model
             .jobs
-            .get(&(mirror.clone(), worker.clone()))
-            .map(|job| job.to_status(mirror, worker, online))
+            .get(&key)
+            .map(|job| shown(&state.model, &key, job, online))
+    }
+
+    /// `GET /maintenance`.
+    pub fn maintenance(&self) -> Vec<MaintenanceEntry> {
+        self.read().model.maintenance.entries()
+    }
+
+    /// One maintenance in force.
+    pub fn maintenance_of(&self, scope: &Scope) -> Option<MaintenanceEntry> {
+        let state = self.read();
+        let window = state.model.maintenance.windows.get(scope)?;
+        Some(MaintenanceEntry::new(scope, &window.message, window.since))
     }
 
     /// Counts changes (the status page's tag is made from it).
@@ -257,14 +281,11 @@ impl View {
     ) -> Option<(MirrorStatus, Presence)> {
         let state = self.read();
         let presence = state.presence(worker);
-        state
-            .model
-            .jobs
-            .get(&(mirror.clone(), worker.clone()))
-            .map(|job| {
-                let online = presence != Presence::Offline;
-                (job.to_status(mirror, worker, online), presence)
-            })
+        let key = (mirror.clone(), worker.clone());
+        state.model.jobs.get(&key).map(|job| {
+            let online = presence != Presence::Offline;
+            (shown(&state.model, &key, job, online), presence)
+        })
     }
 
     /// The status page's data: every job (sorted by name, then worker) with its worker's
@@ -276,10 +297,10 @@ impl View {
             .model
             .jobs
             .iter()
-            .map(|((mirror, owner), job)| {
-                let shown = state.presence(owner);
-                let status = job.to_status(mirror, owner, shown != Presence::Offline);
-                (status, shown)
+            .map(|(key, job)| {
+                let presence = state.presence(&key.1);
+                let status = shown(&state.model, key, job, presence != Presence::Offline);
+                (status, presence)
             })
             .collect();
         let pools: BTreeSet<WorkerId> = state
@@ -300,6 +321,13 @@ impl View {
             generation: state.generation,
             jobs,
             workers,
+            maintenance: state
+                .model
+                .maintenance
+                .windows
+                .iter()
+                .map(|(scope, window)| (scope.clone(), window.clone()))
+                .collect(),
         }
     }
 
@@ -352,6 +380,17 @@ pub(crate) fn compress(json: &[u8]) -> Bytes {
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(json);
     Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// A job as our endpoints show it: tunasync's record, with its maintenance.
+fn shown(model: &Model, key: &JobKey, job: &JobRecord, online: bool) -> MirrorStatus {
+    let (mirror, worker) = key;
+    let mut status = job.to_status(mirror, worker, online);
+    status.maintenance = model
+        .maintenance
+        .of_job(key)
+        .map(|(_, window)| window.message.clone());
+    status
 }
 
 fn render_jobs(model: &Model, offline: &BTreeSet<WorkerId>) -> Vec<u8> {

@@ -34,6 +34,10 @@ pub struct MirrorStatus {
     /// its worker's latest `progress` event. Absent unless the job is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::wire::event::JobProgress>,
+    /// Ours: the job is in maintenance (of the cluster, its worker or itself), with the
+    /// operator's message (possibly empty). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 /// One entry of `GET /jobs`: tunasync.json. No worker and no error text, text times plus
@@ -113,6 +117,10 @@ pub struct WorkerStatus {
     /// New: for a pool (listed among the workers, as `-w POOL` addresses it), what it is.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolStatus>,
+    /// New: the worker (or pool) is in maintenance, itself or with the whole cluster, with
+    /// the operator's message (possibly empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 /// A pool in `GET /workers`: `"pool": true` and its members, slots and queued runs.

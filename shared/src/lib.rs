@@ -6,6 +6,7 @@
 //! - [`gotime`]: times in tunasync's formats (Go's RFC 3339, web text, zero time).
 //! - [`compat`]: tunasync's JSON types (`GET /jobs`, `POST /cmd`, …), byte-compatible.
 //! - [`wire`]: the broker protocol: a versioned envelope around commands and events.
+//! - [`maintenance`]: what a maintenance covers, and its API's JSON.
 //! - [`schedule`]: when a job runs next (interval, cron, jitter, retries), for workers and
 //!   the manager alike.
 //! - [`broker`]: AMQP over TLS: connection, topology, confirmed publishing, consuming,
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod compat;
 pub mod exposition;
 pub mod gotime;
+pub mod maintenance;
 pub mod names;
 pub mod schedule;
 pub mod size;

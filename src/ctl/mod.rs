@@ -1,7 +1,9 @@
 //! `tunasynctl`: tunasync's control client, with its subcommands, flags, config files,
-//! messages and exit codes, plus bearer tokens, `history` and shell completions.
+//! messages and exit codes, plus bearer tokens, `history`, `logs`, `maintenance` and shell
+//! completions.
 
 pub mod config;
+pub mod maintenance;
 pub mod template;
 
 use std::path::PathBuf;
@@ -84,6 +86,8 @@ pub enum CtlCommand {
     History(HistoryArgs),
     /// Print a job's latest log (read from its worker through the manager)
     Logs(LogsArgs),
+    /// Start, end or list maintenance of the cluster, a worker or a mirror
+    Maintenance(maintenance::MaintenanceArgs),
     /// Print a shell completion script (bash, zsh, fish, …)
     Completion { shell: clap_complete::Shell },
 }
@@ -414,6 +418,7 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             }
             Ok(body)
         }
+        CtlCommand::Maintenance(args) => maintenance::run(&client, args).await,
         CtlCommand::Completion { .. } => Ok(String::new()),
     }
 }

@@ -11,6 +11,7 @@
 //! - [`analysis`]: sizes, `fail_on_match`, rsync exit codes from the log.
 //! - [`report`], [`outbox`]: status events and their way to the broker.
 //! - [`pool`]: a member's side of a pool (reading the pool's queue, claims).
+//! - [`maintenance`]: what the manager says is in maintenance, and the runs parked meanwhile.
 //! - [`check`]: `--check` output.
 
 pub mod analysis;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod hooks;
 pub mod job;
 pub mod logs;
+pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

@@ -12,29 +12,31 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use tunasync_shared::broker::{BrokerError, Incoming, QueueRole, Transport};
 use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, PoolName};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::CommandEnvelope;
-use tunasync_shared::wire::command::{Command, LogRequest, Welcome};
+use tunasync_shared::wire::command::{Command, LogRequest, MaintenanceSet, Welcome};
 use tunasync_shared::wire::event::{
     CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobRemoved, JobSnapshot,
     Schedule as ScheduleEvent, ScheduledRun,
 };
-use tunasync_shared::wire::pool::{Claim, Grant};
 use uuid::Uuid;
 
 use crate::config::{JobConfig, WorkerConfig};
 use crate::hooks::HookSettings;
-use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode, PooledStart};
+use crate::job::{self, By, Control, Finished, JobContext, JobHandle, Mode};
 use crate::logs;
+use crate::maintenance::Maintenance;
 use crate::outbox::{self, Outbox};
 use crate::pool::{self, Claims, Delivery};
 use crate::schedule::Schedule;
 use crate::slots::Slots;
+
+mod pools;
 
 /// Tunables that are not in worker.conf.
 #[derive(Debug, Clone)]
@@ -94,6 +96,8 @@ pub struct Worker<T> {
     pools_stop: CancellationToken,
     /// Logs being followed, by request: cancelled by a `log-stop` (each ends by itself too).
     follows: std::collections::HashMap<Uuid, CancellationToken>,
+    /// What the manager says is in maintenance, and the runs parked meanwhile.
+    maintenance: Maintenance,
 }
 
 impl<T: Transport> Worker<T> {
@@ -135,6 +139,7 @@ impl<T: Transport> Worker<T> {
             pool_consumers: BTreeMap::new(),
             pools_stop: CancellationToken::new(),
             follows: std::collections::HashMap::new(),
+            maintenance: Maintenance::default(),
         };
         let configs: Vec<JobConfig> = worker.config.jobs.clone();
         for job in configs {
@@ -258,41 +263,6 @@ impl<T: Transport> Worker<T> {
         }
     }
 
-    /// Reads the queues of the pools the file's mirrors name, and only those: a consumer
-    /// for each new pool, and the consumers of pools no longer named are stopped (the
-    /// broker hands a run one of them held, not yet claimed, to another member).
-    fn serve_pools(&mut self) {
-        let wanted: std::collections::BTreeSet<PoolName> = self
-            .config
-            .jobs
-            .iter()
-            .filter_map(|job| job.pool.clone())
-            .collect();
-        self.pool_consumers.retain(|pool, stop| {
-            let keep = wanted.contains(pool);
-            if !keep {
-                info!(%pool, "no longer serving the pool");
-                stop.cancel();
-            }
-            keep
-        });
-        for pool in wanted {
-            if self.pool_consumers.contains_key(&pool) {
-                continue;
-            }
-            info!(%pool, "serving the pool");
-            let stop = self.pools_stop.child_token();
-            tokio::spawn(pool::consume(
-                self.transport.clone(),
-                pool.clone(),
-                self.context.slots.clone(),
-                self.pool_sender.clone(),
-                stop.clone(),
-            ));
-            self.pool_consumers.insert(pool, stop);
-        }
-    }
-
     fn schedule_at(&mut self, name: &MirrorName, at: DateTime<Utc>) {
         // A pooled mirror is scheduled by the manager.
         if let Some(handle) = self.jobs.get(name)
@@ -331,9 +301,36 @@ impl<T: Transport> Worker<T> {
         }
         self.schedule_changed = true;
         for name in due {
+            if self.maintenance.holds(&name) {
+                info!(mirror = %name, "due, but in maintenance: it runs when the maintenance ends");
+                self.maintenance.park(name);
+                continue;
+            }
             if let Some(handle) = self.jobs.get(&name) {
                 let _ = handle.control.send(Control::Start { force: false }).await;
             }
+        }
+    }
+
+    /// A new maintenance set: runs parked by a maintenance that ended are scheduled now
+    /// (their jitter spreads them out), and a member in maintenance as a whole stops
+    /// reading its pools' queues.
+    async fn apply_maintenance(&mut self, set: MaintenanceSet) {
+        let whole = self.maintenance.whole();
+        let Some(released) = self.maintenance.update(set) else {
+            return;
+        };
+        if whole != self.maintenance.whole() {
+            info!(
+                in_maintenance = self.maintenance.whole(),
+                "maintenance of the whole worker changed"
+            );
+            self.serve_pools();
+        }
+        let now = Utc::now();
+        for name in released {
+            info!(mirror = %name, "maintenance ended: running what came due meanwhile");
+            self.schedule_at(&name, now);
         }
     }
 
@@ -443,6 +440,10 @@ impl<T: Transport> Worker<T> {
                 self.apply_welcome(welcome).await;
                 return None;
             }
+            Command::Maintenance(set) => {
+                self.apply_maintenance(set).await;
+                return None;
+            }
             Command::Grant(grant) => {
                 self.on_grant(grant).await;
                 return None;
@@ -488,6 +489,7 @@ impl<T: Transport> Worker<T> {
         };
         let sender = handle.control.clone();
         self.unschedule(&mirror);
+        self.maintenance.unpark(&mirror);
         if sender.send(control).await.is_err() {
             return Some(CmdOutcome::Refused {
                 reason: format!("job {mirror} has stopped"),
@@ -514,6 +516,9 @@ impl<T: Transport> Worker<T> {
                  state again"
             );
             self.send_hello();
+        }
+        if let Some(set) = welcome.maintenance {
+            self.apply_maintenance(set).await;
         }
         let first = !self.welcomed;
         self.welcomed = true;
@@ -679,80 +684,6 @@ impl<T: Transport> Worker<T> {
                 }
             })
             .collect()
-    }
-
-    /// A run taken off a pool's queue: claimed from the manager, unless this worker cannot
-    /// run it now.
-    async fn on_pool_delivery(&mut self, delivery: Delivery) {
-        let run = &delivery.run;
-        let job = self
-            .jobs
-            .get(&run.mirror)
-            .filter(|handle| handle.config.pool.as_ref() == Some(&run.pool));
-        if let Some(handle) = job
-            && *handle.mode.borrow() != Mode::Idle
-        {
-            debug!(pool = %run.pool, mirror = %run.mirror, "the mirror is busy here: the run goes back");
-            pool::settle(delivery, false).await;
-            return;
-        }
-        // A member whose file does not define the mirror (or defines it otherwise) claims
-        // too: the manager refuses and hands the run to another member.
-        let fingerprint = job.map(|handle| handle.config.fingerprint());
-        self.outbox.push(Event::Claim(Claim {
-            pool: run.pool.clone(),
-            mirror: run.mirror.clone(),
-            run_id: run.run_id,
-            lease: run.lease,
-            fingerprint,
-        }));
-        self.claims.insert(delivery);
-    }
-
-    /// The manager's answer to a claim.
-    async fn on_grant(&mut self, grant: Grant) {
-        let Some(delivery) = self.claims.take(&grant) else {
-            debug!(pool = %grant.pool, mirror = %grant.mirror, "a grant for no claim of ours");
-            return;
-        };
-        let run_id = delivery.run.run_id;
-        let slot = pool::settle(delivery, true).await;
-        if !grant.granted {
-            info!(pool = %grant.pool, mirror = %grant.mirror, reason = %grant.reason, "pool run not granted");
-            return;
-        }
-        let Some(handle) = self.jobs.get(&grant.mirror) else {
-            return;
-        };
-        info!(pool = %grant.pool, mirror = %grant.mirror, lease = grant.lease, "pool run granted");
-        let start = PooledStart {
-            pool: grant.pool,
-            lease: grant.lease,
-            run_id,
-            slot,
-        };
-        let _ = handle.control.send(Control::StartPooled(start)).await;
-    }
-
-    /// Fencing: a member cut off from the broker (or frozen) for the manager's
-    /// `offline_after` stops its pooled runs, which the manager has handed to others.
-    async fn fence(&mut self, frozen: Duration) {
-        let Some(limit) = self.offline_after else {
-            return;
-        };
-        let cut_off = self
-            .outbox
-            .since_confirmed()
-            .is_some_and(|since| since > limit);
-        if !cut_off && frozen <= limit {
-            return;
-        }
-        for (name, handle) in &self.jobs {
-            if handle.config.pool.is_some() && *handle.mode.borrow() == Mode::Running {
-                warn!(mirror = %name, ?frozen, "cut off from the broker for longer than the manager's offline_after: stopping the pooled run (it was given away)");
-                let _ = handle.control.send(Control::Stop(By::Fence)).await;
-            }
-        }
     }
 
     fn send_hello(&self) {

@@ -221,6 +221,7 @@ impl Model {
                 .collect(),
             last_seq: self.workers.get(worker).map(|record| record.last_seq),
             offline_after_secs: None,
+            maintenance: Some(self.maintenance.set_for(worker)),
         }
     }
 }

@@ -8,11 +8,14 @@
 //!   changes (sizes, the operator's holds, flush).
 //! - [`hello`]: a worker's `hello` (registration and its snapshot of every job) and the
 //!   `welcome` that answers it.
+//! - [`maintenance`]: what the operator took out of the schedule, and what each worker is
+//!   told of it.
 //! - [`pools`]: pooled mirrors: membership, the definition members agree on, hand-outs,
 //!   claims, leases, failover.
 
 mod hello;
 mod jobs;
+pub mod maintenance;
 pub mod pools;
 mod progress;
 #[cfg(test)]
@@ -22,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::wire::command::Welcome;
+use tunasync_shared::wire::command::{MaintenanceSet, Welcome};
 use tunasync_shared::wire::event::Event;
 use tunasync_shared::wire::pool::Grant;
 
@@ -42,6 +45,7 @@ pub struct Model {
     pub jobs: BTreeMap<JobKey, JobRecord>,
     /// The schedule of each pooled mirror.
     pub pool_jobs: BTreeMap<PoolKey, PoolJobRecord>,
+    pub maintenance: maintenance::Maintenance,
 }
 
 /// What a batch changed, for the store.
@@ -64,6 +68,10 @@ pub struct Changes {
     pub grants: Vec<(WorkerId, Grant)>,
     /// How long each run granted waited, from coming due to being taken.
     pub pool_waits: Vec<std::time::Duration>,
+    /// The maintenance changed (the store rewrites it).
+    pub maintenance: bool,
+    /// Workers' new maintenance sets, to publish once the change is committed.
+    pub maintenance_sets: Vec<(WorkerId, MaintenanceSet)>,
 }
 
 impl Changes {
@@ -75,6 +83,7 @@ impl Changes {
             && self.removed_jobs.is_empty()
             && self.pool_jobs.is_empty()
             && self.progressed.is_empty()
+            && !self.maintenance
     }
 }
 
@@ -102,6 +111,7 @@ impl Model {
                 .map(|(key, job)| (key.clone(), job.for_view()))
                 .collect(),
             pool_jobs: self.pool_jobs.clone(),
+            maintenance: self.maintenance.clone(),
         }
     }
 
@@ -152,6 +162,7 @@ impl Model {
             return false;
         }
         changes.removed_workers.insert(worker.clone());
+        self.forget_maintenance_of(worker, changes);
         let keys: Vec<JobKey> = self
             .jobs
             .keys()

@@ -248,16 +248,17 @@ impl Model {
         let keys: Vec<PoolKey> = self.pool_jobs.keys().cloned().collect();
         for key in keys {
             let consensus = self.pool_consensus(&key, online);
-            let held = self
-                .jobs
-                .get(&display_key(&key))
-                .is_some_and(|job| job.hold.is_some());
+            let shown = display_key(&key);
+            let held = self.jobs.get(&shown).is_some_and(|job| job.hold.is_some());
+            let maintained = self.maintenance.of_job(&shown).is_some();
             let Some(job) = self.pool_jobs.get_mut(&key) else {
                 continue;
             };
             let lost = match &job.run {
                 PoolRunState::Idle => {
+                    // In maintenance only the operator's `start` hands a run out.
                     if !held
+                        && (!maintained || job.started)
                         && is_due(job.next_due, now)
                         && let Some(consensus) = &consensus
                     {
@@ -275,6 +276,8 @@ impl Model {
                                 job.next_due
                             }),
                         };
+                        // The operator's start, if any, is this hand-out.
+                        job.started = false;
                         changes.pool_jobs.insert(key.clone());
                     }
                     None
@@ -587,6 +590,7 @@ impl Model {
         if job.run == PoolRunState::Idle {
             job.next_due = now;
             job.force_next = force;
+            job.started = true;
             changes.pool_jobs.insert(key.clone());
         }
         true

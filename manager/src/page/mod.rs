@@ -36,7 +36,7 @@ use crate::auth::Auth;
 use crate::etag::ETag;
 use crate::records::RunRecord;
 use crate::view::Presence;
-use rows::{Filter, Row, When};
+use rows::{Filter, Notice, Row, When};
 
 /// Lines of log a mirror's page shows.
 const LOG_LINES: u32 = 200;
@@ -241,6 +241,7 @@ struct IndexPage<'a> {
     statuses: Vec<Choice>,
     workers: Vec<Choice>,
     rows: Vec<Row>,
+    notices: Vec<Notice>,
 }
 
 /// `GET /[?status=S][&worker=W][&q=TEXT]`
@@ -319,6 +320,11 @@ async fn index<T: Transport>(
             statuses,
             workers,
             rows,
+            notices: data
+                .maintenance
+                .iter()
+                .map(|(scope, window)| Notice::new(scope, window, now))
+                .collect(),
         }
         .render()
         .map_err(|err| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;

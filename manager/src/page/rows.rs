@@ -4,9 +4,11 @@
 use serde::Deserialize;
 use tunasync_shared::compat::MirrorStatus;
 use tunasync_shared::gotime::GoTime;
+use tunasync_shared::maintenance::Scope;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::event::JobProgress;
 
+use crate::model::maintenance::Window;
 use crate::view::Presence;
 
 /// The page's query: `?status=failed&worker=w1&q=debian` (each optional).
@@ -166,6 +168,25 @@ pub fn thousands(value: u64) -> String {
     out
 }
 
+/// A maintenance in force, as the page's banner shows it.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// "worker w1", "the whole cluster", …
+    pub what: String,
+    pub message: String,
+    pub since: When,
+}
+
+impl Notice {
+    pub fn new(scope: &Scope, window: &Window, now: GoTime) -> Notice {
+        Notice {
+            what: scope.to_string(),
+            message: window.message.clone(),
+            since: When::of(window.since, now),
+        }
+    }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -181,6 +202,8 @@ pub struct Row {
     pub error: String,
     pub presence: Presence,
     pub progress: Option<String>,
+    /// In maintenance, with the operator's message.
+    pub maintenance: Option<String>,
 }
 
 impl Row {
@@ -201,6 +224,7 @@ impl Row {
             error: job.error_msg.clone(),
             presence,
             progress: job.progress.as_ref().map(progress_text),
+            maintenance: job.maintenance.clone(),
         }
     }
 

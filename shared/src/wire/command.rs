@@ -24,10 +24,11 @@ pub enum CommandKind {
     Grant,
     Log,
     LogStop,
+    Maintenance,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 11] = [
+    pub const ALL: [CommandKind; 12] = [
         CommandKind::Start,
         CommandKind::Stop,
         CommandKind::Disable,
@@ -39,6 +40,7 @@ impl CommandKind {
         CommandKind::Grant,
         CommandKind::Log,
         CommandKind::LogStop,
+        CommandKind::Maintenance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +56,7 @@ impl CommandKind {
             CommandKind::Grant => "grant",
             CommandKind::Log => "log",
             CommandKind::LogStop => "log-stop",
+            CommandKind::Maintenance => "maintenance",
         }
     }
 
@@ -106,6 +109,9 @@ pub enum Command {
     Log(LogRequest),
     /// Stop following a log (its reader went away). Not answered.
     LogStop(LogStop),
+    /// Which of the worker's mirrors are in maintenance: the whole set, replacing the one
+    /// the worker has (a `welcome` carries it too). Not answered.
+    Maintenance(MaintenanceSet),
 }
 
 impl Command {
@@ -122,6 +128,7 @@ impl Command {
             Command::Grant(_) => CommandKind::Grant,
             Command::Log(_) => CommandKind::Log,
             Command::LogStop(_) => CommandKind::LogStop,
+            Command::Maintenance(_) => CommandKind::Maintenance,
         }
     }
 
@@ -136,7 +143,10 @@ impl Command {
             Command::PoolRun(run) => Some(&run.mirror),
             Command::Grant(grant) => Some(&grant.mirror),
             Command::Log(request) => Some(&request.mirror),
-            Command::Reload(_) | Command::Welcome(_) | Command::LogStop(_) => None,
+            Command::Reload(_)
+            | Command::Welcome(_)
+            | Command::LogStop(_)
+            | Command::Maintenance(_) => None,
         }
     }
 }
@@ -194,6 +204,31 @@ pub struct LogStop {
     pub request: uuid::Uuid,
 }
 
+/// `maintenance`: see [`Command::Maintenance`]. While a mirror is in maintenance its
+/// schedule starts nothing (a run going on finishes; an operator's `start` still runs); a
+/// run that comes due meanwhile starts when the maintenance ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MaintenanceSet {
+    /// Grows with every change the manager makes (it is never below the manager's clock in
+    /// milliseconds): a set older than the one the worker has is ignored, so a `welcome` and
+    /// a `maintenance` that cross on the way cannot undo a newer change.
+    pub generation: u64,
+    /// The whole worker: the cluster or this worker is in maintenance. A member of a pool
+    /// also stops taking the pool's runs.
+    #[serde(default)]
+    pub all: bool,
+    /// These of its mirrors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorName>,
+}
+
+impl MaintenanceSet {
+    /// Whether the set holds `mirror` back.
+    pub fn holds(&self, mirror: &MirrorName) -> bool {
+        self.all || self.mirrors.contains(mirror)
+    }
+}
+
 /// `welcome`: see [`Command::Welcome`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Welcome {
@@ -207,6 +242,10 @@ pub struct Welcome {
     /// stops its pooled runs (the manager has given them away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_after_secs: Option<u64>,
+    /// What of the worker is in maintenance (see [`Command::Maintenance`]), so that a worker
+    /// starting during a maintenance starts nothing on its schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceSet>,
 }
 
 /// The manager's stored state of one job.
@@ -255,6 +294,7 @@ impl CommandEnvelope {
             Command::Grant(body) => seal(&self.header, kind, None, body),
             Command::Log(body) => seal(&self.header, kind, None, body),
             Command::LogStop(body) => seal(&self.header, kind, None, body),
+            Command::Maintenance(body) => seal(&self.header, kind, None, body),
         }
     }
 
@@ -275,6 +315,7 @@ impl CommandEnvelope {
             CommandKind::Grant => Command::Grant(body(opened.body, name)?),
             CommandKind::Log => Command::Log(body(opened.body, name)?),
             CommandKind::LogStop => Command::LogStop(body(opened.body, name)?),
+            CommandKind::Maintenance => Command::Maintenance(body(opened.body, name)?),
         };
         Ok(CommandEnvelope {
             header: opened.header,
@@ -334,6 +375,16 @@ mod tests {
                 }],
                 last_seq: Some(1_764_000_000_000_000),
                 offline_after_secs: Some(30),
+                maintenance: Some(MaintenanceSet {
+                    generation: 1_764_000_000_000,
+                    all: false,
+                    mirrors: vec![mirror("debian")],
+                }),
+            }),
+            Command::Maintenance(MaintenanceSet {
+                generation: 1_764_000_000_001,
+                all: true,
+                mirrors: Vec::new(),
             }),
             Command::PoolRun(PoolRun {
                 pool: crate::names::PoolName::new("shared").unwrap(),

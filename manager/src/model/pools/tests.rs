@@ -489,3 +489,39 @@ fn without_an_online_member_nothing_is_handed_out() {
     pool.offline.push(w("m1"));
     assert!(pool.tick(NOW).is_empty());
 }
+
+#[test]
+fn a_pooled_mirror_in_maintenance_runs_only_when_the_operator_starts_it() {
+    use tunasync_shared::maintenance::Scope;
+    for scope in [
+        Scope::Cluster,
+        Scope::Worker(pool_name().as_worker_id()),
+        Scope::Mirror(debian().1),
+        Scope::Job(pool_name().as_worker_id(), debian().1),
+    ] {
+        let mut pool = Pool::new(&[("m1", "v1:a")]);
+        let mut changes = Changes::default();
+        assert!(pool.model.maintenance_on(&scope, "", at(NOW), &mut changes));
+        assert!(pool.tick(NOW).is_empty(), "{scope}: not handed out");
+        // The operator's start still runs, once.
+        assert!(
+            pool.model
+                .pool_start(&debian(), false, at(NOW), &mut changes)
+        );
+        let runs = pool.tick(NOW);
+        assert_eq!(runs.len(), 1, "{scope}: the operator's start");
+        pool.claim("m1", &runs[0], "v1:a");
+        pool.report("m1", &runs[0], SyncStatus::Success, NOW, true);
+        let later = "2026-12-01T12:00:00Z";
+        assert!(
+            pool.tick(later).is_empty(),
+            "{scope}: due again, in maintenance"
+        );
+        assert!(pool.model.maintenance_off(&scope, at(later), &mut changes));
+        assert_eq!(
+            pool.tick(later).len(),
+            1,
+            "{scope}: handed out when it ends"
+        );
+    }
+}
