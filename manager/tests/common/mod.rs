@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
+pub mod real_worker;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
