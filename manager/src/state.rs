@@ -403,10 +403,11 @@ impl Actor {
         };
         match self.commit(&changes) {
             Ok(()) => {
-                // A publication's confirm changes nothing the scheduler acts on now.
-                if !changes.pool_jobs.is_empty()
-                    && !matches!(mutation, Mutation::PoolRunPublished { .. })
-                {
+                // A publication's confirm changes nothing the scheduler acts on now; a
+                // maintenance change changes what it may hand out.
+                let pools_changed = !changes.pool_jobs.is_empty()
+                    && !matches!(mutation, Mutation::PoolRunPublished { .. });
+                if pools_changed || changes.maintenance {
                     self.pool_changed.notify_one();
                 }
                 for (worker, set) in changes.maintenance_sets {

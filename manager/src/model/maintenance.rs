@@ -57,22 +57,18 @@ impl Maintenance {
     /// What `worker` is told.
     pub fn set_for(&self, worker: &WorkerId) -> MaintenanceSet {
         let all = self.of_worker(worker).is_some();
-        let mirrors = if all {
-            Vec::new()
-        } else {
-            let mut mirrors: Vec<MirrorName> = self
-                .windows
-                .keys()
-                .filter_map(|scope| match scope {
-                    Scope::Mirror(mirror) => Some(mirror.clone()),
-                    Scope::Job(owner, mirror) if owner == worker => Some(mirror.clone()),
-                    _ => None,
-                })
-                .collect();
-            mirrors.sort();
-            mirrors.dedup();
-            mirrors
-        };
+        // In order, each once (a mirror can be covered both everywhere and here).
+        let mirrors: std::collections::BTreeSet<&MirrorName> = self
+            .windows
+            .keys()
+            .filter(|_| !all)
+            .filter_map(|scope| match scope {
+                Scope::Mirror(mirror) => Some(mirror),
+                Scope::Job(owner, mirror) if owner == worker => Some(mirror),
+                _ => None,
+            })
+            .collect();
+        let mirrors = mirrors.into_iter().cloned().collect();
         MaintenanceSet {
             generation: self.generation,
             all,
@@ -173,8 +169,6 @@ impl Model {
                 changes.maintenance_sets.push((worker, set));
             }
         }
-        // What the pool scheduler may hand out changed.
-        changes.pool_jobs.extend(self.pool_jobs.keys().cloned());
     }
 }
 
