@@ -130,6 +130,7 @@ pub fn status_event(
             error_msg: String::new(),
             pooled: None,
             transferred_bytes: None,
+            ends_run: false,
         }),
     )
 }

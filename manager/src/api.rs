@@ -38,6 +38,8 @@ pub struct Api<T> {
     pub transport: T,
     /// What `/metrics` renders.
     pub metrics: crate::metrics::SharedRegistry,
+    /// What `GET /alerts` shows.
+    pub alerts: crate::alerts::AlertsHandle,
 }
 
 type Shared<T> = State<Arc<Api<T>>>;
@@ -74,10 +76,16 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         .route("/workers/{id}/jobs", get(worker_jobs::<T>))
         .route("/jobs/{worker}/{mirror}/history", get(history::<T>))
         .route("/maintenance", get(crate::api_maintenance::list::<T>))
+        .route("/alerts", get(alerts::<T>))
         .merge(changes)
         .with_state(api.clone())
         .merge(crate::page::router(api, auth, public_logs))
         .fallback(not_found)
+}
+
+/// `GET /alerts`: the open incidents and what is undelivered, per sink.
+async fn alerts<T: Transport>(State(api): Shared<T>) -> Response {
+    ok(&*api.alerts.status())
 }
 
 pub(crate) fn message(text: impl Into<String>) -> Response {

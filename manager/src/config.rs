@@ -30,6 +30,13 @@
 //! url = "https://mirrors.example.edu"
 //! abbr = "EXAMPLE"
 //! name = "Example University Mirrors"   # and logo, homepage, issue, email, group, …
+//! [alerts]            # new: rules and sinks (off without it): see crate::alerts::config
+//! failures = 3
+//! stale_after = "2d"
+//! [[alerts.sinks]]
+//! name = "ops"
+//! kind = "chat"
+//! url = "https://chat.example.org/hooks/abc"
 //! ```
 
 use std::net::IpAddr;
@@ -58,6 +65,8 @@ pub struct ManagerConfig {
     pub history: HistorySection,
     /// `[mirrorz]`: the site block of `GET /mirrorz.json` (off without it).
     pub mirrorz: Option<crate::mirrorz::MirrorzSite>,
+    /// `[alerts]`: rules and sinks (off without it).
+    pub alerts: Option<crate::alerts::config::AlertsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +183,7 @@ struct FileConfig {
     liveness: LivenessSection,
     history: HistorySection,
     mirrorz: Option<crate::mirrorz::MirrorzSite>,
+    alerts: Option<crate::alerts::config::AlertsConfig>,
 }
 
 /// Command-line flags that override the file (tunasync's precedence: flag > file > default).
@@ -353,6 +363,11 @@ impl ManagerConfig {
                 "[mirrorz] needs the site's `url` and `abbr`".to_owned(),
             ));
         }
+        if let Some(alerts) = &file.alerts {
+            alerts
+                .validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         if file.history.runs_per_job == 0 {
             return Err(invalid(
                 "history.runs_per_job",
@@ -376,6 +391,7 @@ impl ManagerConfig {
                 liveness: file.liveness,
                 history: file.history,
                 mirrorz: file.mirrorz,
+                alerts: file.alerts,
             },
             warnings,
         })
@@ -390,7 +406,7 @@ impl ManagerConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|err| {
         serde::de::Error::custom(format!(
@@ -544,12 +560,69 @@ mod tests {
                 format!("{BROKER}[history]\nruns_per_job = 0\n"),
                 "`history.runs_per_job`",
             ),
+            (
+                format!(
+                    "{BROKER}[[alerts.sinks]]\nname = \"ops\"\nkind = \"chat\"\nurl = \"ftp://x\"\n"
+                ),
+                "`alerts.sinks.url`: sink 1 (\"ops\"): \"ftp://x\" is not an http:// or https:// URL",
+            ),
+            (
+                format!(
+                    "{BROKER}[[alerts.sinks]]\nname = \"ops\"\nkind = \"pager\"\nurl = \"http://x\"\n"
+                ),
+                "unknown variant `pager`",
+            ),
+            (
+                format!("{BROKER}[alerts]\nstale_after = \"0s\"\n"),
+                "`alerts.stale_after`",
+            ),
+            (
+                format!("{BROKER}[alerts.mirror_stale_after]\ndebian = \"soon\"\n"),
+                "debian: invalid duration \"soon\"",
+            ),
             ("[server\n".to_owned(), "manager.conf"),
         ];
         for (text, expected) in cases {
             let err = load(&text, &Overrides::default()).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn alerts_section() {
+        let text = format!(
+            "{BROKER}[alerts]\nfailures = 2\nstale_after = \"2d\"\n\
+             [alerts.mirror_stale_after]\ndebian = \"6h\"\n\
+             [[alerts.sinks]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093/api/v2/alerts\"\n\
+             [[alerts.sinks]]\nname = \"chat\"\nkind = \"chat\"\nurl = \"https://chat.example.org/hooks/x\"\nmax_per_minute = 5\n"
+        );
+        let alerts = load(&text, &Overrides::default())
+            .unwrap()
+            .config
+            .alerts
+            .unwrap();
+        assert_eq!(alerts.failures, 2);
+        assert!(alerts.worker_offline, "on by default");
+        let debian = tunasync_shared::names::MirrorName::new("debian").unwrap();
+        let ubuntu = tunasync_shared::names::MirrorName::new("ubuntu").unwrap();
+        assert_eq!(
+            alerts.stale_limit(&debian),
+            Some(Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(
+            alerts.stale_limit(&ubuntu),
+            Some(Duration::from_secs(2 * 86400))
+        );
+        assert_eq!(alerts.sinks.len(), 2);
+        assert_eq!(alerts.sinks[0].max_per_minute, 20);
+        assert_eq!(alerts.sinks[1].max_per_minute, 5);
+        assert!(
+            load(BROKER, &Overrides::default())
+                .unwrap()
+                .config
+                .alerts
+                .is_none()
+        );
     }
 
     #[test]

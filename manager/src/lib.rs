@@ -8,10 +8,12 @@
 //! - [`ingest`]: consuming worker events. [`dispatch`]: commands and their answers;
 //!   [`notices`]: what the manager tells workers unasked (welcomes, maintenance), off the
 //!   paths that decide it.
+//! - [`alerts`]: rules, incidents and their delivery to sinks, off the state's paths.
 //! - [`api`], [`api_error`], [`auth`], [`server`]: the HTTP side.
 //!
 //! Data flow: broker → [`ingest`] → [`state`] (model → store commit → view) → [`api`].
 
+pub mod alerts;
 pub mod api;
 pub mod api_error;
 pub mod api_logs;
@@ -89,6 +91,8 @@ pub enum StartError {
     Tokens(#[from] TokensError),
     #[error("HTTPS settings")]
     Tls(#[from] TlsError),
+    #[error("alerts")]
+    Alerts(#[from] alerts::AlertsError),
 }
 
 /// A started manager.
@@ -103,6 +107,7 @@ pub struct Running {
     notices: JoinHandle<()>,
     pools: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    alerts: Option<JoinHandle<()>>,
     store_closed: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -120,6 +125,9 @@ impl Running {
         let _ = self.notices.await;
         let _ = self.pools.await;
         let _ = self.ticker.await;
+        if let Some(alerts) = self.alerts {
+            let _ = alerts.await;
+        }
         let _ = self.store_closed.await;
         served
     }
@@ -193,6 +201,21 @@ pub async fn start(
     let (state, view, store_closed) =
         StateHandle::start(store, model, config.liveness.offline_after, notices.clone());
 
+    let (alerts, alerts_task) = match config.alerts.clone() {
+        Some(alerts) => {
+            let (handle, task) = alerts::start(
+                alerts,
+                config.liveness.offline_after,
+                state.store(),
+                view.clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            (handle, Some(task))
+        }
+        None => (alerts::AlertsHandle::disabled(), None),
+    };
+
     let broker = AmqpBroker::start(config.broker.clone(), Role::Manager, shutdown.clone())?;
     let dispatcher = Arc::new(Dispatcher::new(
         broker.clone(),
@@ -253,6 +276,7 @@ pub async fn start(
         logs,
         transport: broker,
         metrics,
+        alerts,
     });
     let app = api::router(api, auth, config.auth.public_logs)
         .merge(mirrorz::router(view.clone(), config.mirrorz.clone()));
@@ -268,6 +292,7 @@ pub async fn start(
         notices,
         pools,
         ticker,
+        alerts: alerts_task,
         store_closed,
     })
 }

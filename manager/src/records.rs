@@ -203,6 +203,9 @@ pub struct JobRecord {
     /// What the job's successful runs transferred, all together.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub total_transferred_bytes: u64,
+    /// Runs in a row that ended failed (their last attempt failed), since the last success.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub consecutive_failures: u32,
     /// The history entry of the job's latest run, so a run's later events (also after a
     /// restart of the manager) update the entry its first event opened. Not stored with the
     /// job: the store reads it back from the history table (its newest entry).
@@ -271,6 +274,7 @@ impl Default for JobRecord {
             desc: String::new(),
             last_transferred_bytes: None,
             total_transferred_bytes: 0,
+            consecutive_failures: 0,
             current_run: None,
             progress: None,
         }
@@ -278,6 +282,10 @@ impl Default for JobRecord {
 }
 
 fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }
 
@@ -305,6 +313,7 @@ impl JobRecord {
             desc: self.desc.clone(),
             last_transferred_bytes: self.last_transferred_bytes,
             total_transferred_bytes: self.total_transferred_bytes,
+            consecutive_failures: self.consecutive_failures,
             current_run: None,
             progress: self.progress.clone(),
         }

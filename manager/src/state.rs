@@ -253,6 +253,11 @@ impl StateHandle {
             .map_err(StateError::Store)
     }
 
+    /// The store (the alert engine keeps its own tables in it).
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
     /// Whether the actor is still running (for readiness).
     pub fn is_running(&self) -> bool {
         !self.sender.is_closed()

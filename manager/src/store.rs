@@ -24,7 +24,7 @@ use crate::records::{
 /// version 1 file is upgraded when opened (a paused or disabled job is held).
 const SCHEMA_VERSION: u64 = 2;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// worker id → [`WorkerRecord`]
 const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
 /// (worker id, mirror) → [`JobRecord`]
@@ -69,7 +69,7 @@ pub enum StoreError {
     Closed { path: String },
 }
 
-fn redb_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+pub(crate) fn redb_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
     StoreError::Redb(Box::new(err))
 }
 
@@ -81,10 +81,10 @@ pub struct Store {
 }
 
 /// The open database, for one operation.
-struct Open<'a>(RwLockReadGuard<'a, Option<Database>>, &'a Path);
+pub(crate) struct Open<'a>(RwLockReadGuard<'a, Option<Database>>, &'a Path);
 
 impl Open<'_> {
-    fn db(&self) -> Result<&Database, StoreError> {
+    pub(crate) fn db(&self) -> Result<&Database, StoreError> {
         self.0.as_ref().ok_or_else(|| StoreError::Closed {
             path: self.1.display().to_string(),
         })
@@ -128,7 +128,7 @@ impl Store {
         self.load()
     }
 
-    fn open_db(&self) -> Open<'_> {
+    pub(crate) fn open_db(&self) -> Open<'_> {
         Open(
             self.db
                 .read()
@@ -432,6 +432,7 @@ mod tests {
             error_msg: String::new(),
             pooled: None,
             transferred_bytes: None,
+            ends_run: false,
         })
     }
 

@@ -230,6 +230,7 @@ async fn bursts_from_many_workers_are_all_applied() {
                     error_msg: String::new(),
                     pooled: None,
                     transferred_bytes: None,
+                    ends_run: false,
                 },
             );
             let envelope = EventEnvelope::new(worker.clone(), seq.next(), status);

@@ -79,6 +79,7 @@ async fn report(member: &FakeWorker, run: &PoolRun, status: SyncStatus, last: bo
                 last,
             }),
             transferred_bytes: None,
+            ends_run: false,
         }))
         .await;
 }

@@ -164,6 +164,7 @@ impl Reporter {
                 last,
             }),
             transferred_bytes,
+            ends_run: last,
         }));
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -42,6 +43,39 @@ pub struct Telemetry {
     pub log_follows: Gauge,
     /// Follows whose worker stopped sending after their reader went away.
     pub log_follows_stopped: Counter,
+    /// Alert notifications, per sink.
+    pub alerts: AlertTelemetry,
+}
+
+/// Labels of one alert sink.
+type SinkLabels = Vec<(String, String)>;
+
+/// What alert delivery counts.
+#[derive(Clone, Debug, Default)]
+pub struct AlertTelemetry {
+    sent: Family<SinkLabels, Counter>,
+    failed: Family<SinkLabels, Counter>,
+    open: Gauge,
+}
+
+impl AlertTelemetry {
+    fn labels(sink: &str) -> SinkLabels {
+        vec![("sink".to_owned(), sink.to_owned())]
+    }
+
+    /// A notification the sink took.
+    pub fn sent(&self, sink: &str) {
+        self.sent.get_or_create(&Self::labels(sink)).inc();
+    }
+
+    /// An attempt to deliver that failed (it is retried).
+    pub fn failed(&self, sink: &str) {
+        self.failed.get_or_create(&Self::labels(sink)).inc();
+    }
+
+    pub fn set_open(&self, n_open: usize) {
+        self.open.set(i64::try_from(n_open).unwrap_or(i64::MAX));
+    }
 }
 
 impl Default for Telemetry {
@@ -55,6 +89,7 @@ impl Default for Telemetry {
             pool_wait: Histogram::new(BOUNDS),
             log_follows: Gauge::default(),
             log_follows_stopped: Counter::default(),
+            alerts: AlertTelemetry::default(),
         }
     }
 }
@@ -107,6 +142,21 @@ impl Telemetry {
             "Follows whose worker stopped sending after their reader went away",
             self.log_follows_stopped.clone(),
         );
+        registry.register(
+            "tunasync_alerts_sent",
+            "Alert notifications delivered, per sink",
+            self.alerts.sent.clone(),
+        );
+        registry.register(
+            "tunasync_alerts_failed",
+            "Attempts to deliver an alert notification that failed (each is retried), per sink",
+            self.alerts.failed.clone(),
+        );
+        registry.register(
+            "tunasync_alerts_open",
+            "Open alert incidents",
+            self.alerts.open.clone(),
+        );
         registry.register_collector(Box::new(collector));
         registry
     }
@@ -154,6 +204,7 @@ mod tests {
             "tunasync_broker_connected 1\n",
             "tunasync_log_follows 0\n",
             "tunasync_log_follows_stopped_total 0\n",
+            "tunasync_alerts_open 0\n",
             "tunasync_workers_total 0\n",
             "# EOF\n",
         ] {

@@ -98,8 +98,15 @@ impl JobRecord {
                     self.total_transferred_bytes =
                         self.total_transferred_bytes.saturating_add(bytes);
                 }
+                self.consecutive_failures = 0;
             }
-            SyncStatus::Failed => self.last_ended = status.at,
+            SyncStatus::Failed => {
+                self.last_ended = status.at;
+                // A run the operator stopped is not a failure of the mirror.
+                if status.ends_run && self.hold.is_none() {
+                    self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                }
+            }
             _ => {}
         }
         match self.hold {

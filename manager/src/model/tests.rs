@@ -72,6 +72,7 @@ fn status(mirror: &str, status: SyncStatus, when: &str, size: Option<&str>, run:
         },
         pooled: None,
         transferred_bytes: None,
+        ends_run: false,
     })
 }
 
@@ -773,4 +774,65 @@ fn transferred_bytes_are_the_last_runs_and_a_sum() {
         ),
         (Some(50), 150)
     );
+}
+
+/// Runs that end failed are counted in a row; a failed attempt that is retried is not; a
+/// success starts the count again.
+#[test]
+fn consecutive_failures_count_runs_that_ended_failed() {
+    let mut h = Harness::new();
+    let ended = |event: Event| match event {
+        Event::Status(status) => Event::Status(JobStatus {
+            ends_run: true,
+            ..status
+        }),
+        other => other,
+    };
+    let failed_run = |h: &mut Harness, retried: bool| {
+        let run = Uuid::new_v4();
+        h.send(status(
+            "m",
+            SyncStatus::PreSyncing,
+            "2026-11-26T10:00:00+08:00",
+            None,
+            run,
+        ));
+        if retried {
+            h.send(status(
+                "m",
+                SyncStatus::Failed,
+                "2026-11-26T10:01:00+08:00",
+                None,
+                run,
+            ));
+        }
+        h.send(ended(status(
+            "m",
+            SyncStatus::Failed,
+            "2026-11-26T10:02:00+08:00",
+            None,
+            run,
+        )));
+    };
+    failed_run(&mut h, true);
+    assert_eq!(h.job("m").consecutive_failures, 1, "one run, two attempts");
+    failed_run(&mut h, false);
+    assert_eq!(h.job("m").consecutive_failures, 2);
+    let run = Uuid::new_v4();
+    h.send(status(
+        "m",
+        SyncStatus::Failed,
+        "2026-11-26T11:00:00+08:00",
+        None,
+        run,
+    ));
+    assert_eq!(h.job("m").consecutive_failures, 2, "a retried attempt");
+    h.send(ended(status(
+        "m",
+        SyncStatus::Success,
+        "2026-11-26T11:01:00+08:00",
+        None,
+        run,
+    )));
+    assert_eq!(h.job("m").consecutive_failures, 0);
 }

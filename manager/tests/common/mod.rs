@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 pub mod real_worker;
+pub mod receivers;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -445,6 +446,7 @@ impl FakeWorker {
             },
             pooled: None,
             transferred_bytes: None,
+            ends_run: false,
         })
     }
 

@@ -277,6 +277,10 @@ pub struct JobStatus {
     /// A successful rsync run: the bytes it transferred (its `--stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transferred_bytes: Option<u64>,
+    /// The run's last report: its `success`, or the `failed` of its last attempt (a
+    /// `failed` without it is followed by a retry). Absent from older workers' reports.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ends_run: bool,
 }
 
 /// `progress`: see [`Event::Progress`]. Counted from the attempt's log as it is written.
@@ -426,6 +430,7 @@ mod tests {
                 error_msg: "exit status 3".into(),
                 pooled: None,
                 transferred_bytes: None,
+                ends_run: false,
             }),
             Event::Schedule(Schedule {
                 schedules: vec![ScheduledRun {
@@ -473,6 +478,7 @@ mod tests {
                     last: false,
                 }),
                 transferred_bytes: None,
+                ends_run: false,
             }),
         ]
     }

@@ -229,6 +229,7 @@ mod tests {
             error_msg: String::new(),
             pooled: None,
             transferred_bytes: None,
+            ends_run: false,
         })
     }
 

@@ -179,6 +179,7 @@ impl Pool {
                     last,
                 }),
                 transferred_bytes: None,
+                ends_run: false,
             }),
         )
     }
