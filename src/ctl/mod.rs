@@ -2,6 +2,7 @@
 //! messages and exit codes, plus bearer tokens, `history`, `logs`, `maintenance` and shell
 //! completions.
 
+pub mod alerts;
 pub mod config;
 pub mod maintenance;
 pub mod template;
@@ -88,6 +89,8 @@ pub enum CtlCommand {
     Logs(LogsArgs),
     /// Start, end or list maintenance of the cluster, a worker or a mirror
     Maintenance(maintenance::MaintenanceArgs),
+    /// List the open alert incidents and what is not delivered yet
+    Alerts,
     /// Print a shell completion script (bash, zsh, fish, …)
     Completion { shell: clap_complete::Shell },
 }
@@ -419,6 +422,7 @@ pub async fn run(cli: Cli) -> Result<String, Failure> {
             Ok(body)
         }
         CtlCommand::Maintenance(args) => maintenance::run(&client, args).await,
+        CtlCommand::Alerts => alerts::run(&client).await,
         CtlCommand::Completion { .. } => Ok(String::new()),
     }
 }

@@ -24,6 +24,40 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// At most `max` sends in any minute.
+#[derive(Debug)]
+struct RateLimit {
+    max: usize,
+    /// The latest sends, at most `max`.
+    sent: VecDeque<Instant>,
+}
+
+impl RateLimit {
+    fn new(max_per_minute: u32) -> RateLimit {
+        let max = usize::try_from(max_per_minute).unwrap_or(usize::MAX).max(1);
+        RateLimit {
+            max,
+            sent: VecDeque::with_capacity(max.min(64)),
+        }
+    }
+
+    /// When the next send may go, if not now.
+    fn wait_until(&self, now: Instant) -> Option<Instant> {
+        if self.sent.len() < self.max {
+            return None;
+        }
+        let until = *self.sent.front()? + MINUTE;
+        (until > now).then_some(until)
+    }
+
+    fn record(&mut self, now: Instant) {
+        if self.sent.len() >= self.max {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+    }
+}
+
 /// A notification waiting for one sink, as the outbox keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxItem {
@@ -47,7 +81,7 @@ pub struct Courier {
 impl Courier {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut pending: VecDeque<OutboxItem> = VecDeque::new();
-        let mut sent: VecDeque<Instant> = VecDeque::new();
+        let mut limit = RateLimit::new(self.sink.max_per_minute);
         let mut retry = RETRY_FIRST;
         let mut failing_since: Option<Instant> = None;
         let mut refresh = tokio::time::interval(payload::ALERTMANAGER_REFRESH);
@@ -69,26 +103,18 @@ impl Courier {
                 }
                 continue;
             };
-            // The rate limit: the oldest of the last `max_per_minute` sends must be a
-            // minute old.
-            if sent.len() >= self.sink.max_per_minute as usize
-                && let Some(&oldest) = sent.front()
-            {
-                let until = oldest + MINUTE;
-                if until > Instant::now() {
-                    debug!(sink = %self.sink.name, "alert sink rate limit: waiting");
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => {}
-                        () = shutdown.cancelled() => return,
-                    }
+            if let Some(until) = limit.wait_until(Instant::now()) {
+                debug!(sink = %self.sink.name, "alert sink rate limit: waiting");
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    () = shutdown.cancelled() => return,
                 }
-                sent.pop_front();
                 continue;
             }
             let body = payload::body(self.sink.kind, &item.notification, chrono::Utc::now());
             match self.post(&body).await {
                 Ok(()) => {
-                    sent.push_back(Instant::now());
+                    limit.record(Instant::now());
                     self.telemetry.sent(&self.sink.name);
                     if let Some(since) = failing_since.take() {
                         info!(sink = %self.sink.name, after = ?since.elapsed(), "alert sink takes notifications again");
@@ -148,5 +174,34 @@ impl Courier {
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(200).collect();
         Err(format!("HTTP {status}: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_lets_max_a_minute_through() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(2);
+        assert_eq!(limit.wait_until(start), None);
+        limit.record(start);
+        limit.record(start + Duration::from_secs(10));
+        assert_eq!(
+            limit.wait_until(start + Duration::from_secs(20)),
+            Some(start + MINUTE)
+        );
+        assert_eq!(
+            limit.wait_until(start + MINUTE),
+            None,
+            "the first is a minute old"
+        );
+        limit.record(start + MINUTE);
+        assert_eq!(
+            limit.wait_until(start + MINUTE),
+            Some(start + Duration::from_secs(70)),
+            "the second's minute"
+        );
     }
 }

@@ -230,6 +230,28 @@ pub fn encode_state(
             )
         }),
     )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_consecutive_failures",
+        "Runs in a row that ended failed, since the last success",
+        model.jobs.iter().map(|((mirror, worker), job)| {
+            (
+                job_labels(mirror, worker),
+                i64::from(job.consecutive_failures),
+            )
+        }),
+    )?;
+    gauges(
+        encoder,
+        "tunasync_mirror_maintenance",
+        "Whether a maintenance (of the cluster, the worker or the mirror) covers the job",
+        model.jobs.keys().map(|key| {
+            (
+                job_labels(&key.0, &key.1),
+                i64::from(model.maintenance.of_job(key).is_some()),
+            )
+        }),
+    )?;
     encode_pools(encoder, pools)
 }
 
@@ -342,7 +364,15 @@ mod tests {
             (MirrorName::new("pypi").unwrap(), worker.clone()),
             JobRecord {
                 status: SyncStatus::Failed,
+                consecutive_failures: 2,
                 ..JobRecord::default()
+            },
+        );
+        model.maintenance.windows.insert(
+            tunasync_shared::maintenance::Scope::new(None, Some(MirrorName::new("pypi").unwrap())),
+            crate::model::maintenance::Window {
+                message: String::new(),
+                since: GoTime::ZERO,
             },
         );
         let mut registry = prometheus_client::registry::Registry::default();
@@ -366,6 +396,9 @@ mod tests {
             "tunasync_mirror_last_sync_duration_seconds{mirror=\"debian\",worker=\"w1\"} 600\n",
             "tunasync_mirror_last_transferred_bytes{mirror=\"debian\",worker=\"w1\"} 4096\n",
             "tunasync_mirror_total_transferred_bytes{mirror=\"debian\",worker=\"w1\"} 10000\n",
+            "tunasync_mirror_consecutive_failures{mirror=\"pypi\",worker=\"w1\"} 2\n",
+            "tunasync_mirror_maintenance{mirror=\"debian\",worker=\"w1\"} 0\n",
+            "tunasync_mirror_maintenance{mirror=\"pypi\",worker=\"w1\"} 1\n",
             "tunasync_mirror_last_transferred_bytes{mirror=\"pypi\",worker=\"w1\"} 0\n",
             "# EOF\n",
         ] {
