@@ -120,7 +120,7 @@ async fn failures_alert_once_through_a_receiver_that_was_down_and_a_restart() {
     assert_eq!(chat.len(), 1, "{chat:?}");
     let text = chat[0]["text"].as_str().unwrap();
     assert!(
-        text.starts_with("[FIRING] tunasync: debian on w1: 2 runs in a row failed"),
+        text.starts_with("[FIRING] tunasync: debian on w1: the last 2 runs failed"),
         "{text}"
     );
 

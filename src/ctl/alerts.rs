@@ -92,7 +92,7 @@ mod tests {
             "enabled": true,
             "incidents": [
                 {"id": 3, "rule": "failures", "worker": "w1", "mirror": "debian",
-                 "summary": "debian on w1: 3 runs in a row failed", "since": "2026-12-02T10:00:00Z"},
+                 "summary": "debian on w1: the last 3 runs failed", "since": "2026-12-02T10:00:00Z"},
                 {"id": 12, "rule": "worker_offline", "worker": "mirror-2",
                  "summary": "worker mirror-2 is offline", "since": "2026-12-02T11:00:00Z"},
             ],
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(
             render(&alerts),
             "ID  RULE            WORKER    MIRROR  SINCE                 SUMMARY\n\
-             3   failures        w1        debian  2026-12-02T10:00:00Z  debian on w1: 3 runs in a row failed\n\
+             3   failures        w1        debian  2026-12-02T10:00:00Z  debian on w1: the last 3 runs failed\n\
              12  worker_offline  mirror-2          2026-12-02T11:00:00Z  worker mirror-2 is offline\n\
              Undelivered: chat 1, hook 0\n"
         );

@@ -122,7 +122,7 @@ mod tests {
                     &MirrorName::new("debian").unwrap(),
                     &WorkerId::new("w1").unwrap(),
                 ),
-                summary: "debian on w1: 3 runs in a row failed".into(),
+                summary: "debian on w1: the last 3 runs failed".into(),
                 since,
             },
             resolved_at: (change == Change::Resolved)
@@ -141,13 +141,13 @@ mod tests {
             body(SinkKind::Webhook, &firing, now),
             json!({
                 "status": "firing", "incident": 4, "rule": "failures", "worker": "w1",
-                "mirror": "debian", "summary": "debian on w1: 3 runs in a row failed",
+                "mirror": "debian", "summary": "debian on w1: the last 3 runs failed",
                 "since": "2026-12-02T10:00:00Z", "resolved_at": null,
             })
         );
         assert_eq!(
             body(SinkKind::Chat, &resolved, now),
-            json!({"text": "[RESOLVED] tunasync: debian on w1: 3 runs in a row failed (open for 1h 30m)"})
+            json!({"text": "[RESOLVED] tunasync: debian on w1: the last 3 runs failed (open for 1h 30m)"})
         );
         let firing_am = body(SinkKind::Alertmanager, &firing, now);
         assert_eq!(firing_am[0]["labels"]["alertname"], "TunasyncMirrorFailing");

@@ -26,10 +26,10 @@ pub fn evaluate(
             continue;
         }
         if config.failures > 0 && job.consecutive_failures >= config.failures {
-            let mut summary = format!(
-                "{mirror} on {worker}: {} runs in a row failed",
-                job.consecutive_failures
-            );
+            let mut summary = match job.consecutive_failures {
+                1 => format!("{mirror} on {worker}: the last run failed"),
+                n => format!("{mirror} on {worker}: the last {n} runs failed"),
+            };
             if !job.error_msg.is_empty() {
                 summary.push_str(&format!(" (last error: {})", job.error_msg));
             }
@@ -173,7 +173,9 @@ mod tests {
             ]
         );
         let failures = &holding[&IncidentKey::job(Rule::Failures, &mirror("debian"), &w1())];
-        assert!(failures.contains("3 runs in a row failed (last error: exit status 23)"));
+        assert!(
+            failures.ends_with("debian on w1: the last 3 runs failed (last error: exit status 23)")
+        );
         let stale = &holding[&IncidentKey::job(Rule::Stale, &mirror("debian"), &w1())];
         assert!(stale.contains("no successful sync for 1day"), "{stale}");
 
