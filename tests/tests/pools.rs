@@ -457,3 +457,53 @@ fn a_reload_changes_the_pools_a_member_serves() {
             .is_some_and(|jobs| jobs.iter().any(|job| job["name"] == "a"))
     });
 }
+
+/// A member in whole-worker maintenance stops reading the pool's queue (the broker counts
+/// one consumer less), so even operators' starts of pooled mirrors go to the other member;
+/// when it ends, the member reads the queue again.
+#[test]
+fn a_member_in_maintenance_takes_no_pooled_runs() {
+    let names = ["p0", "p1", "p2"];
+    let mirrors: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n"
+            )
+        })
+        .collect();
+    let mut pool = Pool::start("pools-maint", &["m1"], &mirrors);
+    for name in names {
+        site::wait_status(&pool.ctl, "shared", name, "success", WAIT);
+    }
+    wait_for(WAIT, "m1 reading the pool's queue", || {
+        pool.consumers("shared") == Some(1)
+    });
+    tunasync_e2e::ctl_ok(
+        &pool.ctl,
+        &["maintenance", "on", "-w", "m1", "--message", "disk swap"],
+    );
+    wait_for(WAIT, "m1 to stop reading the pool's queue", || {
+        pool.consumers("shared") == Some(0)
+    });
+    pool.add_member("m2", &mirrors);
+    wait_for(WAIT, "m2 reading the pool's queue", || {
+        pool.consumers("shared") == Some(1)
+    });
+    for name in names {
+        site::ctl_start(&pool.ctl, "shared", name);
+    }
+    for name in names {
+        wait_for(WAIT, &format!("{name}'s second run"), || {
+            let history = pool.history(name);
+            history.len() == 2 && history[0]["result"] == "success"
+        });
+        let history = pool.history(name);
+        assert_eq!(history[0]["worker"], "m2", "{name}: {history:?}");
+        assert_eq!(history[1]["worker"], "m1", "{name}: {history:?}");
+    }
+    tunasync_e2e::ctl_ok(&pool.ctl, &["maintenance", "off", "-w", "m1"]);
+    wait_for(WAIT, "m1 reading the pool's queue again", || {
+        pool.consumers("shared") == Some(2)
+    });
+}
