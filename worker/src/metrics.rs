@@ -41,6 +41,7 @@ pub struct JobMetrics {
     last_duration: Family<MirrorLabels, Gauge<f64, AtomicU64>>,
     size: Family<MirrorLabels, Gauge<f64, AtomicU64>>,
     running: Family<MirrorLabels, Gauge>,
+    transferred: Family<MirrorLabels, Counter>,
 }
 
 impl Default for JobMetrics {
@@ -51,6 +52,7 @@ impl Default for JobMetrics {
             last_duration: Family::default(),
             size: Family::default(),
             running: Family::default(),
+            transferred: Family::default(),
         }
     }
 }
@@ -83,6 +85,13 @@ impl JobMetrics {
         }
     }
 
+    /// A successful rsync run of `mirror` transferred `bytes` (its `--stats`).
+    pub fn transferred(&self, mirror: &str, bytes: u64) {
+        self.transferred
+            .get_or_create(&labels(mirror))
+            .inc_by(bytes);
+    }
+
     /// A registry with these metrics, for the health endpoint.
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
@@ -105,6 +114,11 @@ impl JobMetrics {
             "tunasync_worker_mirror_size_bytes",
             "The mirror's size as last reported, in bytes",
             self.size.clone(),
+        );
+        registry.register(
+            "tunasync_worker_transferred_bytes",
+            "What the job's successful rsync runs transferred (their --stats)",
+            self.transferred.clone(),
         );
         registry.register(
             "tunasync_worker_job_running",
@@ -139,6 +153,7 @@ mod tests {
             Duration::from_secs(90),
             Some("2G"),
         );
+        metrics.transferred("debian", 4096);
         metrics.started("debian");
         metrics.ended("debian", SyncStatus::Failed, Duration::from_secs(5), None);
         let text = render(&registry);
@@ -150,6 +165,7 @@ mod tests {
             "tunasync_worker_last_run_duration_seconds{mirror=\"debian\"} 5.0\n",
             "tunasync_worker_mirror_size_bytes{mirror=\"debian\"} 2147483648.0\n",
             "tunasync_worker_job_running{mirror=\"debian\"} 0\n",
+            "tunasync_worker_transferred_bytes_total{mirror=\"debian\"} 4096\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

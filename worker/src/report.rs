@@ -147,6 +147,9 @@ impl Reporter {
             let took = std::time::Duration::from_secs(took);
             self.metrics
                 .ended(mirror, status, took, shown_size.as_deref());
+            if let Some(bytes) = transferred_bytes {
+                self.metrics.transferred(mirror, bytes);
+            }
         }
         self.outbox.push(Event::Status(JobStatus {
             mirror: self.job.name.clone(),
