@@ -42,6 +42,21 @@ pub fn ctl_start(ctl: &Path, worker: &str, mirror: &str) {
     ctl_ok(ctl, &["start", "-w", worker, mirror]);
 }
 
+/// `GET url` over plain HTTP (a monitoring daemon's API on loopback): its status and body,
+/// or `None` while nothing answers.
+pub fn get_plain(url: &str) -> Option<(u16, String)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    })
+}
+
 /// `GET url` over HTTPS trusting `ca`, as JSON.
 pub fn get_json(url: &str, ca: &Path) -> Value {
     let _ = rustls::crypto::ring::default_provider().install_default();

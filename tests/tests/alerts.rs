@@ -6,26 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tunasync_e2e::site::{self, Files};
+use tunasync_e2e::site::{self, Files, get_plain};
 use tunasync_e2e::{Daemon, ctl_ok, wait_for};
 use tunasync_shared::testkit::BrokerEnv;
 
 const WAIT: Duration = Duration::from_secs(90);
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
-/// `GET url` over plain HTTP (Alertmanager on loopback): its status and body.
-fn get_plain(url: &str) -> Option<(u16, String)> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    runtime.block_on(async {
-        let response = reqwest::get(url).await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    })
-}
 
 /// The active alerts' (alertname, mirror) pairs.
 fn active(alertmanager: &str) -> Vec<(String, String)> {

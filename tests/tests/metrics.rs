@@ -14,15 +14,8 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// `GET url` over plain HTTP (Prometheus's own API on loopback), as JSON.
 fn get_plain(url: &str) -> Option<Value> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    runtime.block_on(async {
-        let response = reqwest::get(url).await.ok()?;
-        response.json().await.ok()
-    })
+    let (_, body) = site::get_plain(url)?;
+    serde_json::from_str(&body).ok()
 }
 
 /// The value of each series `query` returns, by its `mirror` (or `worker`) label.

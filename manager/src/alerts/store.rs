@@ -22,6 +22,23 @@ pub struct Stored {
     pub next_seq: u64,
 }
 
+/// Every record of `table`, in key order; `what` names one in errors.
+fn read_all<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    for entry in table.iter().map_err(redb_error)? {
+        let (key, value) = entry.map_err(redb_error)?;
+        let record = decode(value.value()).map_err(|source| StoreError::Record {
+            key: format!("{what} {}", key.value()),
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
 /// One write of the alert engine.
 #[derive(Debug, Default)]
 pub struct AlertChanges {
@@ -58,24 +75,14 @@ impl Store {
             };
             stored.next_incident = counter(NEXT_INCIDENT)?;
             stored.next_seq = counter(NEXT_SEQ)?;
-            let incidents = tx.open_table(INCIDENTS).map_err(redb_error)?;
-            for entry in incidents.iter().map_err(redb_error)? {
-                let (key, value) = entry.map_err(redb_error)?;
-                let incident = decode(value.value()).map_err(|source| StoreError::Record {
-                    key: format!("alert incident {}", key.value()),
-                    source,
-                })?;
-                stored.incidents.push(incident);
-            }
-            let outbox = tx.open_table(OUTBOX).map_err(redb_error)?;
-            for entry in outbox.iter().map_err(redb_error)? {
-                let (key, value) = entry.map_err(redb_error)?;
-                let item = decode(value.value()).map_err(|source| StoreError::Record {
-                    key: format!("alert outbox item {}", key.value()),
-                    source,
-                })?;
-                stored.outbox.push(item);
-            }
+            stored.incidents = read_all(
+                &tx.open_table(INCIDENTS).map_err(redb_error)?,
+                "alert incident",
+            )?;
+            stored.outbox = read_all(
+                &tx.open_table(OUTBOX).map_err(redb_error)?,
+                "alert outbox item",
+            )?;
         }
         tx.commit().map_err(redb_error)?;
         Ok(stored)
