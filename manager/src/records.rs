@@ -64,10 +64,7 @@ impl PooledDefinition {
                 minutes: self.interval_minutes,
             },
         };
-        Rules {
-            timing,
-            jitter: std::time::Duration::from_secs(self.jitter_secs),
-        }
+        Rules::new(timing, std::time::Duration::from_secs(self.jitter_secs))
     }
 }
 

@@ -23,6 +23,16 @@ pub struct CheckedJob<'a> {
     pub timeout: u64,
     /// "every N minutes after the last run" or "cron: …", plus jitter.
     pub schedule: String,
+    /// The zone cron times, the fixed-rate anchor and blackouts are read in.
+    pub timezone: &'a str,
+    /// Windows in which no run starts on its schedule.
+    pub blackout: Vec<String>,
+    /// 0..=100: the higher waiting job gets the next free slot.
+    pub priority: u8,
+    /// After a run that failed all its attempts, the first wait before it is tried again
+    /// (doubling); absent: it waits for its schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_failure: Option<String>,
     /// The worker's limit on concurrent runs, shared by every job.
     pub concurrent: usize,
     pub role: &'static str,
@@ -37,9 +47,14 @@ pub struct CheckedJob<'a> {
 
 fn describe(job: &JobConfig) -> String {
     let rules = &job.schedule;
-    let base = match rules.cron() {
-        Some(cron) => format!("cron: {cron}"),
-        None => format!(
+    let base = match (rules.cron(), rules.fixed_rate_anchor) {
+        (Some(cron), _) => format!("cron: {cron}"),
+        (None, Some(anchor)) => format!(
+            "every {} minutes from {} (fixed rate)",
+            rules.interval_minutes(),
+            anchor.format("%H:%M")
+        ),
+        (None, None) => format!(
             "every {} minutes after the last run",
             rules.interval_minutes()
         ),
@@ -68,6 +83,18 @@ pub fn render(config: &WorkerConfig) -> String {
             retry: job.retry,
             timeout: job.timeout_secs.unwrap_or(0),
             schedule: describe(job),
+            timezone: job.schedule.zone.name(),
+            blackout: job
+                .schedule
+                .blackouts
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            priority: job.priority,
+            retry_after_failure: job
+                .schedule
+                .retry_after_failure
+                .map(|delay| humantime::format_duration(delay).to_string()),
             concurrent: config.concurrent,
             role: if job.is_master { "master" } else { "slave" },
             argv: job.stages.first().map(Vec::as_slice).unwrap_or_default(),

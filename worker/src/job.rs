@@ -82,6 +82,8 @@ pub struct Finished {
     pub name: MirrorName,
     /// Whether the job should be scheduled again (the run ended by itself).
     pub schedule: bool,
+    /// Runs in a row that failed all their attempts, this one included (0: it succeeded).
+    pub failed_runs: u32,
 }
 
 /// The worker's handle on a job.
@@ -126,6 +128,7 @@ pub fn spawn(config: Arc<JobConfig>, mode: Mode, context: JobContext) -> JobHand
         context,
         mode: mode_tx,
         receiver,
+        failed_runs: 0,
     };
     let task = tokio::spawn(job.run());
     JobHandle {
@@ -142,6 +145,8 @@ struct Job {
     context: JobContext,
     mode: watch::Sender<Mode>,
     receiver: mpsc::Receiver<Control>,
+    /// Runs in a row that failed all their attempts (since this worker started).
+    failed_runs: u32,
 }
 
 /// What a control message did to a run in progress.
@@ -236,7 +241,7 @@ impl Job {
         } else if force {
             None
         } else {
-            let acquire = slots.acquire();
+            let acquire = slots.acquire(self.reporter.job.priority);
             tokio::pin!(acquire);
             loop {
                 tokio::select! {
@@ -286,6 +291,11 @@ impl Job {
                 }
             }
         };
+        match &end {
+            RunEnd::Success => self.failed_runs = 0,
+            RunEnd::Failed(_) => self.failed_runs = self.failed_runs.saturating_add(1),
+            RunEnd::Killed { .. } => {}
+        }
         if let RunEnd::Killed { run_id, attempt } = &end {
             info!(mirror = %name, reason = interrupt.as_str(), "run killed");
             match interrupt {
@@ -322,7 +332,11 @@ impl Job {
         let _ = self
             .context
             .finished
-            .send(Finished { name, schedule })
+            .send(Finished {
+                name,
+                schedule,
+                failed_runs: self.failed_runs,
+            })
             .await;
         interrupt
     }

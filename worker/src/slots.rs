@@ -3,9 +3,11 @@
 //!
 //! Lowering the limit takes nothing from running jobs: the slots they return are retired
 //! until the number in use is below the new limit. Raising it lets waiting jobs start at
-//! once. Waiting jobs get slots in the order they asked. A forced run takes no slot.
+//! once. Waiting jobs get slots by priority (higher first), then in the order they asked.
+//! A forced run takes no slot.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, oneshot};
@@ -20,7 +22,9 @@ pub struct Slots {
 struct State {
     limit: usize,
     in_use: usize,
-    waiting: VecDeque<oneshot::Sender<Slot>>,
+    /// By priority (highest first), then arrival.
+    waiting: BTreeMap<(Reverse<u8>, u64), oneshot::Sender<Slot>>,
+    arrivals: u64,
 }
 
 /// A held slot; dropping it gives it back.
@@ -44,7 +48,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// Hands a slot that is in use (counted in `in_use`) to the first waiter still waiting;
 /// whether one took it.
 fn hand_over(state: &Arc<Mutex<State>>, changed: &Arc<Notify>, guard: &mut State) -> bool {
-    while let Some(waiter) = guard.waiting.pop_front() {
+    while let Some((_, waiter)) = guard.waiting.pop_first() {
         let slot = Slot {
             state: Some(state.clone()),
             changed: Some(changed.clone()),
@@ -67,7 +71,8 @@ impl Slots {
             state: Arc::new(Mutex::new(State {
                 limit,
                 in_use: 0,
-                waiting: VecDeque::new(),
+                waiting: BTreeMap::new(),
+                arrivals: 0,
             })),
             changed: Arc::new(Notify::new()),
         }
@@ -83,7 +88,7 @@ impl Slots {
     /// A slot now, if one is free and no job waits for one (waiting jobs go first).
     pub fn try_acquire(&self) -> Option<Slot> {
         let mut guard = lock(&self.state);
-        guard.waiting.retain(|waiter| !waiter.is_closed());
+        guard.waiting.retain(|_, waiter| !waiter.is_closed());
         if guard.waiting.is_empty() && guard.in_use < guard.limit {
             guard.in_use += 1;
             drop(guard);
@@ -96,7 +101,7 @@ impl Slots {
     /// Slots free for a newcomer: none while jobs wait for one.
     pub fn free(&self) -> usize {
         let mut guard = lock(&self.state);
-        guard.waiting.retain(|waiter| !waiter.is_closed());
+        guard.waiting.retain(|_, waiter| !waiter.is_closed());
         if guard.waiting.is_empty() {
             guard.limit.saturating_sub(guard.in_use)
         } else {
@@ -126,8 +131,9 @@ impl Slots {
         }
     }
 
-    /// Waits for a slot. Cancel-safe: a waiter dropped before it got one takes none.
-    pub async fn acquire(&self) -> Slot {
+    /// Waits for a slot; among waiting jobs the one with the highest `priority` gets the
+    /// next. Cancel-safe: a waiter dropped before it got one takes none.
+    pub async fn acquire(&self, priority: u8) -> Slot {
         loop {
             let answer = {
                 let mut guard = lock(&self.state);
@@ -138,7 +144,9 @@ impl Slots {
                     return self.slot();
                 }
                 let (sender, answer) = oneshot::channel();
-                guard.waiting.push_back(sender);
+                guard.arrivals += 1;
+                let arrival = guard.arrivals;
+                guard.waiting.insert((Reverse(priority), arrival), sender);
                 drop(guard);
                 // A job now waits: nothing is free for newcomers.
                 self.changed.notify_waiters();
@@ -163,6 +171,13 @@ impl Slots {
         }
         drop(guard);
         self.changed.notify_waiters();
+    }
+
+    /// Jobs waiting for a slot now.
+    pub fn n_waiting(&self) -> usize {
+        let mut guard = lock(&self.state);
+        guard.waiting.retain(|_, waiter| !waiter.is_closed());
+        guard.waiting.len()
     }
 
     /// Slots held now.
@@ -192,7 +207,7 @@ mod tests {
     use std::time::Duration;
 
     async fn try_acquire(slots: &Slots) -> Option<Slot> {
-        tokio::time::timeout(Duration::from_millis(50), slots.acquire())
+        tokio::time::timeout(Duration::from_millis(50), slots.acquire(50))
             .await
             .ok()
     }
@@ -202,7 +217,7 @@ mod tests {
         let slots = Slots::new(4);
         let mut held: Vec<Slot> = Vec::new();
         for _ in 0..4 {
-            held.push(slots.acquire().await);
+            held.push(slots.acquire(50).await);
         }
         assert!(try_acquire(&slots).await.is_none(), "4 of 4 in use");
 
@@ -228,14 +243,14 @@ mod tests {
     #[tokio::test]
     async fn waiters_are_served_in_order_and_a_raise_wakes_them() {
         let slots = Slots::new(1);
-        let first = slots.acquire().await;
+        let first = slots.acquire(50).await;
         let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         for idx in 0..3 {
             let slots = slots.clone();
             let order_tx = order_tx.clone();
             tasks.push(tokio::spawn(async move {
-                let slot = slots.acquire().await;
+                let slot = slots.acquire(50).await;
                 order_tx.send(idx).unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 drop(slot);
@@ -258,6 +273,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_higher_priority_waits_less_and_equal_ones_keep_their_order() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(50).await;
+        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for (idx, priority) in [10u8, 90, 50, 90].into_iter().enumerate() {
+            let slots_for_task = slots.clone();
+            let order_tx = order_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let slot = slots_for_task.acquire(priority).await;
+                order_tx.send(idx).unwrap();
+                drop(slot);
+            }));
+            // Each is queued before the next asks, so arrival order is known.
+            let queued = idx + 1;
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while slots.n_waiting() < queued {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+        }
+        drop(held);
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            served.push(order.recv().await.unwrap());
+        }
+        assert_eq!(served, [1, 3, 2, 0]);
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn newcomers_see_free_slots_only_when_nobody_waits() {
         let slots = Slots::new(1);
         assert_eq!(slots.free(), 1);
@@ -266,7 +316,7 @@ mod tests {
         assert!(slots.try_acquire().is_none());
         let waiter = {
             let slots = slots.clone();
-            tokio::spawn(async move { slots.acquire().await })
+            tokio::spawn(async move { slots.acquire(50).await })
         };
         tokio::time::timeout(Duration::from_secs(5), slots.wait_full())
             .await

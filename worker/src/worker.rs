@@ -341,8 +341,15 @@ impl<T: Transport> Worker<T> {
         let Some(handle) = self.jobs.get(&finished.name) else {
             return;
         };
-        let next = handle.config.schedule.next_after(Utc::now());
-        info!(mirror = %finished.name, next = %next, "next run scheduled");
+        let next = handle
+            .config
+            .schedule
+            .next_after_run(Utc::now(), finished.failed_runs);
+        if finished.failed_runs > 0 && handle.config.schedule.retry_after_failure.is_some() {
+            info!(mirror = %finished.name, next = %next, failed_runs = finished.failed_runs, "failed: tried again at the next retry_after_failure");
+        } else {
+            info!(mirror = %finished.name, next = %next, "next run scheduled");
+        }
         self.schedule_at(&finished.name, next);
     }
 

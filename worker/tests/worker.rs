@@ -605,3 +605,68 @@ fn last_seq(manager: &FakeManager) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// A mirror whose runs fail is tried again after `retry_after_failure` (doubling), not a
+/// whole interval later; once it succeeds it waits for its interval again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mirror_is_tried_again_after_retry_after_failure() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("rerun");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let ok = dir.path().join("ok");
+    let mirrors = format!(
+        "[[mirrors]]\nname = \"flaky\"\nprovider = \"command\"\ncommand = \"/bin/sh -c 'test -e {}'\"\nretry = 1\nretry_after_failure = \"1s\"\n",
+        ok.display()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+
+    let ended = |status: SyncStatus| {
+        manager
+            .statuses("flaky")
+            .iter()
+            .filter(|report| report.ends_run && report.status == status)
+            .count()
+    };
+    // interval = 1440: without the rule the second run would come a day later.
+    wait_until(WAIT, "two failed runs", || ended(SyncStatus::Failed) >= 2).await;
+    let failed: Vec<JobStatus> = manager
+        .statuses("flaky")
+        .into_iter()
+        .filter(|report| report.ends_run)
+        .collect();
+    let gap = failed[1].at.unix() - failed[0].at.unix();
+    assert!((1..=3).contains(&gap), "tried again after 1 s: {gap} s");
+    std::fs::write(&ok, "").unwrap();
+    wait_until(WAIT, "a successful run", || ended(SyncStatus::Success) == 1).await;
+    // Scheduled a day after the success again.
+    wait_until(WAIT, "the next run a day later", || {
+        let success = manager
+            .statuses("flaky")
+            .into_iter()
+            .find(|report| report.status == SyncStatus::Success);
+        let next = manager.events.lock().unwrap().iter().rev().find_map(|envelope| match &envelope.event {
+            Event::Schedule(schedule) => schedule
+                .schedules
+                .iter()
+                .find(|run| run.mirror.as_str() == "flaky")
+                .map(|run| run.next_schedule),
+            _ => None,
+        });
+        matches!((success, next), (Some(success), Some(next)) if next.unix() - success.at.unix() >= 1439 * 60)
+    })
+    .await;
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -7,6 +7,8 @@
 
 mod fingerprint;
 pub use fingerprint::FINGERPRINT_VERSION;
+mod schedule;
+pub use schedule::DEFAULT_PRIORITY;
 pub mod raw;
 pub mod units;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tunasync_shared::broker::BrokerConfig;
 use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
-use tunasync_shared::schedule::{CronExpr, Rules, Timing};
+use tunasync_shared::schedule::Rules;
 use tunasync_shared::wire::event::ProviderKind;
 
 use raw::{RawFile, RawGlobal, RawIncluded, RawMirror};
@@ -126,8 +128,10 @@ pub struct JobConfig {
     /// schedules it. `None`: this worker's own mirror.
     pub pool: Option<PoolName>,
     /// When it runs: `interval` (minutes from the end of a run to the next, tunasync's rule)
-    /// or `cron`, and `jitter`.
+    /// or `cron`, `jitter`, and the rules of `schedule.rs`.
     pub schedule: Rules,
+    /// 0..=100: when slots are scarce, the higher waiting job starts first.
+    pub priority: u8,
     /// Attempts per run.
     pub retry: u32,
     /// Seconds an attempt may take; `None`: no limit.
@@ -592,33 +596,7 @@ fn resolve_mirror(
         n => n,
     };
 
-    let cron = mirror
-        .cron
-        .clone()
-        .or_else(|| global.cron.clone())
-        .filter(|cron| !cron.is_empty());
-    let cron = match cron.as_deref().map(CronExpr::parse) {
-        None => None,
-        Some(Ok(cron)) => Some(cron),
-        Some(Err(err)) => {
-            collector.problem(file, key("cron"), err.to_string());
-            None
-        }
-    };
-    let jitter_secs = match mirror.jitter.as_deref().or(global.jitter.as_deref()) {
-        None | Some("") => 0,
-        Some(text) => match humantime::parse_duration(text) {
-            Ok(duration) => duration.as_secs(),
-            Err(err) => {
-                collector.problem(
-                    file,
-                    key("jitter"),
-                    format!("invalid duration {text:?}: {err}"),
-                );
-                0
-            }
-        },
-    };
+    let (schedule, priority) = schedule::resolve(mirror, global, interval, file, &key, collector);
 
     let pool = match (mirror.pool.as_deref(), global.pool.as_deref()) {
         (Some(text), _) if !text.is_empty() => Some((text, key("pool"))),
@@ -954,13 +932,8 @@ fn resolve_mirror(
         upstream,
         is_master,
         pool,
-        schedule: Rules {
-            timing: match cron {
-                Some(cron) => Timing::Cron(cron),
-                None => Timing::Interval { minutes: interval },
-            },
-            jitter: Duration::from_secs(jitter_secs),
-        },
+        schedule,
+        priority,
         retry,
         timeout_secs: (timeout > 0).then_some(timeout),
         mirror_dir,

@@ -50,6 +50,19 @@ pub struct RawGlobal {
     pub pool: Option<String>,
     /// New: how often the worker tells the manager it is alive (default "10s").
     pub heartbeat_interval: Option<String>,
+    /// New: an IANA zone for cron, the fixed-rate anchor and blackouts (default: the
+    /// host's).
+    pub timezone: Option<String>,
+    /// New: windows in which no run starts on its schedule, e.g. "08:00-18:00 Mon-Fri".
+    pub blackout: Option<Vec<String>>,
+    /// New: `interval` (from the end of a run, tunasync's rule) or `fixed-rate`.
+    pub interval_mode: Option<String>,
+    /// New: with `fixed-rate`, the time of day the intervals count from ("00:00").
+    pub fixed_rate_anchor: Option<String>,
+    /// New: 0..=100 (50): when slots are scarce, the higher waiting job starts first.
+    pub priority: Option<i64>,
+    /// New: after a run that failed all its attempts, try again this long after it.
+    pub retry_after_failure: Option<String>,
     /// tunasync's unused legacy keys.
     pub status_file: Option<toml::Value>,
     pub token: Option<toml::Value>,
@@ -151,6 +164,19 @@ pub struct RawMirror {
     pub jitter: Option<String>,
     /// New: the pool of workers this mirror belongs to (any member may run it).
     pub pool: Option<String>,
+    /// New: an IANA zone for cron, the fixed-rate anchor and blackouts (default: the
+    /// host's).
+    pub timezone: Option<String>,
+    /// New: windows in which no run starts on its schedule, e.g. "08:00-18:00 Mon-Fri".
+    pub blackout: Option<Vec<String>>,
+    /// New: `interval` (from the end of a run, tunasync's rule) or `fixed-rate`.
+    pub interval_mode: Option<String>,
+    /// New: with `fixed-rate`, the time of day the intervals count from ("00:00").
+    pub fixed_rate_anchor: Option<String>,
+    /// New: 0..=100 (50): when slots are scarce, the higher waiting job starts first.
+    pub priority: Option<i64>,
+    /// New: after a run that failed all its attempts, try again this long after it.
+    pub retry_after_failure: Option<String>,
     /// New: where users find the mirror (MirrorZ's `url`, also in tunasync.json). Not
     /// inherited.
     pub url: Option<String>,
@@ -189,6 +215,13 @@ fn inherit<T: NonZero + Clone>(child: &mut Option<T>, parent: &Option<T>) {
     let child_set = child.as_ref().is_some_and(NonZero::is_set);
     if !child_set && let Some(value) = parent {
         *child = Some(value.clone());
+    }
+}
+
+/// Takes the parent's value only when the child has none at all.
+fn inherit_unset<T: Clone>(child: &mut Option<T>, parent: &Option<T>) {
+    if child.is_none() {
+        child.clone_from(parent);
     }
 }
 
@@ -243,6 +276,13 @@ impl RawMirror {
         inherit(&mut self.cron, &parent.cron);
         inherit(&mut self.jitter, &parent.jitter);
         inherit(&mut self.pool, &parent.pool);
+        inherit(&mut self.timezone, &parent.timezone);
+        inherit(&mut self.interval_mode, &parent.interval_mode);
+        inherit(&mut self.fixed_rate_anchor, &parent.fixed_rate_anchor);
+        inherit(&mut self.retry_after_failure, &parent.retry_after_failure);
+        // 0 and an empty list are values of their own here.
+        inherit_unset(&mut self.priority, &parent.priority);
+        inherit_unset(&mut self.blackout, &parent.blackout);
         if let Some(parent_env) = &parent.env {
             let mut env = parent_env.clone();
             env.extend(self.env.take().unwrap_or_default());

@@ -673,3 +673,107 @@ name = "debian-security"
     other.desc = Some("another line".into());
     assert_eq!(other.fingerprint(), debian.fingerprint());
 }
+
+/// The schedule keys: inherited from `[global]`, overridden per mirror, and each bad value
+/// named by its key.
+#[test]
+fn schedule_keys_resolve_and_bad_ones_are_named() {
+    let text = format!(
+        r#"{HEAD}
+timezone = "Asia/Shanghai"
+blackout = ["08:00-18:00 Mon-Fri"]
+priority = 70
+retry_after_failure = "30m"
+[[mirrors]]
+name = "inherits"
+upstream = "rsync://up/a/"
+[[mirrors]]
+name = "own"
+upstream = "rsync://up/b/"
+interval = 360
+interval_mode = "fixed-rate"
+fixed_rate_anchor = "00:15"
+timezone = "UTC"
+blackout = []
+priority = 0
+"#
+    );
+    let config = load_ok(&text);
+    let inherits = job(&config, "inherits");
+    assert_eq!(inherits.schedule.zone.name(), "Asia/Shanghai");
+    assert_eq!(inherits.schedule.blackouts.len(), 1);
+    assert_eq!(inherits.priority, 70);
+    assert_eq!(
+        inherits.schedule.retry_after_failure,
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(inherits.schedule.fixed_rate_anchor, None);
+    let own = job(&config, "own");
+    assert_eq!(own.schedule.zone.name(), "UTC");
+    assert!(own.schedule.blackouts.is_empty(), "an empty list clears it");
+    assert_eq!(own.priority, 0, "0 is a priority of its own");
+    assert_eq!(
+        own.schedule.fixed_rate_anchor,
+        chrono::NaiveTime::from_hms_opt(0, 15, 0)
+    );
+    let plain = load_ok(&format!(
+        "{HEAD}\n[[mirrors]]\nname = \"m\"\nupstream = \"rsync://u/m/\"\n"
+    ));
+    assert_eq!(job(&plain, "m").priority, DEFAULT_PRIORITY);
+    assert!(job(&plain, "m").schedule.zone.is_local());
+
+    let bad = format!(
+        r#"{HEAD}
+[[mirrors]]
+name = "zone"
+upstream = "rsync://up/a/"
+timezone = "Mars/Olympus"
+[[mirrors]]
+name = "window"
+upstream = "rsync://up/a/"
+blackout = ["sometimes"]
+[[mirrors]]
+name = "mode"
+upstream = "rsync://up/a/"
+interval_mode = "sometimes"
+[[mirrors]]
+name = "anchor"
+upstream = "rsync://up/a/"
+interval_mode = "fixed-rate"
+fixed_rate_anchor = "25:00"
+[[mirrors]]
+name = "cron-rate"
+upstream = "rsync://up/a/"
+cron = "0 * * * *"
+interval_mode = "fixed-rate"
+[[mirrors]]
+name = "lonely-anchor"
+upstream = "rsync://up/a/"
+fixed_rate_anchor = "01:00"
+[[mirrors]]
+name = "prio"
+upstream = "rsync://up/a/"
+priority = 101
+[[mirrors]]
+name = "again"
+upstream = "rsync://up/a/"
+retry_after_failure = "soon"
+"#
+    );
+    let message = load(&bad).unwrap_err().to_string();
+    for expected in [
+        "`mirrors.zone.timezone`: \"Mars/Olympus\" is not a time zone",
+        "`mirrors.window.blackout`: \"sometimes\" is not a blackout window",
+        "`mirrors.mode.interval_mode`: \"sometimes\" is not an interval mode",
+        "`mirrors.anchor.fixed_rate_anchor`: \"25:00\" is not a time of day",
+        "`mirrors.cron-rate.interval_mode`: fixed-rate counts an interval",
+        "`mirrors.lonely-anchor.fixed_rate_anchor`: only with interval_mode",
+        "`mirrors.prio.priority`: 101 is not in 0..=100",
+        "`mirrors.again.retry_after_failure`: invalid duration \"soon\"",
+    ] {
+        assert!(
+            message.contains(expected),
+            "missing {expected:?} in:\n{message}"
+        );
+    }
+}
