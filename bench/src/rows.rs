@@ -555,6 +555,7 @@ fn snapshot(idx: usize) -> JobSnapshot {
         fingerprint: None,
         url: None,
         desc: None,
+        rules: Default::default(),
     }
 }
 

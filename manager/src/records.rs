@@ -6,7 +6,7 @@ use tunasync_shared::compat::{MirrorStatus, WorkerStatus};
 use tunasync_shared::gotime::GoTime;
 
 use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
-use tunasync_shared::schedule::{CronExpr, Rules, Timing};
+use tunasync_shared::schedule::{CronExpr, Rules, ScheduleExtras, Timing};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::event::JobProgress;
 use uuid::Uuid;
@@ -52,6 +52,9 @@ pub struct PooledDefinition {
     pub url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub desc: String,
+    /// Time zone, blackouts, fixed rate, re-run after failure, priority.
+    #[serde(default, skip_serializing_if = "ScheduleExtras::is_empty")]
+    pub extras: ScheduleExtras,
 }
 
 impl PooledDefinition {
@@ -65,6 +68,7 @@ impl PooledDefinition {
             },
         };
         Rules::new(timing, std::time::Duration::from_secs(self.jitter_secs))
+            .with_extras(&self.extras)
     }
 }
 

@@ -688,6 +688,14 @@ impl<T: Transport> Worker<T> {
                     fingerprint: Some(config.fingerprint()),
                     url: config.url.clone(),
                     desc: config.desc.clone(),
+                    // The manager schedules pooled mirrors by these.
+                    rules: if config.pool.is_some() {
+                        let priority = (config.priority != crate::config::DEFAULT_PRIORITY)
+                            .then_some(config.priority);
+                        config.schedule.extras(priority)
+                    } else {
+                        Default::default()
+                    },
                 }
             })
             .collect()

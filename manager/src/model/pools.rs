@@ -90,6 +90,7 @@ impl Model {
                     is_master: snapshot.is_master,
                     url: snapshot.url.clone().unwrap_or_default(),
                     desc: snapshot.desc.clone().unwrap_or_default(),
+                    extras: snapshot.rules.clone(),
                 },
             );
         }
@@ -533,6 +534,15 @@ impl Model {
             // A late copy, or a member whose run was given away: fenced off.
             return;
         }
+        // This report is counted into the row's failures below: count it here too.
+        let failed_runs = match status.status {
+            SyncStatus::Failed => self
+                .jobs
+                .get(&display_key(&key))
+                .map_or(0, |row| row.consecutive_failures)
+                .saturating_add(1),
+            _ => 0,
+        };
         let next_due = pooled.last.then(|| {
             let rules = self
                 .workers
@@ -542,7 +552,7 @@ impl Model {
                 .map(PooledDefinition::rules);
             let ended = status.at.as_datetime().to_utc();
             rules.map_or(ended, |rules| {
-                rules.jittered(rules.next_after(ended), &mut rand::rng())
+                rules.jittered(rules.next_after_run(ended, failed_runs), &mut rand::rng())
             })
         });
         job.run = match next_due {

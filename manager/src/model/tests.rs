@@ -292,6 +292,7 @@ fn snapshot(mirror: &str, status: SyncStatus) -> JobSnapshot {
         fingerprint: None,
         url: None,
         desc: None,
+        rules: Default::default(),
     }
 }
 

@@ -371,6 +371,7 @@ impl FakeWorker {
                 fingerprint: None,
                 url: None,
                 desc: None,
+                rules: Default::default(),
             })
             .collect();
         self.send(Event::Hello(Hello {
@@ -407,6 +408,7 @@ impl FakeWorker {
                 fingerprint: Some(fingerprint.to_owned()),
                 url: None,
                 desc: None,
+                rules: Default::default(),
             })
             .collect();
         self.send(Event::Hello(Hello {

@@ -15,6 +15,7 @@
 //! - Retries: the attempts of one run are spaced by [`retry_delay`].
 
 pub mod blackout;
+pub mod extras;
 pub mod zone;
 
 use std::fmt;
@@ -26,6 +27,7 @@ use rand::Rng;
 use serde::{Serialize, Serializer};
 
 pub use self::blackout::{Blackout, BlackoutError};
+pub use self::extras::ScheduleExtras;
 pub use self::zone::{Zone, ZoneError};
 
 /// A validated 5-field cron expression (minute hour day month weekday).

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{DecodeError, Header, body, open, seal};
 use crate::gotime::GoTime;
 use crate::names::{MirrorName, PoolName, WorkerId};
+use crate::schedule::ScheduleExtras;
 use crate::status::SyncStatus;
 use crate::wire::command::CommandKind;
 use crate::wire::pool::{Claim, PooledRun};
@@ -239,6 +240,10 @@ pub struct JobSnapshot {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desc: Option<String>,
+    /// Time zone, blackouts, fixed rate, re-run after failure and priority, for a pooled
+    /// mirror (the manager schedules it); absent when none is set.
+    #[serde(default, skip_serializing_if = "ScheduleExtras::is_empty")]
+    pub rules: ScheduleExtras,
 }
 
 /// `heartbeat`: see [`Event::Heartbeat`].
@@ -410,6 +415,7 @@ mod tests {
                     fingerprint: None,
                     url: None,
                     desc: None,
+                    rules: Default::default(),
                 }],
             }),
             Event::Heartbeat(Heartbeat {

@@ -97,6 +97,7 @@ impl Pool {
             fingerprint: Some(fingerprint.to_owned()),
             url: None,
             desc: None,
+            rules: Default::default(),
         }
     }
 
@@ -179,7 +180,7 @@ impl Pool {
                     last,
                 }),
                 transferred_bytes: None,
-                ends_run: false,
+                ends_run: last,
             }),
         )
     }
@@ -525,4 +526,50 @@ fn a_pooled_mirror_in_maintenance_runs_only_when_the_operator_starts_it() {
             "{scope}: handed out when it ends"
         );
     }
+}
+
+/// The members' schedule extras are the pooled mirror's: a failed run is tried again after
+/// `retry_after_failure` (doubling) instead of its interval, and a blackout defers it.
+#[test]
+fn a_pooled_mirror_follows_its_members_schedule_extras() {
+    let mut pool = Pool::new(&[]);
+    let mut snapshot = Pool::snapshot("v1:a");
+    snapshot.rules = tunasync_shared::schedule::ScheduleExtras {
+        timezone: Some("UTC".into()),
+        blackout: vec!["12:00-13:00".into()],
+        retry_after_failure_secs: Some(600),
+        ..Default::default()
+    };
+    pool.hello_with("m1", vec![snapshot]);
+    let run_and_end = |pool: &mut Pool, tick: &str, status: SyncStatus, ended: &str| {
+        let run = pool.tick(tick).remove(0);
+        assert!(pool.claim("m1", &run, "v1:a").granted);
+        pool.report("m1", &run, status, ended, true);
+        pool.model.pool_jobs[&debian()].next_due
+    };
+    assert_eq!(
+        run_and_end(&mut pool, NOW, SyncStatus::Failed, "2026-12-01T10:05:00Z"),
+        at("2026-12-01T10:15:00Z"),
+        "10 minutes after the first failed run, not the hour"
+    );
+    assert_eq!(
+        run_and_end(
+            &mut pool,
+            "2026-12-01T10:15:00Z",
+            SyncStatus::Failed,
+            "2026-12-01T10:20:00Z"
+        ),
+        at("2026-12-01T10:40:00Z"),
+        "20 after the second"
+    );
+    assert_eq!(
+        run_and_end(
+            &mut pool,
+            "2026-12-01T10:40:00Z",
+            SyncStatus::Success,
+            "2026-12-01T11:30:00Z"
+        ),
+        at("2026-12-01T13:00:00Z"),
+        "12:30 falls in the blackout: its end"
+    );
 }
