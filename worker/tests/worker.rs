@@ -670,3 +670,82 @@ async fn a_failed_mirror_is_tried_again_after_retry_after_failure() {
         .unwrap()
         .unwrap();
 }
+
+/// `[cgroup]` on this host's cgroup (v1's memory controller or v2): a run over its
+/// `memory_limit` is killed and reported failed, and a process a run leaves behind is
+/// killed with its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_memory_limits_and_leftover_processes() {
+    assert!(
+        std::path::Path::new("/usr/bin/python3").exists(),
+        "python3 is missing: install it with `apt-get install python3`"
+    );
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("cgroup");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let pid_file = dir.path().join("leaver.pid");
+    let mirrors = format!(
+        "[[mirrors]]\nname = \"hog\"\nprovider = \"command\"\n\
+         command = \"/usr/bin/python3 -c 'x = bytes(range(256)) * (1 << 20); print(len(x))'\"\n\
+         memory_limit = \"64M\"\nretry = 1\n\
+         [[mirrors]]\nname = \"leaver\"\nprovider = \"command\"\n\
+         command = \"/bin/sh -c 'setsid sleep 300 & echo $! > {pid}'\"\n\
+         [[mirrors]]\nname = \"small\"\nprovider = \"command\"\n\
+         command = \"/usr/bin/python3 -c 'x = bytes(range(256)) * (1 << 12); print(len(x))'\"\n\
+         memory_limit = \"64M\"\n\
+         [cgroup]\nenable = true\n",
+        pid = pid_file.display()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    let ended = |mirror: &str| {
+        manager
+            .statuses(mirror)
+            .into_iter()
+            .find(|report| report.ends_run)
+    };
+    wait_until(WAIT, "the three runs to end", || {
+        ["hog", "leaver", "small"]
+            .iter()
+            .all(|mirror| ended(mirror).is_some())
+    })
+    .await;
+    let hog = ended("hog").unwrap();
+    assert_eq!(hog.status, SyncStatus::Failed, "over 64M: {hog:?}");
+    assert_eq!(
+        ended("small").unwrap().status,
+        SyncStatus::Success,
+        "under the limit"
+    );
+    assert_eq!(ended("leaver").unwrap().status, SyncStatus::Success);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let left = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    // Killed with the group before the run ended.
+    // Gone, or a zombie nobody reaped yet (its parent, the shell, has exited).
+    let state = std::fs::read_to_string(left.join("stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    assert!(
+        !left.exists() || state == "Z",
+        "the run's background sleep (pid {}) survived: state {state:?}",
+        pid.trim()
+    );
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}
