@@ -43,6 +43,9 @@ pub struct CheckedJob<'a> {
     pub success_exit_codes: &'a [i32],
     pub docker_image: Option<&'a str>,
     pub memory_limit: Option<u64>,
+    /// The least free space on `mirror_dir`'s filesystem for a run to start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_min_free: Option<String>,
 }
 
 fn describe(job: &JobConfig) -> String {
@@ -113,6 +116,7 @@ pub fn render(config: &WorkerConfig) -> String {
             success_exit_codes: &job.success_exit_codes,
             docker_image: job.docker.as_ref().map(|docker| docker.image.as_str()),
             memory_limit: job.memory_limit,
+            disk_min_free: job.disk_min_free.map(|min| min.to_string()),
         })
         .collect();
     serde_json::to_string_pretty(&jobs).unwrap_or_else(|_| "[]".to_owned())

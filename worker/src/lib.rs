@@ -17,6 +17,7 @@
 pub mod analysis;
 pub mod check;
 pub mod config;
+pub mod disk;
 pub mod health;
 pub mod hooks;
 pub mod job;

@@ -34,6 +34,23 @@ pub enum RunEnd {
     },
 }
 
+/// Why the run must not start for lack of disk space (`disk_min_free`), if so. A
+/// filesystem that cannot be asked does not stop it (the run itself then says what is wrong).
+async fn disk_shortfall(job: &crate::config::JobConfig) -> Option<String> {
+    let min = job.disk_min_free?;
+    let dir = job.mirror_dir.clone();
+    let free = tokio::task::spawn_blocking(move || crate::disk::free_space(&dir))
+        .await
+        .ok()?;
+    match free {
+        Ok(free) => min.shortfall(free, &job.mirror_dir),
+        Err(err) => {
+            warn!(mirror = %job.name, dir = %job.mirror_dir.display(), error = %err, "cannot read the free disk space");
+            None
+        }
+    }
+}
+
 /// Runs the job once (all its attempts) as run `run_id`.
 pub async fn run(
     reporter: &Reporter,
@@ -43,6 +60,11 @@ pub async fn run(
 ) -> RunEnd {
     let job = reporter.job.clone();
     reporter.report(run_id, 0, SyncStatus::PreSyncing, "", None);
+    if let Some(error) = disk_shortfall(&job).await {
+        warn!(mirror = %job.name, %error, "run skipped");
+        reporter.report_end(run_id, 1, SyncStatus::Failed, &error, None);
+        return RunEnd::Failed(error);
+    }
     let hooks = hooks::hooks_for(&job, settings);
     for hook in &hooks {
         if let Err(err) = hook.pre_job(&job).await {

@@ -749,3 +749,62 @@ async fn cgroup_memory_limits_and_leftover_processes() {
         .unwrap()
         .unwrap();
 }
+
+/// `disk_min_free` against the real free space of the test's filesystem: a mirror asking
+/// for more than there is is skipped and reported failed with the reason; one asking for
+/// little runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("disk");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let ran = dir.path().join("ran");
+    let free = tunasync_worker::disk::free_space(dir.path()).unwrap();
+    // More than the filesystem has free, in bytes; and a percentage it cannot reach.
+    let too_much = format!("{}K", free.available / 1024 + 1024 * 1024);
+    let mirrors = format!(
+        "[[mirrors]]\nname = \"full\"\nprovider = \"command\"\ncommand = \"/bin/touch {ran}\"\ndisk_min_free = \"{too_much}\"\n\
+         [[mirrors]]\nname = \"percent\"\nprovider = \"command\"\ncommand = \"/bin/touch {ran}\"\ndisk_min_free = \"100%\"\n\
+         [[mirrors]]\nname = \"roomy\"\nprovider = \"command\"\ncommand = \"/bin/true\"\ndisk_min_free = \"1K\"\n",
+        ran = ran.display()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    let ended = |mirror: &str| {
+        manager
+            .statuses(mirror)
+            .into_iter()
+            .find(|report| report.ends_run)
+    };
+    wait_until(WAIT, "the three runs to end", || {
+        ["full", "percent", "roomy"]
+            .iter()
+            .all(|mirror| ended(mirror).is_some())
+    })
+    .await;
+    for mirror in ["full", "percent"] {
+        let report = ended(mirror).unwrap();
+        assert_eq!(report.status, SyncStatus::Failed, "{report:?}");
+        assert!(
+            report.error_msg.starts_with("not enough free disk space: ")
+                && report.error_msg.contains("below disk_min_free"),
+            "{}",
+            report.error_msg
+        );
+    }
+    assert!(!ran.exists(), "the skipped runs ran nothing");
+    assert_eq!(ended("roomy").unwrap().status, SyncStatus::Success);
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

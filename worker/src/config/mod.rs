@@ -154,6 +154,8 @@ pub struct JobConfig {
     pub exec_on_failure_extra: Vec<Vec<String>>,
     pub exclude_file: Option<PathBuf>,
     pub memory_limit: Option<u64>,
+    /// A run is skipped (reported failed) while `mirror_dir`'s filesystem has less free.
+    pub disk_min_free: Option<crate::disk::MinFree>,
     pub docker: Option<DockerJob>,
     /// Btrfs: where this mirror's snapshot goes (when `[btrfs_snapshot]` is enabled).
     pub snapshot_path: Option<PathBuf>,
@@ -773,6 +775,21 @@ fn resolve_mirror(
         },
         None => None,
     };
+    let disk_min_free = match mirror
+        .disk_min_free
+        .as_deref()
+        .or(global.disk_min_free.as_deref())
+        .filter(|text| !text.trim().is_empty())
+    {
+        Some(text) => match crate::disk::MinFree::parse(text) {
+            Ok(min) => Some(min),
+            Err(err) => {
+                collector.problem(file, key("disk_min_free"), err);
+                None
+            }
+        },
+        None => None,
+    };
     let exclude_file = mirror
         .exclude_file
         .as_deref()
@@ -955,6 +972,7 @@ fn resolve_mirror(
         exec_on_failure_extra,
         exclude_file,
         memory_limit,
+        disk_min_free,
         docker,
         snapshot_path,
         url: mirror.url.clone().filter(|url| !url.trim().is_empty()),

@@ -63,6 +63,8 @@ pub struct RawGlobal {
     pub priority: Option<i64>,
     /// New: after a run that failed all its attempts, try again this long after it.
     pub retry_after_failure: Option<String>,
+    /// New: the least free space (`500G`, `10%`) on `mirror_dir`'s filesystem for a run.
+    pub disk_min_free: Option<String>,
     /// tunasync's unused legacy keys.
     pub status_file: Option<toml::Value>,
     pub token: Option<toml::Value>,
@@ -177,6 +179,8 @@ pub struct RawMirror {
     pub priority: Option<i64>,
     /// New: after a run that failed all its attempts, try again this long after it.
     pub retry_after_failure: Option<String>,
+    /// New: the least free space (`500G`, `10%`) on `mirror_dir`'s filesystem for a run.
+    pub disk_min_free: Option<String>,
     /// New: where users find the mirror (MirrorZ's `url`, also in tunasync.json). Not
     /// inherited.
     pub url: Option<String>,
@@ -280,6 +284,7 @@ impl RawMirror {
         inherit(&mut self.interval_mode, &parent.interval_mode);
         inherit(&mut self.fixed_rate_anchor, &parent.fixed_rate_anchor);
         inherit(&mut self.retry_after_failure, &parent.retry_after_failure);
+        inherit(&mut self.disk_min_free, &parent.disk_min_free);
         // 0 and an empty list are values of their own here.
         inherit_unset(&mut self.priority, &parent.priority);
         inherit_unset(&mut self.blackout, &parent.blackout);
