@@ -23,6 +23,7 @@ pub mod cidr;
 pub mod config;
 pub mod dispatch;
 pub mod etag;
+pub mod import;
 pub mod ingest;
 pub mod log_requests;
 pub mod metrics;

@@ -22,7 +22,7 @@ struct Cli {
 enum Daemon {
     /// Run the manager: status store, HTTPS API, command relay.
     #[command(alias = "m")]
-    Manager(ManagerArgs),
+    Manager(Box<ManagerArgs>),
     /// Run a worker: the mirror jobs of a tunasync worker.conf.
     #[command(alias = "w")]
     Worker(WorkerArgs),
@@ -92,6 +92,31 @@ struct ManagerArgs {
     check: bool,
     #[command(flatten)]
     log: LogArgs,
+    #[command(subcommand)]
+    action: Option<ManagerAction>,
+}
+
+#[derive(Subcommand)]
+enum ManagerAction {
+    /// Seed the store from a running tunasync (Go) manager's public API (its jobs' last
+    /// success, size, status), with this manager stopped; safe to run again.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The Go manager's API, e.g. http://127.0.0.1:14242.
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The CA to trust for an https:// URL.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// This manager's config file (for its store).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// The redb store file (overrides [files] db_file).
+    #[arg(long)]
+    db_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -107,12 +132,15 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Daemon::Manager(args) => runtime.block_on(run_manager(args)),
+        Daemon::Manager(args) => runtime.block_on(run_manager(*args)),
         Daemon::Worker(args) => runtime.block_on(run_worker(args)),
     }
 }
 
 async fn run_manager(args: ManagerArgs) -> ExitCode {
+    if let Some(ManagerAction::Import(import)) = args.action {
+        return run_import(import).await;
+    }
     logging::init(args.log.flags());
     let overrides = Overrides {
         addr: args.addr,
@@ -191,6 +219,64 @@ async fn run_worker(args: WorkerArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{}", tunasync::shared::error_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_import(args: ImportArgs) -> ExitCode {
+    let overrides = Overrides {
+        db_file: args.db_file,
+        ..Overrides::default()
+    };
+    let loaded = match ManagerConfig::load(args.config.as_deref(), &overrides) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!(
+                "tunasync manager import: {}",
+                tunasync::shared::error_chain(&err)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = loaded.config;
+    let source = match tunasync_manager::import::fetch(&args.from, args.ca_cert.as_deref()).await {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!(
+                "tunasync manager import: {}",
+                tunasync::shared::error_chain(&err)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let db_file = config.db_file.clone();
+    let runs_per_job = config.history.runs_per_job;
+    let seeded = tokio::task::spawn_blocking(move || {
+        tunasync_manager::import::seed(&db_file, runs_per_job, &source)
+    })
+    .await;
+    match seeded {
+        Ok(Ok(lines)) => {
+            for line in &lines {
+                println!("{line}");
+            }
+            println!(
+                "{} into {}",
+                tunasync_manager::import::summary(&lines),
+                config.db_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(err)) => {
+            eprintln!(
+                "tunasync manager import: {}",
+                tunasync::shared::error_chain(&err)
+            );
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("tunasync manager import: {err}");
             ExitCode::FAILURE
         }
     }
