@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod size;
 pub mod status;
 pub mod testkit;
+pub mod upstream;
 pub mod wire;
 
 /// This build's version, reported by workers in `hello`.

@@ -87,7 +87,10 @@ fn a_go_managers_jobs_are_imported_once_and_shown() {
     assert!(ok);
     assert!(out.contains("0 imported, 2 kept, 0 skipped"), "{out}");
     let (ok, _, err) = import(&conf, "http://127.0.0.1:1");
-    assert!(!ok && err.contains("cannot read http://127.0.0.1:1/workers"), "{err}");
+    assert!(
+        !ok && err.contains("cannot read http://127.0.0.1:1/workers"),
+        "{err}"
+    );
 
     // The manager shows them.
     let ctl = files.ctl_conf(port);
@@ -107,5 +110,8 @@ fn a_go_managers_jobs_are_imported_once_and_shown() {
     assert_eq!(pypi["error_msg"], "exit status 1");
     // While the manager runs, its store is locked: the import says so.
     let (ok, _, err) = import(&conf, &go);
-    assert!(!ok && err.contains("is the manager running? stop it first"), "{err}");
+    assert!(
+        !ok && err.contains("is the manager running? stop it first"),
+        "{err}"
+    );
 }

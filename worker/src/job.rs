@@ -101,6 +101,7 @@ pub struct JobContext {
     pub settings: Arc<HookSettings>,
     pub outbox: Outbox,
     pub slots: Slots,
+    pub upstreams: crate::upstreams::UpstreamLimits,
     pub finished: mpsc::Sender<Finished>,
     pub metrics: crate::metrics::JobMetrics,
 }
@@ -235,17 +236,24 @@ impl Job {
             .as_ref()
             .map_or_else(Uuid::new_v4, |start| start.run_id);
         let is_pooled = pooled.is_some();
-        let _slot = if let Some(start) = pooled {
+        let (_upstream, _slot) = if let Some(start) = pooled {
             reporter.pooled = Some((start.pool, start.lease));
-            start.slot
+            (None, start.slot)
         } else if force {
-            None
+            (None, None)
         } else {
-            let acquire = slots.acquire(self.reporter.job.priority);
+            // The upstream host's turn first, then a slot: waiting for the host holds none.
+            let upstreams = self.context.upstreams.clone();
+            let upstream = self.reporter.job.upstream.clone();
+            let priority = self.reporter.job.priority;
+            let acquire = async move {
+                let permit = upstreams.acquire(&upstream).await;
+                (permit, slots.acquire(priority).await)
+            };
             tokio::pin!(acquire);
             loop {
                 tokio::select! {
-                    slot = &mut acquire => break Some(slot),
+                    (permit, slot) = &mut acquire => break (permit, Some(slot)),
                     control = self.receiver.recv() => match control {
                         Some(Control::Stop(by)) => {
                             self.set_mode(Mode::Paused);
@@ -258,7 +266,7 @@ impl Job {
                             return Interrupt::Disable(by);
                         }
                         Some(Control::Halt) | None => return Interrupt::Halt,
-                        Some(Control::Start { force: true }) => break None,
+                        Some(Control::Start { force: true }) => break (None, None),
                         Some(Control::Reconfigure(config)) => self.reporter.job = config,
                         Some(Control::Start { .. } | Control::Restart | Control::StartPooled(_)) => {}
                     },
@@ -386,6 +394,7 @@ mod tests {
             settings: Arc::new(HookSettings::default()),
             outbox: outbox.clone(),
             slots: Slots::new(1),
+            upstreams: crate::upstreams::UpstreamLimits::default(),
             finished,
             metrics: crate::metrics::JobMetrics::default(),
         };

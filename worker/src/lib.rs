@@ -32,6 +32,7 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod slots;
+pub mod upstreams;
 pub mod worker;
 
 use tokio::sync::mpsc;

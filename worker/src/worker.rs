@@ -114,6 +114,7 @@ impl<T: Transport> Worker<T> {
             settings: Arc::new(settings),
             outbox: outbox.clone(),
             slots: Slots::new(config.concurrent),
+            upstreams: crate::upstreams::UpstreamLimits::new(&config.per_upstream_concurrent),
             finished: finished_tx,
             metrics: options.metrics.clone(),
         };
@@ -607,6 +608,9 @@ impl<T: Transport> Worker<T> {
             warn!("[cgroup], [zfs] and [btrfs_snapshot] changes take effect after a restart");
         }
         self.context.slots.set_limit(new.concurrent);
+        self.context
+            .upstreams
+            .set_limits(&new.per_upstream_concurrent);
 
         let new_jobs: BTreeMap<MirrorName, JobConfig> = new
             .jobs
@@ -692,7 +696,13 @@ impl<T: Transport> Worker<T> {
                     rules: if config.pool.is_some() {
                         let priority = (config.priority != crate::config::DEFAULT_PRIORITY)
                             .then_some(config.priority);
-                        config.schedule.extras(priority)
+                        let mut extras = config.schedule.extras(priority);
+                        extras.upstream_limit = self
+                            .context
+                            .upstreams
+                            .limit_of(&config.upstream)
+                            .and_then(|limit| u32::try_from(limit).ok());
+                        extras
                     } else {
                         Default::default()
                     },

@@ -808,3 +808,62 @@ async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed() {
         .unwrap()
         .unwrap();
 }
+
+/// `[global.per_upstream_concurrent]`: with slots for all, runs against one host still go
+/// one at a time (each would leave an `overlap` mark if another held the host's lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_against_one_upstream_host_stay_within_its_limit() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("upstream");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let lock = dir.path().join("host.lock");
+    let overlap = dir.path().join("overlap");
+    let names = ["u0", "u1", "u2"];
+    let mut mirrors: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "[[mirrors]]\nname = \"{name}\"\nprovider = \"command\"\nupstream = \"rsync://Up.Example.org/{name}/\"\n\
+                 command = \"/bin/sh -c 'mkdir {lock} || touch {overlap}; sleep 0.5; rmdir {lock}'\"\n",
+                lock = lock.display(),
+                overlap = overlap.display()
+            )
+        })
+        .collect();
+    mirrors.push_str(
+        "[[mirrors]]\nname = \"elsewhere\"\nprovider = \"command\"\nupstream = \"rsync://other.example.org/x/\"\ncommand = \"/bin/true\"\n",
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let text = text.replacen(
+        "heartbeat_interval = \"1s\"\n",
+        "heartbeat_interval = \"1s\"\n[global.per_upstream_concurrent]\n\"up.example.org\" = 1\n",
+        1,
+    );
+    // The table must come before the mirrors: it is written right after [global]'s keys.
+    std::fs::write(&config_path, text).unwrap();
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    wait_until(WAIT, "every run to succeed", || {
+        names.iter().chain(&["elsewhere"]).all(|name| {
+            manager
+                .statuses(name)
+                .iter()
+                .any(|report| report.status == SyncStatus::Success)
+        })
+    })
+    .await;
+    assert!(!overlap.exists(), "two runs against up.example.org at once");
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -247,8 +247,19 @@ impl Model {
     ) -> Option<GoTime> {
         let mut next: Option<GoTime> = None;
         let keys: Vec<PoolKey> = self.pool_jobs.keys().cloned().collect();
+        let mut busy = self.busy_upstreams(online);
         for key in keys {
             let consensus = self.pool_consensus(&key, online);
+            // The pool's runs against this mirror's upstream host, at their limit: not now.
+            let upstream_full = consensus.as_ref().and_then(|consensus| {
+                let limit = consensus.definition.extras.upstream_limit?;
+                let host = tunasync_shared::upstream::host_of(&consensus.definition.upstream)?;
+                let running = busy
+                    .get(&(key.0.clone(), host.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                Some((host, running >= limit))
+            });
             let shown = display_key(&key);
             let held = self.jobs.get(&shown).is_some_and(|job| job.hold.is_some());
             let maintained = self.maintenance.of_job(&shown).is_some();
@@ -261,8 +272,12 @@ impl Model {
                     if !held
                         && (!maintained || job.started)
                         && is_due(job.next_due, now)
+                        && !upstream_full.as_ref().is_some_and(|(_, full)| *full)
                         && let Some(consensus) = &consensus
                     {
+                        if let Some((host, _)) = &upstream_full {
+                            *busy.entry((key.0.clone(), host.clone())).or_default() += 1;
+                        }
                         job.lease += 1;
                         job.run = PoolRunState::Queued {
                             run_id: Uuid::new_v4(),
@@ -387,8 +402,14 @@ impl Model {
                 *publish_at = retry_at;
                 changes.pool_jobs.insert(key.clone());
             }
+            // A run held back by maintenance or its host's limit waits for a change (the end
+            // of a maintenance or of a run wakes the scheduler), not for a time.
+            let blocked = upstream_full.as_ref().is_some_and(|(_, full)| *full);
             let wake = self.pool_jobs.get(&key).and_then(|job| match &job.run {
-                PoolRunState::Idle => (!held && consensus.is_some()).then_some(job.next_due),
+                PoolRunState::Idle => {
+                    (!held && consensus.is_some() && !blocked && (!maintained || job.started))
+                        .then_some(job.next_due)
+                }
                 PoolRunState::Queued { publish_at, .. } => *publish_at,
                 PoolRunState::Granted { since, .. } => Some(at_plus(*since, GRANT_TIMEOUT)),
                 PoolRunState::Running { .. } => None,
@@ -582,6 +603,27 @@ impl Model {
             run.record.member = Some(worker.clone());
             changes.runs.push((shown, run.clone()));
         }
+    }
+
+    /// The pool's runs handed out and not over (queued, granted, running), by pool and
+    /// upstream host.
+    fn busy_upstreams(
+        &self,
+        online: &dyn Fn(&WorkerId) -> bool,
+    ) -> BTreeMap<(PoolName, String), u32> {
+        let mut busy = BTreeMap::new();
+        for (key, job) in &self.pool_jobs {
+            if job.run == PoolRunState::Idle {
+                continue;
+            }
+            let host = self.pool_consensus(key, online).and_then(|consensus| {
+                tunasync_shared::upstream::host_of(&consensus.definition.upstream)
+            });
+            if let Some(host) = host {
+                *busy.entry((key.0.clone(), host)).or_default() += 1;
+            }
+        }
+        busy
     }
 
     /// `start` (`-f`: `force`) or `restart` addressed to the pool: the mirror is due now. A

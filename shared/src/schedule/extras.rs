@@ -19,6 +19,10 @@ pub struct ScheduleExtras {
     pub retry_after_failure_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// The member's `per_upstream_concurrent` for this mirror's upstream host: at most this
+    /// many of the pool's runs against the host at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_limit: Option<u32>,
 }
 
 impl ScheduleExtras {
@@ -38,6 +42,7 @@ impl Rules {
                 .map(|anchor| anchor.format("%H:%M").to_string()),
             retry_after_failure_secs: self.retry_after_failure.map(|delay| delay.as_secs()),
             priority,
+            upstream_limit: None,
         }
     }
 

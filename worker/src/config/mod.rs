@@ -94,6 +94,9 @@ pub struct WorkerConfig {
     pub file: PathBuf,
     pub name: WorkerId,
     pub concurrent: usize,
+    /// `[global.per_upstream_concurrent]`: at most this many runs against a host at once
+    /// (host names in lower case).
+    pub per_upstream_concurrent: BTreeMap<String, usize>,
     pub heartbeat_interval: Duration,
     pub broker: BrokerConfig,
     /// `[health] addr`: where `/healthz` and `/readyz` are served; none by default.
@@ -312,6 +315,19 @@ impl WorkerConfig {
                 DEFAULT_CONCURRENT
             }
         };
+        let mut per_upstream_concurrent = BTreeMap::new();
+        for (host, limit) in &global.per_upstream_concurrent {
+            match usize::try_from(*limit) {
+                Ok(limit) if limit >= 1 && !host.trim().is_empty() => {
+                    per_upstream_concurrent.insert(host.trim().to_ascii_lowercase(), limit);
+                }
+                _ => collector.problem(
+                    file,
+                    format!("global.per_upstream_concurrent.{host}"),
+                    format!("{limit} runs at once would never run a job against this host: set at least 1"),
+                ),
+            }
+        }
         for (key, value) in [
             ("global.interval", global.interval),
             ("global.retry", global.retry),
@@ -465,6 +481,7 @@ impl WorkerConfig {
             file: file.to_owned(),
             name: name?,
             concurrent,
+            per_upstream_concurrent,
             heartbeat_interval,
             broker: broker?,
             health_addr,

@@ -50,6 +50,8 @@ pub struct RawGlobal {
     pub pool: Option<String>,
     /// New: how often the worker tells the manager it is alive (default "10s").
     pub heartbeat_interval: Option<String>,
+    /// New: at most this many runs against one upstream host at once.
+    pub per_upstream_concurrent: BTreeMap<String, i64>,
     /// New: an IANA zone for cron, the fixed-rate anchor and blackouts (default: the
     /// host's).
     pub timezone: Option<String>,

@@ -504,7 +504,9 @@ fn a_pooled_mirror_in_maintenance_runs_only_when_the_operator_starts_it() {
         let mut pool = Pool::new(&[("m1", "v1:a")]);
         let mut changes = Changes::default();
         assert!(pool.model.maintenance_on(&scope, "", at(NOW), &mut changes));
-        assert!(pool.tick(NOW).is_empty(), "{scope}: not handed out");
+        let (runs, wake) = pool.publications_and_wake(NOW);
+        assert!(runs.is_empty(), "{scope}: not handed out");
+        assert_eq!(wake, None, "{scope}: no tick asked for while in maintenance");
         // The operator's start still runs, once.
         assert!(
             pool.model
@@ -515,10 +517,9 @@ fn a_pooled_mirror_in_maintenance_runs_only_when_the_operator_starts_it() {
         pool.claim("m1", &runs[0], "v1:a");
         pool.report("m1", &runs[0], SyncStatus::Success, NOW, true);
         let later = "2026-12-01T12:00:00Z";
-        assert!(
-            pool.tick(later).is_empty(),
-            "{scope}: due again, in maintenance"
-        );
+        let (runs, wake) = pool.publications_and_wake(later);
+        assert!(runs.is_empty(), "{scope}: due again, in maintenance");
+        assert_eq!(wake, None, "{scope}: and no tick at a time already past");
         assert!(pool.model.maintenance_off(&scope, at(later), &mut changes));
         assert_eq!(
             pool.tick(later).len(),
@@ -572,4 +573,47 @@ fn a_pooled_mirror_follows_its_members_schedule_extras() {
         at("2026-12-01T13:00:00Z"),
         "12:30 falls in the blackout: its end"
     );
+}
+
+/// Two pooled mirrors on one upstream host whose limit is 1: one run at a time across the
+/// pool; the other waits (without asking for a tick at a time already past) until the
+/// first run is over.
+#[test]
+fn the_pools_runs_against_one_upstream_host_stay_within_its_limit() {
+    let mut pool = Pool::new(&[]);
+    let snapshot = |mirror: &str| {
+        let mut snapshot = Pool::snapshot("v1:a");
+        snapshot.mirror = MirrorName::new(mirror).unwrap();
+        snapshot.upstream = format!("rsync://up.example.org/{mirror}/");
+        snapshot.rules.upstream_limit = Some(1);
+        snapshot
+    };
+    pool.hello_with("m1", vec![snapshot("debian"), snapshot("ubuntu")]);
+    pool.hello_with("m2", vec![snapshot("debian"), snapshot("ubuntu")]);
+    let (first, wake) = pool.publications_and_wake(NOW);
+    assert_eq!(first.len(), 1, "one run against up.example.org");
+    assert!(
+        wake.is_none_or(|wake| wake.as_datetime() > at(NOW).as_datetime()),
+        "the waiting one asks for no tick now: {wake:?}"
+    );
+    assert!(
+        pool.tick("2026-12-01T10:00:01Z").is_empty(),
+        "still one at a time"
+    );
+    let run = first[0].run.clone();
+    assert!(pool.claim("m1", &run, "v1:a").granted);
+    assert!(
+        pool.tick("2026-12-01T10:00:02Z").is_empty(),
+        "granted counts"
+    );
+    pool.report(
+        "m1",
+        &run,
+        SyncStatus::Success,
+        "2026-12-01T10:05:00Z",
+        true,
+    );
+    let second = pool.tick("2026-12-01T10:05:01Z");
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].mirror, run.mirror, "now the other one");
 }
