@@ -14,7 +14,11 @@ pub struct CheckedJob<'a> {
     pub pool: Option<&'a str>,
     /// What members of a pool compare: the same on every worker defining the job the same.
     pub fingerprint: String,
+    /// Where runs write (with `atomic_publish`, the staging copy).
     pub mirror_dir: String,
+    /// With `atomic_publish`: the served tree a success swaps with `mirror_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_dir: Option<String>,
     pub log_dir: String,
     /// Minutes after a run ends until the next (unless `cron`).
     pub interval: u64,
@@ -81,6 +85,10 @@ pub fn render(config: &WorkerConfig) -> String {
             pool: job.pool.as_ref().map(|pool| pool.as_str()),
             fingerprint: job.fingerprint(),
             mirror_dir: job.mirror_dir.display().to_string(),
+            served_dir: job
+                .publish
+                .as_ref()
+                .map(|publish| publish.served.display().to_string()),
             log_dir: job.log_dir.display().to_string(),
             interval: job.schedule.interval_minutes(),
             retry: job.retry,

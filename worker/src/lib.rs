@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod pool;
 pub mod progress;
+pub mod publish;
 pub mod report;
 pub mod runner;
 pub mod schedule;

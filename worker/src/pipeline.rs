@@ -51,6 +51,28 @@ async fn disk_shortfall(job: &crate::config::JobConfig) -> Option<String> {
     }
 }
 
+/// `atomic_publish`: the run's staging copy becomes the served tree.
+async fn publish(job: &crate::config::JobConfig) -> Result<(), String> {
+    let Some(publish) = &job.publish else {
+        return Ok(());
+    };
+    let (staging, served) = (job.mirror_dir.clone(), publish.served.clone());
+    let swapped = tokio::task::spawn_blocking(move || crate::publish::swap(&staging, &served))
+        .await
+        .map_err(|err| err.to_string())?;
+    match swapped {
+        Ok(()) => {
+            info!(mirror = %job.name, served = %publish.served.display(), "published");
+            Ok(())
+        }
+        Err(err) => Err(format!(
+            "cannot publish {} as {}: {err}",
+            job.mirror_dir.display(),
+            publish.served.display()
+        )),
+    }
+}
+
 /// Runs the job once (all its attempts) as run `run_id`.
 pub async fn run(
     reporter: &Reporter,
@@ -106,6 +128,11 @@ pub async fn run(
                     Phase::PostExec.as_str()
                 )));
             }
+        }
+        if result.is_ok()
+            && let Err(error) = publish(&job).await
+        {
+            result = Err(Failure::Error(error));
         }
         let failure = match result {
             Ok(size) => match post_success(&hooks, &job, &state).await {

@@ -867,3 +867,111 @@ async fn runs_against_one_upstream_host_stay_within_its_limit() {
         .unwrap()
         .unwrap();
 }
+
+/// `atomic_publish`: a reader holding the served directory open reads it again and again
+/// while runs write their trees file by file into the staging copy; every read sees one
+/// run's whole tree (40 files with one token), never a mix, and it sees successive runs'
+/// trees. A failed run leaves its staging copy, and the next run resumes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_a_half_synced_tree_with_atomic_publish() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("publish");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let mirrors = format!(
+        "staging_dir = \"{root}/staging\"\n\
+         [[mirrors]]\nname = \"tree\"\nprovider = \"command\"\natomic_publish = true\n\
+         command = \"/bin/sh -c 't=$(date +%s%N); for i in $(seq 1 40); do echo $t > f$i; sleep 0.01; done'\"\n\
+         [[mirrors]]\nname = \"resume\"\nprovider = \"command\"\natomic_publish = true\nretry = 1\n\
+         command = \"/bin/sh -c 'if [ -e partial ]; then echo resumed > result; else touch partial; exit 1; fi'\"\n",
+        root = dir.path().display()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+
+    // The reader: opens the served directory, reads all 40 files through that handle.
+    let served = dir.path().join("data/tree");
+    let reading = CancellationToken::new();
+    let reader = {
+        let (served, reading) = (served.clone(), reading.clone());
+        std::thread::spawn(move || {
+            let mut trees = std::collections::BTreeSet::new();
+            let mut reads = 0u32;
+            while !reading.is_cancelled() {
+                let Ok(handle) = std::fs::File::open(&served) else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                use std::os::fd::AsRawFd as _;
+                let base = format!("/proc/self/fd/{}", handle.as_raw_fd());
+                let tokens: std::collections::BTreeSet<String> = (1..=40)
+                    .map(|i| std::fs::read_to_string(format!("{base}/f{i}")).unwrap_or_default())
+                    .collect();
+                assert_eq!(tokens.len(), 1, "a mixed or partial tree: {tokens:?}");
+                trees.extend(tokens);
+                reads += 1;
+            }
+            (trees, reads)
+        })
+    };
+    let successes = |mirror: &str| {
+        manager
+            .statuses(mirror)
+            .iter()
+            .filter(|report| report.status == SyncStatus::Success)
+            .count()
+    };
+    wait_until(WAIT, "the first publish", || successes("tree") == 1).await;
+    for round in 2..=4 {
+        let start = Command::Start(StartJob {
+            mirror: mirror("tree"),
+            args: vec![],
+            force: false,
+        });
+        assert_eq!(manager.command(start).await, CmdOutcome::Accepted);
+        wait_until(WAIT, &format!("publish {round}"), || {
+            successes("tree") == round
+        })
+        .await;
+    }
+    reading.cancel();
+    let (trees, reads) = reader.join().expect("the reader saw only whole trees");
+    assert!(trees.len() >= 3, "{reads} reads saw {} trees", trees.len());
+
+    // The failed run left its staging copy; the next one resumed from it.
+    wait_until(WAIT, "resume's first run to fail", || {
+        manager
+            .statuses("resume")
+            .iter()
+            .any(|report| report.ends_run && report.status == SyncStatus::Failed)
+    })
+    .await;
+    assert!(
+        !dir.path().join("data/resume").exists(),
+        "nothing published"
+    );
+    assert!(dir.path().join("staging/resume/partial").exists());
+    let start = Command::Start(StartJob {
+        mirror: mirror("resume"),
+        args: vec![],
+        force: false,
+    });
+    assert_eq!(manager.command(start).await, CmdOutcome::Accepted);
+    wait_until(WAIT, "resume's second run", || successes("resume") == 1).await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/resume/result")).unwrap(),
+        "resumed\n"
+    );
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -7,6 +7,7 @@
 
 mod fingerprint;
 pub use fingerprint::FINGERPRINT_VERSION;
+mod publish;
 mod schedule;
 pub use schedule::DEFAULT_PRIORITY;
 pub mod raw;
@@ -157,6 +158,9 @@ pub struct JobConfig {
     pub exec_on_failure_extra: Vec<Vec<String>>,
     pub exclude_file: Option<PathBuf>,
     pub memory_limit: Option<u64>,
+    /// `atomic_publish`: runs write to `mirror_dir` (the staging copy) and a success swaps
+    /// it with the served tree.
+    pub publish: Option<crate::publish::Publish>,
     /// A run is skipped (reported failed) while `mirror_dir`'s filesystem has less free.
     pub disk_min_free: Option<crate::disk::MinFree>,
     pub docker: Option<DockerJob>,
@@ -658,6 +662,9 @@ fn resolve_mirror(
             ),
         );
     }
+    // With atomic_publish, runs write to the staging copy and mirror_dir is what is served.
+    let (mirror_dir, publish) =
+        publish::resolve(mirror, global, name_text, mirror_dir, file, &key, collector);
     let log_template = mirror
         .log_dir
         .as_deref()
@@ -990,6 +997,7 @@ fn resolve_mirror(
         exclude_file,
         memory_limit,
         disk_min_free,
+        publish,
         docker,
         snapshot_path,
         url: mirror.url.clone().filter(|url| !url.trim().is_empty()),

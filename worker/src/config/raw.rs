@@ -67,6 +67,10 @@ pub struct RawGlobal {
     pub retry_after_failure: Option<String>,
     /// New: the least free space (`500G`, `10%`) on `mirror_dir`'s filesystem for a run.
     pub disk_min_free: Option<String>,
+    /// New: runs sync into `staging_dir` and a success swaps it with `mirror_dir` at once.
+    pub atomic_publish: Option<bool>,
+    /// New: the staging copy's directory (in `[global]`: a root, the mirror's name added).
+    pub staging_dir: Option<String>,
     /// tunasync's unused legacy keys.
     pub status_file: Option<toml::Value>,
     pub token: Option<toml::Value>,
@@ -183,6 +187,10 @@ pub struct RawMirror {
     pub retry_after_failure: Option<String>,
     /// New: the least free space (`500G`, `10%`) on `mirror_dir`'s filesystem for a run.
     pub disk_min_free: Option<String>,
+    /// New: runs sync into `staging_dir` and a success swaps it with `mirror_dir` at once.
+    pub atomic_publish: Option<bool>,
+    /// New: the staging copy's directory (in `[global]`: a root, the mirror's name added).
+    pub staging_dir: Option<String>,
     /// New: where users find the mirror (MirrorZ's `url`, also in tunasync.json). Not
     /// inherited.
     pub url: Option<String>,
@@ -287,6 +295,8 @@ impl RawMirror {
         inherit(&mut self.fixed_rate_anchor, &parent.fixed_rate_anchor);
         inherit(&mut self.retry_after_failure, &parent.retry_after_failure);
         inherit(&mut self.disk_min_free, &parent.disk_min_free);
+        inherit_unset(&mut self.atomic_publish, &parent.atomic_publish);
+        inherit(&mut self.staging_dir, &parent.staging_dir);
         // 0 and an empty list are values of their own here.
         inherit_unset(&mut self.priority, &parent.priority);
         inherit_unset(&mut self.blackout, &parent.blackout);

@@ -777,3 +777,76 @@ retry_after_failure = "soon"
         );
     }
 }
+
+/// `atomic_publish`: runs write to the staging copy (the rsync target too), the served
+/// directory is kept apart; a staging directory missing, inside mirror_dir, or on another
+/// filesystem is an error.
+#[test]
+fn atomic_publish_stages_on_the_same_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    let text = format!(
+        r#"
+[broker]
+url = "amqp://localhost"
+[global]
+name = "w1"
+log_dir = "/var/log/tunasync/{{{{.Name}}}}"
+mirror_dir = "{root}/data"
+staging_dir = "{root}/staging"
+[[mirrors]]
+name = "debian"
+upstream = "rsync://up/debian/"
+atomic_publish = true
+[[mirrors]]
+name = "plain"
+upstream = "rsync://up/plain/"
+"#
+    );
+    let config = load_ok(&text);
+    let debian = job(&config, "debian");
+    assert_eq!(debian.mirror_dir, dir.path().join("staging/debian"));
+    assert_eq!(
+        debian.publish.as_ref().unwrap().served,
+        dir.path().join("data/debian")
+    );
+    assert_eq!(
+        debian.stages[0].last().unwrap(),
+        &dir.path().join("staging/debian").display().to_string(),
+        "rsync writes to the staging copy"
+    );
+    assert_eq!(job(&config, "plain").publish, None);
+
+    let bad = format!(
+        r#"{HEAD}
+[[mirrors]]
+name = "nostaging"
+upstream = "rsync://up/a/"
+atomic_publish = true
+[[mirrors]]
+name = "inside"
+upstream = "rsync://up/a/"
+atomic_publish = true
+mirror_dir = "{root}/data/inside"
+staging_dir = "{root}/data/inside/.staging"
+[[mirrors]]
+name = "elsewhere"
+upstream = "rsync://up/a/"
+atomic_publish = true
+mirror_dir = "{root}/data/elsewhere"
+staging_dir = "/proc/tunasync-staging/elsewhere"
+"#
+    );
+    let message = load(&bad).unwrap_err().to_string();
+    for expected in [
+        "`mirrors.nostaging.staging_dir`: atomic_publish needs a staging_dir",
+        "`mirrors.inside.staging_dir`:",
+        "must be apart",
+        "`mirrors.elsewhere.staging_dir`: /proc/tunasync-staging/elsewhere is on another filesystem",
+    ] {
+        assert!(
+            message.contains(expected),
+            "missing {expected:?} in:\n{message}"
+        );
+    }
+}

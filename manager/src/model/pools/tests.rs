@@ -506,7 +506,10 @@ fn a_pooled_mirror_in_maintenance_runs_only_when_the_operator_starts_it() {
         assert!(pool.model.maintenance_on(&scope, "", at(NOW), &mut changes));
         let (runs, wake) = pool.publications_and_wake(NOW);
         assert!(runs.is_empty(), "{scope}: not handed out");
-        assert_eq!(wake, None, "{scope}: no tick asked for while in maintenance");
+        assert_eq!(
+            wake, None,
+            "{scope}: no tick asked for while in maintenance"
+        );
         // The operator's start still runs, once.
         assert!(
             pool.model
