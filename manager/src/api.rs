@@ -535,6 +535,9 @@ struct HistoryEntry {
     /// For a pooled mirror: the member that ran the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<String>,
+    /// The upstream the run used.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    upstream: String,
 }
 
 async fn history<T: Transport>(
@@ -564,6 +567,7 @@ async fn history<T: Transport>(
             size: run.size,
             error_msg: run.error_msg,
             worker: run.member.map(|member| member.to_string()),
+            upstream: run.upstream,
         })
         .collect();
     Ok(ok(&entries))

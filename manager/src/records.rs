@@ -374,6 +374,9 @@ pub struct RunRecord {
     /// For a run of a pooled mirror: the member that ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<WorkerId>,
+    /// The upstream the run used (a fallback, when the first did not answer).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub upstream: String,
 }
 
 /// A stored value that could not be read back.

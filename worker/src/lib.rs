@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod pool;
+pub mod probe;
 pub mod progress;
 pub mod publish;
 pub mod report;

@@ -80,8 +80,33 @@ pub async fn run(
     kill: &CancellationToken,
     run_id: Uuid,
 ) -> RunEnd {
-    let job = reporter.job.clone();
     reporter.report(run_id, 0, SyncStatus::PreSyncing, "", None);
+    // With check_upstream, this run uses the first upstream that answers (its reports say
+    // which).
+    let probed;
+    let reporter = if reporter.job.check_upstream {
+        let mut candidates = vec![reporter.job.upstream.clone()];
+        candidates.extend(reporter.job.upstream_fallback.iter().cloned());
+        match crate::probe::choose(&candidates, crate::probe::PROBE_TIMEOUT).await {
+            Ok(upstream) if upstream == reporter.job.upstream => reporter,
+            Ok(upstream) => {
+                warn!(mirror = %reporter.job.name, primary = %reporter.job.upstream, %upstream, "the upstream does not answer: using a fallback");
+                let mut with_fallback = reporter.clone();
+                with_fallback.job =
+                    std::sync::Arc::new(crate::probe::with_upstream(&reporter.job, &upstream));
+                probed = with_fallback;
+                &probed
+            }
+            Err(error) => {
+                warn!(mirror = %reporter.job.name, %error, "run skipped");
+                reporter.report_end(run_id, 1, SyncStatus::Failed, &error, None);
+                return RunEnd::Failed(error);
+            }
+        }
+    } else {
+        reporter
+    };
+    let job = reporter.job.clone();
     if let Some(error) = disk_shortfall(&job).await {
         warn!(mirror = %job.name, %error, "run skipped");
         reporter.report_end(run_id, 1, SyncStatus::Failed, &error, None);

@@ -975,3 +975,68 @@ async fn readers_never_see_a_half_synced_tree_with_atomic_publish() {
         .unwrap()
         .unwrap();
 }
+
+/// `upstream_fallback`: the first upstream does not answer (nothing listens on its port),
+/// so the run syncs from the fallback, a real rsync daemon, and its reports say so; with
+/// every upstream dead, the run is skipped with each one's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_falls_back_to_the_upstream_that_answers() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("fallback");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = dir.path().join("upstream");
+    make_tree(&upstream);
+    let daemon = RsyncDaemon::start(&upstream);
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap();
+    let dead = format!("rsync://127.0.0.1:{dead_port}/pub/");
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let mirrors = format!(
+        "[[mirrors]]\nname = \"falls-back\"\nupstream = \"{dead}\"\nupstream_fallback = [\"{live}\"]\n\
+         [[mirrors]]\nname = \"all-dead\"\nupstream = \"{dead}\"\ncheck_upstream = true\nretry = 1\n",
+        live = daemon.url()
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    let ended = |mirror: &str| {
+        manager
+            .statuses(mirror)
+            .into_iter()
+            .find(|report| report.ends_run)
+    };
+    wait_until(WAIT, "both runs to end", || {
+        ended("falls-back").is_some() && ended("all-dead").is_some()
+    })
+    .await;
+    let synced = ended("falls-back").unwrap();
+    assert_eq!(synced.status, SyncStatus::Success, "{synced:?}");
+    assert_eq!(
+        synced.upstream,
+        daemon.url(),
+        "the report names the fallback"
+    );
+    assert!(same_tree(&upstream, &dir.path().join("data/falls-back")));
+    let skipped = ended("all-dead").unwrap();
+    assert_eq!(skipped.status, SyncStatus::Failed);
+    assert!(
+        skipped
+            .error_msg
+            .starts_with(&format!("no upstream answered: {dead} (")),
+        "{}",
+        skipped.error_msg
+    );
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

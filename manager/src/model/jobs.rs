@@ -71,6 +71,7 @@ impl JobRecord {
                 size: String::new(),
                 error_msg: String::new(),
                 member: None,
+                upstream: String::new(),
             },
         });
     }
@@ -161,6 +162,7 @@ impl JobRecord {
                 run.record.ended = status.at;
             }
             run.record.size = size;
+            run.record.upstream.clone_from(&status.upstream);
             changes.runs.push((key.clone(), run.clone()));
         }
     }

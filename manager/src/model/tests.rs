@@ -837,3 +837,28 @@ fn consecutive_failures_count_runs_that_ended_failed() {
     )));
     assert_eq!(h.job("m").consecutive_failures, 0);
 }
+
+/// A run's history entry names the upstream its reports used (a fallback, when the first
+/// did not answer).
+#[test]
+fn the_history_names_the_upstream_a_run_used() {
+    let mut h = Harness::new();
+    let run = Uuid::new_v4();
+    let fallback = |event: Event| match event {
+        Event::Status(status) => Event::Status(JobStatus {
+            upstream: "rsync://fallback.example.org/m/".into(),
+            ..status
+        }),
+        other => other,
+    };
+    let changes = h.send(fallback(status(
+        "m",
+        SyncStatus::Syncing,
+        "2026-11-26T10:00:00+08:00",
+        None,
+        run,
+    )));
+    let (_, entry) = changes.runs.last().unwrap();
+    assert_eq!(entry.record.upstream, "rsync://fallback.example.org/m/");
+    assert_eq!(h.job("m").upstream, "rsync://fallback.example.org/m/");
+}

@@ -9,7 +9,10 @@ mod fingerprint;
 pub use fingerprint::FINGERPRINT_VERSION;
 mod publish;
 mod schedule;
+mod stages;
 pub use schedule::DEFAULT_PRIORITY;
+use stages::split_command;
+pub use stages::{DEFAULT_RSYNC_TIMEOUT, RSYNC_DEFAULT_OPTIONS};
 pub mod raw;
 pub mod units;
 
@@ -31,63 +34,7 @@ use units::{TemplateFields, memory_bytes, render_template};
 pub const DEFAULT_CONCURRENT: usize = 10;
 /// Attempts per run when `retry` is left out (tunasync's default).
 pub const DEFAULT_RETRY: u32 = 2;
-/// rsync's `--timeout` when `rsync_timeout` is left out.
-pub const DEFAULT_RSYNC_TIMEOUT: i64 = 120;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
-
-/// rsync's default option block (tunasync's).
-pub const RSYNC_DEFAULT_OPTIONS: &[&str] = &[
-    "-aHvh",
-    "--no-o",
-    "--no-g",
-    "--stats",
-    "--filter",
-    "risk .~tmp~/",
-    "--exclude",
-    ".~tmp~/",
-    "--delete",
-    "--delete-after",
-    "--delay-updates",
-    "--safe-links",
-];
-
-/// Stage 1 of two-stage rsync: no deletion, no delayed updates.
-const STAGE1_BASE_OPTIONS: &[&str] = &[
-    "-aHvh",
-    "--no-o",
-    "--no-g",
-    "--stats",
-    "--filter",
-    "risk .~tmp~/",
-    "--exclude",
-    ".~tmp~/",
-    "--safe-links",
-];
-
-const STAGE1_DEBIAN: &[&str] = &[
-    "--include=*.diff/",
-    "--include=by-hash/",
-    "--exclude=*.diff/Index",
-    "--exclude=Contents*",
-    "--exclude=Packages*",
-    "--exclude=Sources*",
-    "--exclude=Release*",
-    "--exclude=InRelease",
-    "--exclude=i18n/*",
-    "--exclude=dep11/*",
-    "--exclude=installer-*/current",
-    "--exclude=ls-lR*",
-];
-
-const STAGE1_DEBIAN_OLDSTYLE: &[&str] = &[
-    "--exclude=Packages*",
-    "--exclude=Sources*",
-    "--exclude=Release*",
-    "--exclude=InRelease",
-    "--exclude=i18n/*",
-    "--exclude=ls-lR*",
-    "--exclude=dep11/*",
-];
 
 /// The whole worker configuration, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +105,10 @@ pub struct JobConfig {
     pub exec_on_failure_extra: Vec<Vec<String>>,
     pub exclude_file: Option<PathBuf>,
     pub memory_limit: Option<u64>,
+    /// Tried in order after `upstream` when the upstreams are probed (`check_upstream`).
+    pub upstream_fallback: Vec<String>,
+    /// Probe the upstreams before each run and use the first that answers.
+    pub check_upstream: bool,
     /// `atomic_publish`: runs write to `mirror_dir` (the staging copy) and a success swaps
     /// it with the served tree.
     pub publish: Option<crate::publish::Publish>,
@@ -520,10 +471,6 @@ fn flatten(mirror: RawMirror, leaves: &mut Vec<RawMirror>) {
     }
 }
 
-fn split_command(text: &str) -> Option<Vec<String>> {
-    shlex::split(text).filter(|words| !words.is_empty())
-}
-
 fn merge_codes(lists: &[&[i32]]) -> Vec<i32> {
     let mut merged = Vec::new();
     for code in lists.iter().flat_map(|list| list.iter()) {
@@ -570,6 +517,33 @@ fn resolve_mirror(
         }
     };
     let is_rsync = provider != ProviderKind::Command;
+    let upstream_fallback: Vec<String> = mirror
+        .upstream_fallback
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|fallback| !fallback.trim().is_empty())
+        .collect();
+    for fallback in &upstream_fallback {
+        if is_rsync && !fallback.ends_with('/') {
+            collector.problem(
+                file,
+                key("upstream_fallback"),
+                format!("{fallback:?} must end with '/' for rsync providers"),
+            );
+        }
+    }
+    let check_upstream = mirror
+        .check_upstream
+        .or(global.check_upstream)
+        .unwrap_or(!upstream_fallback.is_empty());
+    if !check_upstream && !upstream_fallback.is_empty() {
+        collector.problem(
+            file,
+            key("check_upstream"),
+            "upstream_fallback is used only when the upstreams are probed: leave check_upstream out or set it true",
+        );
+    }
     let upstream = mirror.upstream.clone().unwrap_or_default();
     if is_rsync && !upstream.ends_with('/') {
         collector.problem(
@@ -820,122 +794,17 @@ fn resolve_mirror(
         .filter(|path| !path.is_empty())
         .map(PathBuf::from);
 
-    let mut env = mirror.env.clone().unwrap_or_default();
-    let stages = match provider {
-        ProviderKind::Command => {
-            let text = mirror.command.clone().unwrap_or_default();
-            match split_command(&text) {
-                Some(argv) => vec![argv],
-                None => {
-                    collector.problem(
-                        file,
-                        key("command"),
-                        format!("the command provider needs a command line (got {text:?})"),
-                    );
-                    vec![]
-                }
-            }
-        }
-        ProviderKind::Rsync | ProviderKind::TwoStageRsync => {
-            if let Some(user) = mirror.username.as_deref().filter(|user| !user.is_empty()) {
-                env.insert("USER".into(), user.into());
-            }
-            if let Some(password) = mirror
-                .password
-                .as_deref()
-                .filter(|password| !password.is_empty())
-            {
-                env.insert("RSYNC_PASSWORD".into(), password.into());
-            }
-            let rsync = mirror
-                .command
-                .clone()
-                .filter(|command| !command.is_empty())
-                .unwrap_or_else(|| "rsync".into());
-            let mut tail: Vec<String> = Vec::new();
-            if !mirror.rsync_no_timeout.unwrap_or(false) {
-                let seconds = match mirror.rsync_timeout.unwrap_or(0) {
-                    n if n > 0 => n,
-                    n if n < 0 => {
-                        collector.problem(file, key("rsync_timeout"), format!("{n} is negative"));
-                        DEFAULT_RSYNC_TIMEOUT
-                    }
-                    _ => DEFAULT_RSYNC_TIMEOUT,
-                };
-                tail.push(format!("--timeout={seconds}"));
-            }
-            if mirror.use_ipv6.unwrap_or(false) {
-                tail.push("-6".into());
-            } else if mirror.use_ipv4.unwrap_or(false) {
-                tail.push("-4".into());
-            }
-            if let Some(exclude) = &exclude_file {
-                tail.push("--exclude-from".into());
-                tail.push(exclude.display().to_string());
-            }
-            let local_options = mirror.rsync_options.clone().unwrap_or_default();
-            let target = [upstream.clone(), mirror_dir.display().to_string()];
-            if provider == ProviderKind::Rsync {
-                let override_options = mirror
-                    .rsync_override
-                    .clone()
-                    .filter(|options| !options.is_empty());
-                let override_only = mirror.rsync_override_only.unwrap_or(false);
-                let mut argv = vec![rsync];
-                match (&override_options, override_only) {
-                    (None, true) => {
-                        collector.problem(file, key("rsync_override_only"), "needs rsync_override");
-                    }
-                    (Some(options), true) => argv.extend(options.iter().cloned()),
-                    (options, false) => {
-                        match options {
-                            Some(options) => argv.extend(options.iter().cloned()),
-                            None => argv.extend(
-                                RSYNC_DEFAULT_OPTIONS
-                                    .iter()
-                                    .map(|option| option.to_string()),
-                            ),
-                        }
-                        argv.extend(tail);
-                        argv.extend(global.rsync_options.iter().cloned());
-                        argv.extend(local_options);
-                    }
-                }
-                argv.extend(target);
-                vec![argv]
-            } else {
-                let profile: &[&str] = match mirror.stage1_profile.as_deref().unwrap_or("") {
-                    "debian" => STAGE1_DEBIAN,
-                    "debian-oldstyle" => STAGE1_DEBIAN_OLDSTYLE,
-                    other => {
-                        collector.problem(
-                            file,
-                            key("stage1_profile"),
-                            format!(
-                                "invalid stage 1 profile {other:?}: use debian or debian-oldstyle"
-                            ),
-                        );
-                        &[]
-                    }
-                };
-                let mut stage1 = vec![rsync.clone()];
-                stage1.extend(STAGE1_BASE_OPTIONS.iter().map(|option| option.to_string()));
-                stage1.extend(profile.iter().map(|option| option.to_string()));
-                stage1.extend(tail.iter().cloned());
-                stage1.extend(target.iter().cloned());
-                let mut stage2 = vec![rsync];
-                stage2.extend(
-                    RSYNC_DEFAULT_OPTIONS
-                        .iter()
-                        .map(|option| option.to_string()),
-                );
-                stage2.extend(local_options);
-                stage2.extend(tail);
-                stage2.extend(target);
-                vec![stage1, stage2]
-            }
-        }
-    };
+    let (stages, env) = stages::build(
+        mirror,
+        global,
+        provider,
+        &upstream,
+        &mirror_dir,
+        exclude_file.as_deref(),
+        file,
+        &key,
+        collector,
+    );
 
     let docker = match mirror
         .docker_image
@@ -998,6 +867,8 @@ fn resolve_mirror(
         memory_limit,
         disk_min_free,
         publish,
+        upstream_fallback,
+        check_upstream,
         docker,
         snapshot_path,
         url: mirror.url.clone().filter(|url| !url.trim().is_empty()),

@@ -71,6 +71,10 @@ pub struct RawGlobal {
     pub atomic_publish: Option<bool>,
     /// New: the staging copy's directory (in `[global]`: a root, the mirror's name added).
     pub staging_dir: Option<String>,
+    /// New: other upstreams to use when the first does not answer (with `check_upstream`).
+    pub upstream_fallback: Option<Vec<String>>,
+    /// New: probe the upstreams before each run (default: on when there are fallbacks).
+    pub check_upstream: Option<bool>,
     /// tunasync's unused legacy keys.
     pub status_file: Option<toml::Value>,
     pub token: Option<toml::Value>,
@@ -191,6 +195,10 @@ pub struct RawMirror {
     pub atomic_publish: Option<bool>,
     /// New: the staging copy's directory (in `[global]`: a root, the mirror's name added).
     pub staging_dir: Option<String>,
+    /// New: other upstreams to use when the first does not answer (with `check_upstream`).
+    pub upstream_fallback: Option<Vec<String>>,
+    /// New: probe the upstreams before each run (default: on when there are fallbacks).
+    pub check_upstream: Option<bool>,
     /// New: where users find the mirror (MirrorZ's `url`, also in tunasync.json). Not
     /// inherited.
     pub url: Option<String>,
@@ -297,6 +305,7 @@ impl RawMirror {
         inherit(&mut self.disk_min_free, &parent.disk_min_free);
         inherit_unset(&mut self.atomic_publish, &parent.atomic_publish);
         inherit(&mut self.staging_dir, &parent.staging_dir);
+        inherit_unset(&mut self.check_upstream, &parent.check_upstream);
         // 0 and an empty list are values of their own here.
         inherit_unset(&mut self.priority, &parent.priority);
         inherit_unset(&mut self.blackout, &parent.blackout);
