@@ -442,6 +442,10 @@ async fn command<T: Transport>(
         Ok(CmdOutcome::Refused { reason }) => Err(ApiError::BadRequest(format!(
             "worker {worker} refused the command: {reason}"
         ))),
+        Ok(CmdOutcome::Deferred { reason }) => Ok(ok(&serde_json::json!({
+            "message": format!("successfully send command to worker {worker}"),
+            "waits": reason,
+        }))),
         Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
         Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(&err))),
     }

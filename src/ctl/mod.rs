@@ -498,7 +498,12 @@ async fn send_cmd(client: &Client, body: Value) -> Result<String, Failure> {
         )
         .into());
     }
-    Ok("Successfully send the command\n".to_owned())
+    // A start in a blackout window is taken but waits: the worker says until when.
+    let answer: Value = serde_json::from_str(&text).unwrap_or_default();
+    Ok(match answer["waits"].as_str() {
+        Some(waits) => format!("Successfully send the command; it waits: {waits}\n"),
+        None => "Successfully send the command\n".to_owned(),
+    })
 }
 
 async fn list(client: &Client, args: ListArgs) -> Result<String, Failure> {

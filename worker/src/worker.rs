@@ -495,6 +495,21 @@ impl<T: Transport> Worker<T> {
             (Some(_), Control::Stop(_) | Control::Disable(_)) => Control::Stop(By::Fence),
             (_, control) => control,
         };
+        // A start without -f in a blackout window waits for its end.
+        if let Control::Start { force: false } = control
+            && let Some((window, end)) = handle.config.schedule.blackout_at(Utc::now())
+        {
+            let end = handle.config.schedule.admit(end);
+            let reason = format!(
+                "{mirror} is in its blackout window \"{window}\": it starts at {} (start -f runs it now)",
+                tunasync_shared::gotime::GoTime::from(end).web_string()
+            );
+            info!(mirror = %mirror, until = %end, "start during a blackout: it waits");
+            self.maintenance.unpark(&mirror);
+            self.schedule.set(mirror.clone(), end);
+            self.schedule_changed = true;
+            return Some(CmdOutcome::Deferred { reason });
+        }
         let sender = handle.control.clone();
         self.unschedule(&mirror);
         self.maintenance.unpark(&mirror);

@@ -1040,3 +1040,88 @@ async fn a_run_falls_back_to_the_upstream_that_answers() {
         .unwrap()
         .unwrap();
 }
+
+/// A blackout window: the run due at start-up waits for its end; `start` without `-f` is
+/// taken but waits too, and says until when; `start -f` runs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones() {
+    let env = BrokerEnv::get();
+    let namespace = unique_namespace("blackout");
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_id = WorkerId::new("w1").unwrap();
+    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    // A window from an hour ago to two hours ahead, in UTC (across midnight if need be).
+    let now = chrono::Utc::now();
+    let window_end = now + chrono::Duration::hours(2);
+    let window = format!(
+        "{}-{}",
+        (now - chrono::Duration::hours(1)).format("%H:%M"),
+        window_end.format("%H:%M")
+    );
+    let mirrors = format!(
+        "[[mirrors]]\nname = \"quiet\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n\
+         timezone = \"UTC\"\nblackout = [\"{window}\"]\n\
+         [[mirrors]]\nname = \"free\"\nprovider = \"command\"\ncommand = \"/bin/true\"\n"
+    );
+    let config_path = dir.path().join("worker.conf");
+    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
+    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    manager.wait_hello().await;
+    manager.send(Command::Welcome(Welcome::default())).await;
+    // Reports come in order: once the other mirror has run, quiet would have started too.
+    wait_until(WAIT, "the free mirror's run", || {
+        manager.sequence("free").contains(&SyncStatus::Success)
+    })
+    .await;
+    let next = |manager: &FakeManager| {
+        manager
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|envelope| match &envelope.event {
+                Event::Schedule(schedule) => schedule
+                    .schedules
+                    .iter()
+                    .find(|run| run.mirror.as_str() == "quiet")
+                    .map(|run| run.next_schedule),
+                _ => None,
+            })
+    };
+    let window_end = window_end.timestamp() / 60 * 60;
+    wait_until(WAIT, "quiet scheduled at the window's end", || {
+        next(&manager).is_some_and(|at| at.unix() == window_end)
+    })
+    .await;
+    let start = |force| {
+        Command::Start(StartJob {
+            mirror: mirror("quiet"),
+            args: vec![],
+            force,
+        })
+    };
+    match manager.command(start(false)).await {
+        CmdOutcome::Deferred { reason } => assert!(
+            reason.starts_with(&format!(
+                "quiet is in its blackout window \"{window}\": it starts at "
+            )) && reason.ends_with("(start -f runs it now)"),
+            "{reason}"
+        ),
+        other => panic!("a plain start in a blackout: {other:?}"),
+    }
+    assert!(manager.statuses("quiet").is_empty(), "nothing ran");
+    assert_eq!(manager.command(start(true)).await, CmdOutcome::Accepted);
+    wait_until(WAIT, "the forced run", || {
+        manager.sequence("quiet").contains(&SyncStatus::Success)
+    })
+    .await;
+
+    worker_shutdown.cancel();
+    within(WAIT, "the worker to stop", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -367,6 +367,8 @@ pub enum CmdOutcome {
     Accepted,
     /// Not applied; `reason` says why (e.g. an unknown mirror, a bad config on reload).
     Refused { reason: String },
+    /// Taken, but it waits: `reason` says until when (a `start` in a blackout window).
+    Deferred { reason: String },
 }
 
 /// `job-removed`: see [`Event::JobRemoved`].
