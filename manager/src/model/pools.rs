@@ -18,6 +18,9 @@ use tunasync_shared::wire::pool::{Claim, Grant, PoolRun, PooledRun};
 use uuid::Uuid;
 
 use super::{Changes, JobKey, Model};
+
+/// A pooled mirror's priority when its members set none (the workers' default).
+const DEFAULT_PRIORITY: u8 = 50;
 use crate::records::{JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition};
 
 #[cfg(test)]
@@ -246,10 +249,27 @@ impl Model {
         changes: &mut Changes,
     ) -> Option<GoTime> {
         let mut next: Option<GoTime> = None;
-        let keys: Vec<PoolKey> = self.pool_jobs.keys().cloned().collect();
+        // Highest priority first, then the earliest due: the order of this tick's hand-outs
+        // and publications, so members take the most important runs first.
+        let mut keys: Vec<(std::cmp::Reverse<u8>, GoTime, PoolKey)> = self
+            .pool_jobs
+            .iter()
+            .map(|(key, job)| {
+                let priority = self
+                    .pool_consensus(key, online)
+                    .and_then(|consensus| consensus.definition.extras.priority)
+                    .unwrap_or(DEFAULT_PRIORITY);
+                (std::cmp::Reverse(priority), job.next_due, key.clone())
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.0, a.1.as_datetime(), &a.2).cmp(&(b.0, b.1.as_datetime(), &b.2)));
         let mut busy = self.busy_upstreams(online);
-        for key in keys {
+        let mut room = self.pool_room(online);
+        for (_, _, key) in keys {
             let consensus = self.pool_consensus(&key, online);
+            // The pool's free slots (as its members last reported them) are taken by
+            // runs already queued: more due runs wait, unless forced.
+            let no_room = room.get(&key.0).is_some_and(|room| *room == 0);
             // The pool's runs against this mirror's upstream host, at their limit: not now.
             let upstream_full = consensus.as_ref().and_then(|consensus| {
                 let limit = consensus.definition.extras.upstream_limit?;
@@ -273,10 +293,14 @@ impl Model {
                         && (!maintained || job.started)
                         && is_due(job.next_due, now)
                         && !upstream_full.as_ref().is_some_and(|(_, full)| *full)
+                        && (!no_room || job.force_next)
                         && let Some(consensus) = &consensus
                     {
                         if let Some((host, _)) = &upstream_full {
                             *busy.entry((key.0.clone(), host.clone())).or_default() += 1;
+                        }
+                        if let Some(room) = room.get_mut(&key.0) {
+                            *room = room.saturating_sub(1);
                         }
                         job.lease += 1;
                         job.run = PoolRunState::Queued {
@@ -404,7 +428,7 @@ impl Model {
             }
             // A run held back by maintenance or its host's limit waits for a change (the end
             // of a maintenance or of a run wakes the scheduler), not for a time.
-            let blocked = upstream_full.as_ref().is_some_and(|(_, full)| *full);
+            let blocked = upstream_full.as_ref().is_some_and(|(_, full)| *full) || no_room;
             let wake = self.pool_jobs.get(&key).and_then(|job| match &job.run {
                 PoolRunState::Idle => {
                     (!held && consensus.is_some() && !blocked && (!maintained || job.started))
@@ -603,6 +627,41 @@ impl Model {
             run.record.member = Some(worker.clone());
             changes.runs.push((shown, run.clone()));
         }
+    }
+
+    /// Per pool whose online members all report their free slots: those slots less the
+    /// runs queued for them (not claimed yet). Pools with a member that does not report
+    /// are not limited.
+    fn pool_room(&self, online: &dyn Fn(&WorkerId) -> bool) -> BTreeMap<PoolName, u32> {
+        let mut room = BTreeMap::new();
+        let pools: BTreeSet<&PoolName> = self.pool_jobs.keys().map(|(pool, _)| pool).collect();
+        for pool in pools {
+            let free: Option<u32> = self
+                .pool_members(pool)
+                .iter()
+                .filter(|member| online(member))
+                .map(|member| {
+                    self.workers
+                        .get(member)
+                        .and_then(|record| record.free_slots)
+                })
+                .sum();
+            let Some(free) = free else {
+                continue;
+            };
+            let queued = self
+                .pool_jobs
+                .iter()
+                .filter(|((owner, _), job)| {
+                    owner == pool && matches!(job.run, PoolRunState::Queued { .. })
+                })
+                .count();
+            room.insert(
+                pool.clone(),
+                free.saturating_sub(u32::try_from(queued).unwrap_or(u32::MAX)),
+            );
+        }
+        room
     }
 
     /// The pool's runs handed out and not over (queued, granted, running), by pool and

@@ -620,3 +620,93 @@ fn the_pools_runs_against_one_upstream_host_stay_within_its_limit() {
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].mirror, run.mirror, "now the other one");
 }
+
+/// Priority across a pool: the due runs go out highest priority first; while the members'
+/// reported free slots are taken by queued runs, the rest wait (a forced start does not),
+/// and asking for no tick at a time already past.
+#[test]
+fn the_higher_priority_pooled_run_goes_first_when_slots_are_scarce() {
+    use tunasync_shared::wire::event::Heartbeat;
+    let snapshot = |mirror: &str, priority: u8| {
+        let mut snapshot = Pool::snapshot("v1:a");
+        snapshot.mirror = MirrorName::new(mirror).unwrap();
+        snapshot.rules.priority = Some(priority);
+        snapshot
+    };
+    let jobs = || {
+        vec![
+            snapshot("low", 10),
+            snapshot("high", 90),
+            snapshot("mid", 50),
+        ]
+    };
+
+    // Members that do not report their free slots: all go out, in priority order.
+    let mut pool = Pool::new(&[]);
+    pool.hello_with("m1", jobs());
+    let order: Vec<String> = pool
+        .tick(NOW)
+        .iter()
+        .map(|run| run.mirror.to_string())
+        .collect();
+    assert_eq!(order, ["high", "mid", "low"]);
+
+    // One free slot reported: one run at a time, the highest first.
+    let mut pool = Pool::new(&[]);
+    pool.hello_with("m1", jobs());
+    let free = |pool: &mut Pool, slots: u32| {
+        pool.send(
+            "m1",
+            Event::Heartbeat(Heartbeat {
+                session: Uuid::new_v4(),
+                interval_secs: 10,
+                running: vec![],
+                free_slots: Some(slots),
+            }),
+        );
+    };
+    free(&mut pool, 1);
+    let (runs, wake) = pool.publications_and_wake(NOW);
+    let runs: Vec<PoolRun> = runs
+        .into_iter()
+        .map(|publication| publication.run)
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].mirror.as_str(), "high");
+    assert!(
+        wake.is_none_or(|wake| wake.as_datetime() > at(NOW).as_datetime()),
+        "the waiting ones ask for no tick now: {wake:?}"
+    );
+    assert!(
+        pool.tick("2026-12-01T10:00:01Z").is_empty(),
+        "the slot is spoken for"
+    );
+    assert!(pool.claim("m1", &runs[0], "v1:a").granted);
+    free(&mut pool, 0);
+    assert!(
+        pool.tick("2026-12-01T10:00:02Z").is_empty(),
+        "the member is busy"
+    );
+    pool.report(
+        "m1",
+        &runs[0],
+        SyncStatus::Success,
+        "2026-12-01T10:05:00Z",
+        true,
+    );
+    free(&mut pool, 1);
+    let next = pool.tick("2026-12-01T10:05:01Z");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].mirror.as_str(), "mid", "then the next highest");
+    // A forced start does not wait for room.
+    let mut changes = Changes::default();
+    let low = (pool_name(), MirrorName::new("low").unwrap());
+    assert!(
+        pool.model
+            .pool_start(&low, true, at("2026-12-01T10:05:02Z"), &mut changes)
+    );
+    let forced = pool.tick("2026-12-01T10:05:02Z");
+    assert_eq!(forced.len(), 1);
+    assert_eq!(forced[0].mirror.as_str(), "low");
+    assert!(forced[0].force);
+}
