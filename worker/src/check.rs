@@ -47,6 +47,10 @@ pub struct CheckedJob<'a> {
     pub success_exit_codes: &'a [i32],
     pub docker_image: Option<&'a str>,
     pub memory_limit: Option<u64>,
+    /// Probed before each run, with the fallbacks tried in order.
+    pub check_upstream: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub upstream_fallback: &'a [String],
     /// The least free space on `mirror_dir`'s filesystem for a run to start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_min_free: Option<String>,
@@ -125,6 +129,8 @@ pub fn render(config: &WorkerConfig) -> String {
             docker_image: job.docker.as_ref().map(|docker| docker.image.as_str()),
             memory_limit: job.memory_limit,
             disk_min_free: job.disk_min_free.map(|min| min.to_string()),
+            check_upstream: job.check_upstream,
+            upstream_fallback: &job.upstream_fallback,
         })
         .collect();
     serde_json::to_string_pretty(&jobs).unwrap_or_else(|_| "[]".to_owned())
