@@ -290,7 +290,18 @@ impl AmqpBroker {
             .map_err(BrokerError::amqp("publisher confirm"))?;
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_returned)) => Err(BrokerError::Unroutable),
+            Confirmation::Ack(Some(returned)) => {
+                // One short line (lapin's own dump of the message is filtered out: see the
+                // daemons' log filter), and the caller says what it means.
+                info!(
+                    kind = message.route.kind(),
+                    exchange = %exchange,
+                    routing_key = %routing_key,
+                    reply = %returned.reply_text,
+                    "the broker returned a message no queue takes"
+                );
+                Err(BrokerError::Unroutable)
+            }
             Confirmation::Nack(_) => Err(BrokerError::Nacked),
         }
     }

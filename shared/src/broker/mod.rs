@@ -81,6 +81,17 @@ pub enum Route {
     Pool { pool: PoolName },
 }
 
+impl Route {
+    /// What the message is, in a word (for logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Route::Event { .. } => "event",
+            Route::Command { .. } => "command",
+            Route::Pool { .. } => "pool run",
+        }
+    }
+}
+
 /// A message to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
