@@ -1,9 +1,13 @@
 //! Who may change state: a bearer token from the tokens file, a peer in a trusted network,
 //! or (when the API requires them) any client with a certificate from the configured CA.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use tracing::{debug, warn};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -15,10 +19,71 @@ use crate::cidr::Cidr;
 
 #[derive(Debug, Default)]
 pub struct Auth {
-    tokens: Vec<String>,
+    /// Read again when its modification time changes: a token removed from the file is
+    /// refused from the next request on, without a restart.
+    tokens_file: Option<PathBuf>,
+    tokens: RwLock<Tokens>,
     trusted: Vec<Cidr>,
     /// The TLS layer already refused clients without a good certificate.
     client_certificates: bool,
+    refusals: RefusalLog,
+}
+
+#[derive(Debug, Default)]
+struct Tokens {
+    list: Vec<String>,
+    modified: Option<SystemTime>,
+}
+
+/// Refused requests are logged once per peer and reason (a stranger retrying, or a
+/// scanner, does not flood the log); later ones at debug level.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    seen: Mutex<HashSet<(IpAddr, &'static str)>>,
+}
+
+/// How many (peer, reason) pairs the refusal log remembers before it starts again.
+const REFUSALS_REMEMBERED: usize = 4096;
+
+impl RefusalLog {
+    fn note(&self, peer: Option<SocketAddr>, reason: &'static str) {
+        let Some(peer) = peer else {
+            return;
+        };
+        let first = {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if seen.len() >= REFUSALS_REMEMBERED {
+                seen.clear();
+            }
+            seen.insert((peer.ip(), reason))
+        };
+        if first {
+            warn!(peer = %peer.ip(), reason, "API change refused (logged once per peer and reason)");
+        } else {
+            debug!(peer = %peer.ip(), reason, "API change refused");
+        }
+    }
+}
+
+fn read_tokens(path: &Path) -> Result<Tokens, TokensError> {
+    let error = |source| TokensError {
+        path: path.display().to_string(),
+        source,
+    };
+    let modified = std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok();
+    let list = std::fs::read_to_string(path)
+        .map_err(error)?
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    Ok(Tokens { list, modified })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,27 +101,59 @@ impl Auth {
         client_certificates: bool,
     ) -> Result<Auth, TokensError> {
         let tokens = match tokens_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|source| TokensError {
-                    path: path.display().to_string(),
-                    source,
-                })?
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                .map(str::to_owned)
-                .collect(),
-            None => Vec::new(),
+            Some(path) => read_tokens(path)?,
+            None => Tokens::default(),
         };
         Ok(Auth {
-            tokens,
+            tokens_file: tokens_file.map(Path::to_owned),
+            tokens: RwLock::new(tokens),
             trusted,
             client_certificates,
+            refusals: RefusalLog::default(),
         })
     }
 
     pub fn n_tokens(&self) -> usize {
-        self.tokens.len()
+        self.tokens
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .list
+            .len()
+    }
+
+    /// Reads the tokens file again if it changed since it was read. A file that cannot be
+    /// read keeps the tokens read before (and says so).
+    fn refresh_tokens(&self) {
+        let Some(path) = &self.tokens_file else {
+            return;
+        };
+        let modified = std::fs::metadata(path)
+            .and_then(|metadata| metadata.modified())
+            .ok();
+        let current = self
+            .tokens
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .modified;
+        if modified == current {
+            return;
+        }
+        match read_tokens(path) {
+            Ok(tokens) => {
+                tracing::info!(path = %path.display(), n_tokens = tokens.list.len(), "tokens file read again");
+                *self
+                    .tokens
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = tokens;
+            }
+            Err(err) => {
+                warn!(error = %tunasync_shared::error_chain(&err), "keeping the tokens read before");
+                self.tokens
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .modified = modified;
+            }
+        }
     }
 
     fn allows(
@@ -76,23 +173,29 @@ impl Auth {
             return Ok(());
         }
         let Some(authorization) = authorization else {
+            self.refusals.note(peer, "no token");
             return Err(ApiError::Unauthorized(
                 "authentication required: send Authorization: Bearer <token>".to_owned(),
             ));
         };
+        self.refresh_tokens();
         let token = authorization
             .strip_prefix("Bearer ")
             .or_else(|| authorization.strip_prefix("bearer "))
             .map(str::trim)
             .unwrap_or_default();
-        if !token.is_empty()
+        let known = !token.is_empty()
             && self
                 .tokens
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .list
                 .iter()
-                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
-        {
+                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()));
+        if known {
             Ok(())
         } else {
+            self.refusals.note(peer, "invalid token");
             Err(ApiError::Unauthorized("invalid token".to_owned()))
         }
     }
@@ -163,6 +266,21 @@ mod tests {
                 "{bad}"
             );
         }
+        // A token removed from the file is refused from the next request on.
+        std::fs::write(&file, "secret-2\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(auth.allows(Some(outside), Some("Bearer secret-1")).is_err());
+        assert!(auth.allows(Some(outside), Some("Bearer secret-2")).is_ok());
+        assert_eq!(auth.n_tokens(), 1);
+        // A file that cannot be read keeps what was read.
+        std::fs::remove_file(&file).unwrap();
+        assert!(auth.allows(Some(outside), Some("Bearer secret-2")).is_ok());
         let certificates = Auth::new(None, Vec::new(), true).unwrap();
         assert!(certificates.allows(Some(outside), None).is_ok());
         assert!(Auth::new(Some(Path::new("/nonexistent/tokens")), Vec::new(), false).is_err());

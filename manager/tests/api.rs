@@ -624,3 +624,54 @@ async fn the_status_page_is_served_with_tags_filters_and_escaping() {
     }
     worker.stop().await;
 }
+
+/// The misuse matrix's API rows: a token removed from the tokens file is refused without a
+/// restart; a trusted network that does not match lets nobody in; plain HTTP against the
+/// HTTPS port gets no answer, and the manager goes on serving.
+#[tokio::test]
+async fn removed_tokens_unmatched_networks_and_plain_http_are_refused() {
+    let manager = TestManager::start(Setup {
+        extra: "trusted_networks = [\"10.0.0.0/8\"]\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let flush = |token: Option<&'static str>| {
+        let mut request = manager
+            .client
+            .delete(format!("{}/jobs/disabled", manager.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(flush(None).await, 401, "loopback is not in 10.0.0.0/8");
+    assert_eq!(flush(Some(common::TOKEN)).await, 200);
+
+    let tokens = manager.dir.path().join("tokens");
+    std::fs::write(&tokens, "# rotated\nnext-token-0123456789\n").unwrap();
+    // A modification time of its own, whatever the filesystem's clock resolution.
+    std::fs::File::options()
+        .write(true)
+        .open(&tokens)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        flush(Some(common::TOKEN)).await,
+        401,
+        "removed from the file"
+    );
+    assert_eq!(flush(Some("next-token-0123456789")).await, 200);
+
+    let port = manager.url.rsplit(':').next().unwrap().to_owned();
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/ping"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || plain.as_ref().is_ok_and(|answer| answer.status() == 400),
+        "plain HTTP on the HTTPS port: {plain:?}"
+    );
+    assert_eq!(manager.get("/ping").await.status(), 200, "still serving");
+}

@@ -58,3 +58,46 @@ fn a_returned_command_is_one_short_line() {
     assert!(line.contains("routing_key=w1"), "{line}");
     assert!(line.contains("reply=NO_ROUTE"), "{line}");
 }
+
+/// A stranger retrying with a wrong token is refused every time and logged once.
+#[test]
+fn refused_changes_are_logged_once_per_peer_and_reason() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let files = Files {
+        dir,
+        env: &env,
+        namespace: "refused",
+    };
+    let (manager, port, _ctl) = files.start_manager("");
+    let wrong = dir.join("wrong-token");
+    std::fs::write(&wrong, "not-a-token-of-this-site\n").unwrap();
+    let ctl = dir.join("stranger.conf");
+    std::fs::write(
+        &ctl,
+        format!(
+            "manager_addr = \"localhost\"\nmanager_port = {port}\nca_cert = {:?}\ntoken_file = {wrong:?}\n",
+            env.ca_cert
+        ),
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let output = tunasynctl(&ctl, &["flush"]);
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("invalid token"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    wait_for(WAIT, "the refusal in the log", || {
+        manager.log_text().contains("API change refused")
+    });
+    let lines = manager
+        .log_text()
+        .lines()
+        .filter(|line| line.contains("API change refused"))
+        .count();
+    assert_eq!(lines, 1, "20 refusals, one line");
+}
