@@ -1,0 +1,206 @@
+//! The fault suite (issue 14): the real manager binary SIGKILLed in the middle of ingesting
+//! 20,000 worker events, then started again on the same store. Each event is a successful
+//! run that transferred 1 byte, so each job's `total_transferred_bytes` counts the events
+//! of it the store applied: equal to the number sent means none lost and none applied
+//! twice.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tunasync_e2e::site::Files;
+use tunasync_e2e::{Daemon, wait_for};
+use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
+use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::testkit::BrokerEnv;
+use tunasync_shared::wire::event::{Event, JobStatus};
+use tunasync_shared::wire::{EventEnvelope, SequenceSource};
+
+const WORKERS: usize = 10;
+const MIRRORS_PER_WORKER: usize = 5;
+const EVENTS_PER_MIRROR: usize = 400;
+const EVENTS: usize = WORKERS * MIRRORS_PER_WORKER * EVENTS_PER_MIRROR;
+const WAIT: Duration = Duration::from_secs(180);
+
+fn success(worker: &WorkerId, mirror: &MirrorName, seq: &SequenceSource) -> EventEnvelope {
+    EventEnvelope::new(
+        worker.clone(),
+        seq.next(),
+        Event::Status(JobStatus {
+            mirror: mirror.clone(),
+            status: SyncStatus::Success,
+            run_id: uuid::Uuid::new_v4(),
+            attempt: 1,
+            at: GoTime::now_local(),
+            upstream: "rsync://upstream.example.org/x/".into(),
+            is_master: true,
+            size: None,
+            error_msg: String::new(),
+            pooled: None,
+            transferred_bytes: Some(1),
+            ends_run: true,
+        }),
+    )
+}
+
+/// The manager's `/metrics` sample values of `name`, by their `mirror` label.
+fn samples(port: u16, ca: &Path, name: &str) -> Vec<(String, u64)> {
+    let Some(text) = metrics(port, ca) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter_map(|line| {
+            let mirror = line.split("mirror=\"").nth(1)?.split('"').next()?.to_owned();
+            let value = line.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((mirror, value))
+        })
+        .collect()
+}
+
+fn metrics(port: u16, ca: &Path) -> Option<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).ok()?).ok()?;
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok()?;
+        let response = client
+            .get(format!("https://localhost:{port}/metrics"))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    })
+}
+
+fn applied(port: u16, ca: &Path) -> u64 {
+    metrics(port, ca)
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("tunasync_events_applied_total "))
+                .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        })
+        .map_or(0, |value| value as u64)
+}
+
+#[test]
+fn a_manager_killed_while_ingesting_loses_nothing_and_applies_nothing_twice() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let files = Files {
+        dir,
+        env: &env,
+        namespace: "fault-ingest",
+    };
+    // The manager first, so that its queue exists; then it is stopped while the workers
+    // publish, and the events wait in its queue.
+    let (mut manager, port, _ctl) = files.start_manager("");
+    manager.stop();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let confirmed: usize = runtime.block_on(async {
+        let tasks: Vec<_> = (0..WORKERS)
+            .map(|idx| {
+                let config = env.tls_config("fault-ingest");
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let worker = WorkerId::new(format!("w{idx}")).unwrap();
+                    let broker =
+                        AmqpBroker::start(config, Role::Worker(worker.clone()), shutdown).unwrap();
+                    broker.wait_connected(Duration::from_secs(30)).await.unwrap();
+                    let seq = SequenceSource::new();
+                    let mirrors: Vec<MirrorName> = (0..MIRRORS_PER_WORKER)
+                        .map(|m| MirrorName::new(format!("m{idx}-{m}")).unwrap())
+                        .collect();
+                    let mut confirmed = 0;
+                    for _ in 0..EVENTS_PER_MIRROR {
+                        for mirror in &mirrors {
+                            let envelope = success(&worker, mirror, &seq);
+                            // Each publish returns once the broker confirmed it.
+                            broker.publish(Outgoing::event(&envelope)).await.unwrap();
+                            confirmed += 1;
+                        }
+                    }
+                    confirmed
+                })
+            })
+            .collect();
+        let mut confirmed = 0;
+        for task in tasks {
+            confirmed += task.await.unwrap();
+        }
+        confirmed
+    });
+    shutdown.cancel();
+    let published_in = started.elapsed();
+    assert_eq!(confirmed, EVENTS, "every event confirmed by the broker");
+
+    // Started again, it ingests the backlog; SIGKILLed part of the way through.
+    let conf = dir.join("manager.conf");
+    let mut manager = Daemon::start(
+        "manager",
+        &["manager", "-c", conf.to_str().unwrap()],
+        &dir.join("manager-2.log"),
+    );
+    let killed_after = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let applied = applied(port, &env.ca_cert);
+            if applied >= 1000 {
+                break applied;
+            }
+            assert!(Instant::now() < deadline, "the manager never ingested");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    manager.kill();
+    assert!(
+        (killed_after as usize) < EVENTS,
+        "killed before the end of the backlog ({killed_after} applied)"
+    );
+
+    let _manager = Daemon::start(
+        "manager",
+        &["manager", "-c", conf.to_str().unwrap()],
+        &dir.join("manager-3.log"),
+    );
+    let stored = |port| -> u64 {
+        samples(port, &env.ca_cert, "tunasync_mirror_total_transferred_bytes")
+            .iter()
+            .map(|(_, bytes)| bytes)
+            .sum()
+    };
+    wait_for(WAIT, "every event in the store", || {
+        stored(port) >= EVENTS as u64
+    });
+    let per_mirror = samples(port, &env.ca_cert, "tunasync_mirror_total_transferred_bytes");
+    assert_eq!(per_mirror.len(), WORKERS * MIRRORS_PER_WORKER);
+    for (mirror, bytes) in &per_mirror {
+        assert_eq!(*bytes, EVENTS_PER_MIRROR as u64, "{mirror}: events applied");
+    }
+    assert_eq!(stored(port), EVENTS as u64, "0 lost, 0 applied twice");
+    // Nothing is left in the manager's queue.
+    let queues = env.rabbitmqctl(&["list_queues", "--no-table-headers", "name", "messages"]);
+    let left = queues
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| *name == "fault-ingest.manager")
+        .map(|(_, count)| count.trim().to_owned());
+    assert_eq!(left.as_deref(), Some("0"), "{queues}");
+    eprintln!(
+        "fault ingest: {EVENTS} sent, {confirmed} confirmed in {published_in:?}, manager killed after {killed_after} applied, {} stored",
+        stored(port)
+    );
+}
