@@ -25,7 +25,7 @@ START_TIMEOUT=${RMQ_START_TIMEOUT:-90}
 
 die() { echo "rmq-node.sh: $*" >&2; exit 1; }
 
-[ $# -ge 2 ] || die "usage: $0 start|stop|restart DIR | ctl DIR ARGS..."
+[ $# -ge 2 ] || die "usage: $0 start|stop|restart|kill DIR | ctl DIR ARGS..."
 cmd=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 
@@ -227,6 +227,24 @@ stop_node() {
   rm -f "$dir/server.pid"
 }
 
+kill_node() { # SIGKILL, as if the machine lost power
+  node_env 2>/dev/null || return 0
+  if alive "$dir/server.pid"; then
+    local pid pids p
+    pid=$(cat "$dir/server.pid")
+    pids="$pid $(pgrep -P "$pid" || true)"
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      running=
+      for p in $pids; do pid_alive "$p" && running=1; done
+      [ -n "$running" ] || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$dir/server.pid"
+}
+
 stop_epmd() {
   if alive "$dir/epmd.pid"; then
     kill -TERM "$(cat "$dir/epmd.pid")" 2>/dev/null || true
@@ -249,9 +267,12 @@ case $cmd in
     stop_node
     start_node
     ;;
+  kill)
+    kill_node
+    ;;
   ctl)
     node_env
     exec "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" "${@:3}"
     ;;
-  *) die "usage: $0 start|stop|restart|ctl DIR" ;;
+  *) die "usage: $0 start|stop|restart|kill|ctl DIR" ;;
 esac

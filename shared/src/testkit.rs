@@ -138,6 +138,11 @@ impl BrokerEnv {
         self.ctl_command("stop");
     }
 
+    /// SIGKILLs the node, as a power loss would (blocking); `start_broker` brings it back.
+    pub fn kill_broker(&self) {
+        self.ctl_command("kill");
+    }
+
     /// Starts a node stopped with [`BrokerEnv::stop_broker`] (blocking).
     pub fn start_broker(&self) {
         self.ctl_command("start");

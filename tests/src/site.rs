@@ -59,26 +59,30 @@ pub fn get_plain(url: &str) -> Option<(u16, String)> {
 
 /// `GET url` over HTTPS trusting `ca`, as JSON.
 pub fn get_json(url: &str, ca: &Path) -> Value {
+    try_get_json(url, ca).unwrap_or_else(|err| panic!("GET {url}: {err}"))
+}
+
+/// `GET url` over HTTPS trusting `ca`, as JSON, or why not (while a daemon is away).
+pub fn try_get_json(url: &str, ca: &Path) -> Result<Value, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|err| panic!("a runtime: {err}"));
+        .map_err(|err| format!("a runtime: {err}"))?;
     runtime.block_on(async {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap_or_default())
-            .unwrap_or_else(|err| panic!("the CA certificate: {err}"));
+        let pem = std::fs::read(ca).map_err(|err| format!("the CA certificate: {err}"))?;
+        let ca = reqwest::Certificate::from_pem(&pem)
+            .map_err(|err| format!("the CA certificate: {err}"))?;
         let client = reqwest::Client::builder()
             .tls_certs_only([ca])
             .build()
-            .unwrap_or_else(|err| panic!("an HTTPS client: {err}"));
-        client
+            .map_err(|err| format!("an HTTPS client: {err}"))?;
+        let response = client
             .get(url)
             .send()
             .await
-            .unwrap_or_else(|err| panic!("GET {url}: {err}"))
-            .json()
-            .await
-            .unwrap_or_else(|err| panic!("GET {url}: {err}"))
+            .map_err(|err| err.to_string())?;
+        response.json().await.map_err(|err| err.to_string())
     })
 }
 

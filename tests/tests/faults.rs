@@ -53,7 +53,12 @@ fn samples(port: u16, ca: &Path, name: &str) -> Vec<(String, u64)> {
     text.lines()
         .filter(|line| line.starts_with(&format!("{name}{{")))
         .filter_map(|line| {
-            let mirror = line.split("mirror=\"").nth(1)?.split('"').next()?.to_owned();
+            let mirror = line
+                .split("mirror=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .to_owned();
             let value = line.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
             Some((mirror, value))
         })
@@ -119,7 +124,10 @@ fn a_manager_killed_while_ingesting_loses_nothing_and_applies_nothing_twice() {
                     let worker = WorkerId::new(format!("w{idx}")).unwrap();
                     let broker =
                         AmqpBroker::start(config, Role::Worker(worker.clone()), shutdown).unwrap();
-                    broker.wait_connected(Duration::from_secs(30)).await.unwrap();
+                    broker
+                        .wait_connected(Duration::from_secs(30))
+                        .await
+                        .unwrap();
                     let seq = SequenceSource::new();
                     let mirrors: Vec<MirrorName> = (0..MIRRORS_PER_WORKER)
                         .map(|m| MirrorName::new(format!("m{idx}-{m}")).unwrap())
@@ -177,15 +185,23 @@ fn a_manager_killed_while_ingesting_loses_nothing_and_applies_nothing_twice() {
         &dir.join("manager-3.log"),
     );
     let stored = |port| -> u64 {
-        samples(port, &env.ca_cert, "tunasync_mirror_total_transferred_bytes")
-            .iter()
-            .map(|(_, bytes)| bytes)
-            .sum()
+        samples(
+            port,
+            &env.ca_cert,
+            "tunasync_mirror_total_transferred_bytes",
+        )
+        .iter()
+        .map(|(_, bytes)| bytes)
+        .sum()
     };
     wait_for(WAIT, "every event in the store", || {
         stored(port) >= EVENTS as u64
     });
-    let per_mirror = samples(port, &env.ca_cert, "tunasync_mirror_total_transferred_bytes");
+    let per_mirror = samples(
+        port,
+        &env.ca_cert,
+        "tunasync_mirror_total_transferred_bytes",
+    );
     assert_eq!(per_mirror.len(), WORKERS * MIRRORS_PER_WORKER);
     for (mirror, bytes) in &per_mirror {
         assert_eq!(*bytes, EVENTS_PER_MIRROR as u64, "{mirror}: events applied");
