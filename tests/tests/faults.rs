@@ -220,3 +220,62 @@ fn a_manager_killed_while_ingesting_loses_nothing_and_applies_nothing_twice() {
         stored(port)
     );
 }
+
+/// Whether process `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// A worker SIGKILLed while its job runs leaves the job's process group running (it is in
+/// a group of its own); started again, the worker ends it before any new run.
+#[test]
+fn a_killed_workers_job_processes_are_ended_when_it_starts_again() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let files = Files {
+        dir,
+        env: &env,
+        namespace: "fault-worker",
+    };
+    let (_manager, _port, ctl) = files.start_manager("");
+    let conf = files.worker_conf(
+        "w1",
+        &files.plain_broker(),
+        "[[mirrors]]\nname = \"slow\"\nprovider = \"command\"\ncommand = \"/bin/sleep 300\"\n",
+    );
+    let start_worker = |log: &str| {
+        Daemon::start("w1", &["worker", "-c", conf.to_str().unwrap()], &dir.join(log))
+    };
+    let mut worker = start_worker("w1.log");
+    tunasync_e2e::site::wait_status(&ctl, "w1", "slow", "syncing", WAIT);
+    let pid_file = dir.join("log/w1/slow/.tunasync-job.pid");
+    wait_for(WAIT, "the job's process group written down", || pid_file.exists());
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    worker.kill();
+    assert!(alive(pid), "the job outlived its worker (the fault)");
+
+    let worker = start_worker("w1-2.log");
+    wait_for(WAIT, "the leftover ended", || !alive(pid));
+    wait_for(WAIT, "a new run", || {
+        worker.log_text().contains("start mirror=slow")
+    });
+    let log = worker.log_text();
+    let ended = log
+        .find("left by this worker's previous life still runs")
+        .expect("the worker says what it ended");
+    let started = log.find("start mirror=slow").unwrap();
+    assert!(ended < started, "ended before any new run:\n{log}");
+}

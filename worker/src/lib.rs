@@ -21,6 +21,7 @@ pub mod disk;
 pub mod health;
 pub mod hooks;
 pub mod job;
+pub mod leftovers;
 pub mod logs;
 pub mod maintenance;
 pub mod metrics;
@@ -95,6 +96,8 @@ pub async fn start(
             broker_stop.clone(),
         ));
     }
+    // Before any run: what a previous life of this worker left running.
+    leftovers::end_leftovers(&config.jobs, cgroup.as_ref().map(|base| base.dir())).await;
     let settings = hooks::HookSettings::from_config(&config, cgroup);
     let worker = worker::Worker::new(config, broker, settings, options);
     let result = worker.run(reload, shutdown).await;

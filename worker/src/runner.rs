@@ -34,8 +34,11 @@ pub struct Spec {
     /// Added to the worker's own environment; these win.
     pub env: BTreeMap<String, String>,
     pub output: Output,
-    /// A cgroup v2 directory the child joins before it runs anything.
+    /// A cgroup directory the child joins before it runs anything.
     pub cgroup: Option<PathBuf>,
+    /// Where the child's process group is written down while it runs (see
+    /// `leftovers.rs`).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -133,6 +136,22 @@ pub async fn run(
     })?;
     let pgid = child.id().unwrap_or(0);
     debug!(pid = pgid, argv = ?spec.argv, "started");
+    if let Some(path) = &spec.pid_file {
+        crate::leftovers::record(path, pgid);
+    }
+    let ending = wait_or_stop(&mut child, pgid, timeout, kill).await;
+    if let Some(path) = &spec.pid_file {
+        crate::leftovers::clear(path);
+    }
+    ending
+}
+
+async fn wait_or_stop(
+    child: &mut tokio::process::Child,
+    pgid: u32,
+    timeout: Option<Duration>,
+    kill: &CancellationToken,
+) -> Result<Ending, RunError> {
     let sleep = async {
         match timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -144,7 +163,7 @@ pub async fn run(
         () = sleep => Ending::TimedOut(timeout.unwrap_or_default()),
         () = kill.cancelled() => Ending::Killed,
     };
-    terminate(&mut child, pgid).await;
+    terminate(child, pgid).await;
     Ok(ending)
 }
 
@@ -206,6 +225,7 @@ mod tests {
             env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
             output,
             cgroup: None,
+            pid_file: None,
         }
     }
 
