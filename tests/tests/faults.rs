@@ -251,12 +251,18 @@ fn a_killed_workers_job_processes_are_ended_when_it_starts_again() {
         "[[mirrors]]\nname = \"slow\"\nprovider = \"command\"\ncommand = \"/bin/sleep 300\"\n",
     );
     let start_worker = |log: &str| {
-        Daemon::start("w1", &["worker", "-c", conf.to_str().unwrap()], &dir.join(log))
+        Daemon::start(
+            "w1",
+            &["worker", "-c", conf.to_str().unwrap()],
+            &dir.join(log),
+        )
     };
     let mut worker = start_worker("w1.log");
     tunasync_e2e::site::wait_status(&ctl, "w1", "slow", "syncing", WAIT);
     let pid_file = dir.join("log/w1/slow/.tunasync-job.pid");
-    wait_for(WAIT, "the job's process group written down", || pid_file.exists());
+    wait_for(WAIT, "the job's process group written down", || {
+        pid_file.exists()
+    });
     let pid: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .split_whitespace()
@@ -278,4 +284,98 @@ fn a_killed_workers_job_processes_are_ended_when_it_starts_again() {
         .expect("the worker says what it ended");
     let started = log.find("start mirror=slow").unwrap();
     assert!(ended < started, "ended before any new run:\n{log}");
+}
+
+/// Runs `tunasync manager -c conf` expecting it to stop by itself: its exit status and
+/// output.
+fn manager_exits(conf: &Path) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(tunasync_e2e::binary("tunasync"))
+        .args(["manager", "-c"])
+        .arg(conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the manager did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (status, text)
+}
+
+/// A store file that is not a redb file, a truncated one, and one another manager holds:
+/// a clear error at start-up naming the file, never a panic.
+#[test]
+fn a_corrupt_or_locked_store_is_a_clear_error() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let files = Files {
+        dir,
+        env: &env,
+        namespace: "fault-store",
+    };
+    let (mut manager, port, _ctl) = files.start_manager("");
+    let store = dir.join("state/tunasync.redb");
+
+    // Held by the running manager.
+    let conf = dir.join("manager.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let other = dir.join("other.conf");
+    let second = text.replace(
+        &format!("port = {port}"),
+        &format!("port = {}", tunasync_e2e::site::free_port()),
+    );
+    std::fs::write(&other, second).unwrap();
+    let (status, output) = manager_exits(&other);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(&store.display().to_string()) && !output.contains("panicked"),
+        "{output}"
+    );
+    manager.stop();
+
+    // Truncated to half: refused or repaired, never a panic.
+    let bytes = std::fs::read(&store).unwrap();
+    std::fs::write(&store, &bytes[..bytes.len() / 2]).unwrap();
+    let mut truncated = std::process::Command::new(tunasync_e2e::binary("tunasync"))
+        .args(["manager", "-c"])
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = truncated.kill();
+    let output = truncated.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("panicked"), "{text}");
+
+    // Not a redb file at all.
+    std::fs::write(&store, b"this is not a database\n".repeat(100)).unwrap();
+    let (status, output) = manager_exits(&conf);
+    assert!(!status.success());
+    assert!(
+        output.contains("cannot open the store")
+            && output.contains(&store.display().to_string())
+            && output.contains("Not a redb database")
+            && !output.contains("panicked"),
+        "{output}"
+    );
 }

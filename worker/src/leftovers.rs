@@ -105,7 +105,10 @@ mod tests {
     fn a_recorded_group_is_recognised_and_a_recycled_pid_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(PID_FILE);
-        let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         record(&path, child.id());
         assert_eq!(still_running(&path), Some(child.id()));
         // The same pid with another start time: not ours.
@@ -114,6 +117,8 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         record(&path, child.id());
-        assert!(std::fs::read_to_string(&path).unwrap().is_empty() || still_running(&path).is_none());
+        assert!(
+            std::fs::read_to_string(&path).unwrap().is_empty() || still_running(&path).is_none()
+        );
     }
 }

@@ -272,7 +272,9 @@ async fn run_provider(
             output,
             cgroup: cgroup.clone(),
             // Not for a docker run: the container's processes are docker's.
-            pid_file: (!in_docker).then(|| crate::leftovers::pid_file(job)).flatten(),
+            pid_file: (!in_docker)
+                .then(|| crate::leftovers::pid_file(job))
+                .flatten(),
         };
         let ending = runner::run(&spec, timeout, kill).await.map_err(|err| {
             let text = tunasync_shared::error_chain(&err);
