@@ -90,6 +90,8 @@ EOT
   done
   CA_NAME=other-ca "$ROOT/certs/mkcerts.sh" ca "$certs/other" >/dev/null
   "$ROOT/certs/mkcerts.sh" host "$certs/other" server localhost 127.0.0.1 >/dev/null
+  # A client certificate no site trusts (the misuse tests present it).
+  "$ROOT/certs/mkcerts.sh" client "$certs/other" stranger >/dev/null
   chmod 644 "$certs"/*.key
   : >"$dir/rabbitmq-env.conf"
   echo '[rabbitmq_auth_mechanism_ssl].' >"$dir/enabled_plugins"

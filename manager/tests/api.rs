@@ -675,3 +675,57 @@ async fn removed_tokens_unmatched_networks_and_plain_http_are_refused() {
     );
     assert_eq!(manager.get("/ping").await.status(), 200, "still serving");
 }
+
+/// The misuse matrix's TLS rows on the API: with client certificates required, one from
+/// another CA is refused at the handshake; the site's passes; and a client that reaches the
+/// manager under a name its certificate does not carry refuses it.
+#[tokio::test]
+async fn a_client_certificate_from_another_ca_is_refused() {
+    let manager = TestManager::start(Setup {
+        extra: "require_client_cert = true\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let (cert, key) = manager.env.stranger_identity();
+    assert!(
+        cert.exists(),
+        "{} is missing: the test node's certificates are made by scripts/rmq-node.sh",
+        cert.display()
+    );
+    let stranger = common::client(&manager.env, Some((&cert, &key)));
+    let refused = stranger.get(format!("{}/ping", manager.url)).send().await;
+    assert!(
+        refused.is_err(),
+        "a certificate from another CA: {refused:?}"
+    );
+    assert_eq!(
+        manager.get("/ping").await.status(),
+        200,
+        "the site's certificate"
+    );
+
+    // The manager's certificate names localhost and 127.0.0.1: under another name (the
+    // same address) a client refuses it.
+    let port: u16 = manager.url.rsplit(':').next().unwrap().parse().unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&manager.env.ca_cert).unwrap()).unwrap();
+    let mut pem = std::fs::read(&manager.env.client_cert).unwrap();
+    pem.extend(std::fs::read(&manager.env.client_key).unwrap());
+    let misnamed = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .resolve("wrong.example.org", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap()
+        .get(format!("https://wrong.example.org:{port}/ping"))
+        .send()
+        .await;
+    let refused = format!("{:?}", misnamed.as_ref().err());
+    assert!(
+        misnamed.is_err(),
+        "a certificate for another name: {misnamed:?}"
+    );
+    assert!(
+        refused.contains("NotValidForName") || refused.contains("certificate"),
+        "{refused}"
+    );
+}

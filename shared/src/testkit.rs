@@ -123,6 +123,17 @@ impl BrokerEnv {
         )
     }
 
+    /// A client certificate and key signed by [`BrokerEnv::other_ca_cert`], which neither the
+    /// node nor the managers under test trust.
+    pub fn stranger_identity(&self) -> (PathBuf, PathBuf) {
+        let dir = self
+            .other_ca_cert
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        (dir.join("stranger.crt"), dir.join("stranger.key"))
+    }
+
     /// Stops the node and starts it again on the same ports and data (blocking, ~10 s).
     pub fn restart_broker(&self) {
         let status = std::process::Command::new(&self.ctl)

@@ -476,3 +476,28 @@ async fn pool_queues_hold_runs_for_their_members() {
     let err = cluster.manager.publish(nobody).await.unwrap_err();
     assert!(matches!(err, BrokerError::Unroutable), "{err}");
 }
+
+/// The misuse matrix's broker rows: plaintext AMQP against the TLS port gets no session,
+/// and says so instead of hanging.
+#[tokio::test]
+async fn plaintext_amqp_against_the_tls_port_is_refused() {
+    let env = BrokerEnv::get();
+    let mut config = env.tls_config(&unique_namespace("plain"));
+    config.urls = vec![format!(
+        "amqp://guest:guest@localhost:{}/%2f",
+        env.amqps_port
+    )];
+    config.ca_cert = None;
+    let err = within(
+        WAIT,
+        "the refused connection",
+        AmqpBroker::probe(config, Role::Manager),
+    )
+    .await
+    .unwrap_err();
+    let text = error_chain(&err);
+    assert!(
+        text.contains("cannot connect to amqp://guest:***@localhost"),
+        "{text}"
+    );
+}
