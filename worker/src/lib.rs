@@ -87,20 +87,25 @@ pub async fn start(
         None => None,
     };
     let options = worker::Options::default();
-    if let Some(listener) = health {
+    let health = health.map(|listener| {
         let registry = std::sync::Arc::new(options.metrics.registry());
         tokio::spawn(health::serve(
             listener,
             broker.clone(),
             registry,
             broker_stop.clone(),
-        ));
-    }
+        ))
+    });
     // Before any run: what a previous life of this worker left running.
     leftovers::end_leftovers(&config.jobs, cgroup.as_ref().map(|base| base.dir())).await;
     let settings = hooks::HookSettings::from_config(&config, cgroup);
     let worker = worker::Worker::new(config, broker, settings, options);
     let result = worker.run(reload, shutdown).await;
     broker_stop.cancel();
+    // The health endpoint's port is free again when the worker has stopped (bounded: a
+    // probe still connected does not hold the exit).
+    if let Some(health) = health {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), health).await;
+    }
     Ok(result?)
 }
