@@ -173,6 +173,14 @@ impl BrokerEnv {
     }
 }
 
+/// How many cases each fuzz target runs: `FUZZ_CASES`, 10,000 by default.
+pub fn fuzz_cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(10_000)
+}
+
 /// A namespace no other test (or earlier run) uses, so tests can share the node.
 pub fn unique_namespace(label: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -12,12 +12,8 @@ use tunasync_shared::wire::command::{Command, CommandEnvelope, StartJob};
 use tunasync_shared::wire::event::{Event, EventEnvelope, JobStatus};
 
 fn runner() -> TestRunner {
-    let cases = std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(10_000);
     TestRunner::new(Config {
-        cases,
+        cases: tunasync_shared::testkit::fuzz_cases(),
         failure_persistence: None,
         ..Config::default()
     })

@@ -64,6 +64,12 @@ pub fn get_json(url: &str, ca: &Path) -> Value {
 
 /// `GET url` over HTTPS trusting `ca`, as JSON, or why not (while a daemon is away).
 pub fn try_get_json(url: &str, ca: &Path) -> Result<Value, String> {
+    let text = try_get_text(url, ca)?;
+    serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))
+}
+
+/// `GET url` over HTTPS trusting `ca`: the body, or why not.
+pub fn try_get_text(url: &str, ca: &Path) -> Result<String, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,6 +81,7 @@ pub fn try_get_json(url: &str, ca: &Path) -> Result<Value, String> {
             .map_err(|err| format!("the CA certificate: {err}"))?;
         let client = reqwest::Client::builder()
             .tls_certs_only([ca])
+            .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|err| format!("an HTTPS client: {err}"))?;
         let response = client
@@ -82,7 +89,7 @@ pub fn try_get_json(url: &str, ca: &Path) -> Result<Value, String> {
             .send()
             .await
             .map_err(|err| err.to_string())?;
-        response.json().await.map_err(|err| err.to_string())
+        response.text().await.map_err(|err| err.to_string())
     })
 }
 

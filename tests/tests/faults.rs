@@ -66,25 +66,7 @@ fn samples(port: u16, ca: &Path, name: &str) -> Vec<(String, u64)> {
 }
 
 fn metrics(port: u16, ca: &Path) -> Option<String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    runtime.block_on(async {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).ok()?).ok()?;
-        let client = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .timeout(Duration::from_secs(10))
-            .build()
-            .ok()?;
-        let response = client
-            .get(format!("https://localhost:{port}/metrics"))
-            .send()
-            .await
-            .ok()?;
-        response.text().await.ok()
-    })
+    tunasync_e2e::site::try_get_text(&format!("https://localhost:{port}/metrics"), ca).ok()
 }
 
 fn applied(port: u16, ca: &Path) -> u64 {

@@ -147,7 +147,6 @@ pub async fn start(
     );
 
     let mut engine = Engine {
-        interval: config.interval,
         config,
         store,
         view,
@@ -185,7 +184,6 @@ pub async fn start(
 
 struct Engine {
     config: AlertsConfig,
-    interval: Duration,
     store: Arc<Store>,
     view: Arc<View>,
     book: Book,
@@ -206,7 +204,7 @@ impl Engine {
         mut delivered: mpsc::UnboundedReceiver<u64>,
         shutdown: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(self.interval);
+        let mut tick = tokio::time::interval(self.config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -249,24 +249,32 @@ impl Model {
         changes: &mut Changes,
     ) -> Option<GoTime> {
         let mut next: Option<GoTime> = None;
+        // What each pooled mirror's online members agree on, once per tick (hand-outs
+        // change runs, not definitions).
+        let mut consensuses: BTreeMap<PoolKey, Option<Consensus>> = self
+            .pool_jobs
+            .keys()
+            .map(|key| (key.clone(), self.pool_consensus(key, online)))
+            .collect();
         // Highest priority first, then the earliest due: the order of this tick's hand-outs
         // and publications, so members take the most important runs first.
         let mut keys: Vec<(std::cmp::Reverse<u8>, GoTime, PoolKey)> = self
             .pool_jobs
             .iter()
             .map(|(key, job)| {
-                let priority = self
-                    .pool_consensus(key, online)
+                let priority = consensuses
+                    .get(key)
+                    .and_then(Option::as_ref)
                     .and_then(|consensus| consensus.definition.extras.priority)
                     .unwrap_or(DEFAULT_PRIORITY);
                 (std::cmp::Reverse(priority), job.next_due, key.clone())
             })
             .collect();
         keys.sort_by(|a, b| (a.0, a.1.as_datetime(), &a.2).cmp(&(b.0, b.1.as_datetime(), &b.2)));
-        let mut busy = self.busy_upstreams(online);
+        let mut busy = self.busy_upstreams(&consensuses);
         let mut room = self.pool_room(online);
         for (_, _, key) in keys {
-            let consensus = self.pool_consensus(&key, online);
+            let consensus = consensuses.remove(&key).flatten();
             // The pool's free slots (as its members last reported them) are taken by
             // runs already queued: more due runs wait, unless forced.
             let no_room = room.get(&key.0).is_some_and(|room| *room == 0);
@@ -668,16 +676,19 @@ impl Model {
     /// upstream host.
     fn busy_upstreams(
         &self,
-        online: &dyn Fn(&WorkerId) -> bool,
+        consensuses: &BTreeMap<PoolKey, Option<Consensus>>,
     ) -> BTreeMap<(PoolName, String), u32> {
         let mut busy = BTreeMap::new();
         for (key, job) in &self.pool_jobs {
             if job.run == PoolRunState::Idle {
                 continue;
             }
-            let host = self.pool_consensus(key, online).and_then(|consensus| {
-                tunasync_shared::upstream::host_of(&consensus.definition.upstream)
-            });
+            let host = consensuses
+                .get(key)
+                .and_then(Option::as_ref)
+                .and_then(|consensus| {
+                    tunasync_shared::upstream::host_of(&consensus.definition.upstream)
+                });
             if let Some(host) = host {
                 *busy.entry((key.0.clone(), host)).or_default() += 1;
             }
