@@ -499,15 +499,16 @@ impl<T: Transport> Worker<T> {
         if let Control::Start { force: false } = control
             && let Some((window, end)) = handle.config.schedule.blackout_at(Utc::now())
         {
-            let end = handle.config.schedule.admit(end);
+            let window = window.to_string();
+            self.maintenance.unpark(&mirror);
+            // Scheduled like any run (jitter, then out of every window).
+            self.schedule_at(&mirror, end);
+            let at = self.schedule.get(&mirror).unwrap_or(end);
+            info!(mirror = %mirror, until = %at, "start during a blackout: it waits");
             let reason = format!(
                 "{mirror} is in its blackout window \"{window}\": it starts at {} (start -f runs it now)",
-                tunasync_shared::gotime::GoTime::from(end).web_string()
+                tunasync_shared::gotime::GoTime::from(at).web_string()
             );
-            info!(mirror = %mirror, until = %end, "start during a blackout: it waits");
-            self.maintenance.unpark(&mirror);
-            self.schedule.set(mirror.clone(), end);
-            self.schedule_changed = true;
             return Some(CmdOutcome::Deferred { reason });
         }
         let sender = handle.control.clone();

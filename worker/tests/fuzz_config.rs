@@ -7,12 +7,8 @@ use proptest::test_runner::{Config, TestRunner};
 use tunasync_worker::config::WorkerConfig;
 
 fn runner() -> TestRunner {
-    let cases = std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(10_000);
     TestRunner::new(Config {
-        cases,
+        cases: tunasync_shared::testkit::fuzz_cases(),
         failure_persistence: None,
         ..Config::default()
     })
