@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (release build) against a private RabbitMQ node and prints the table.
-# Arguments pick rows: jobs events page follow cmd rsync rss pools heartbeats (default: all).
+# Arguments pick rows: jobs events page follow cmd rsync rss pools scale soak heartbeats
+# (default: all). BENCH_SOAK_SECS sets the soak's length (default 1800).
 # BENCH_STATIC=1 measures the static (musl) build instead of the default glibc one.
 set -euo pipefail
 cd "$(dirname "$0")/.."

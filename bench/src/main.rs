@@ -7,6 +7,7 @@
 mod page;
 mod pools;
 mod rows;
+mod scale;
 mod setup;
 
 use std::time::Duration;
@@ -75,6 +76,16 @@ fn main() {
         }
         if wanted("pools") {
             rows.extend(pools::pooled_runs(200, 0.5, &[1, 2, 4], 25).await);
+        }
+        if wanted("scale") {
+            rows.extend(scale::scale(&[(1000, 100), (10_000, 100), (100_000, 1000)]).await);
+        }
+        if wanted("soak") {
+            let secs = std::env::var("BENCH_SOAK_SECS")
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(1800);
+            rows.extend(scale::soak(1000, 20, Duration::from_secs(secs)).await);
         }
         if wanted("heartbeats") {
             rows.extend(rows::heartbeat_cpu(1000, 20, Duration::from_secs(30)).await);

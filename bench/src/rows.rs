@@ -9,9 +9,7 @@ use tunasync_shared::names::WorkerId;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, RsyncDaemon, unique_namespace};
 use tunasync_shared::wire::command::Command;
-use tunasync_shared::wire::event::{
-    CmdOutcome, CmdResult, Event, Heartbeat, Hello, JobSnapshot, ProviderKind,
-};
+use tunasync_shared::wire::event::{CmdOutcome, CmdResult, Event, Hello};
 use tunasync_shared::wire::{CommandEnvelope, EventEnvelope, SequenceSource};
 
 use crate::Row;
@@ -533,36 +531,24 @@ pub(crate) fn chrono_seconds(text: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn snapshot(idx: usize) -> JobSnapshot {
-    JobSnapshot {
-        mirror: tunasync_shared::names::MirrorName::new(format!("mirror-{idx:02}"))
-            .expect("a name"),
-        provider: ProviderKind::Rsync,
-        upstream: format!("rsync://upstream.example.org/m{idx}/"),
-        is_master: true,
-        interval_minutes: 60,
-        cron: None,
-        jitter_secs: 0,
-        status: SyncStatus::Success,
-        run_id: None,
-        last_update: tunasync_shared::gotime::GoTime::now_local(),
-        last_started: tunasync_shared::gotime::GoTime::now_local(),
-        last_ended: tunasync_shared::gotime::GoTime::now_local(),
-        next_schedule: tunasync_shared::gotime::GoTime::ZERO,
-        size: Some("1.5G".into()),
-        error_msg: String::new(),
-        pool: None,
-        fingerprint: None,
-        url: None,
-        desc: None,
-        rules: Default::default(),
-    }
-}
-
 pub(crate) struct ManagerProcess {
     pub child: Child,
     pub url: String,
+    conf: std::path::PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl ManagerProcess {
+    /// Stops the manager with SIGTERM, waits for it to exit, and starts it again on the
+    /// same store.
+    pub fn restart(&mut self) {
+        let pid = self.child.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let _ = self.child.0.wait();
+        self.child = setup::tunasync(&["manager", "-c", self.conf.to_str().expect("a path")]);
+    }
 }
 
 pub(crate) fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProcess {
@@ -582,6 +568,7 @@ pub(crate) fn manager_process(env: &BrokerEnv, namespace: &str) -> ManagerProces
     ManagerProcess {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        conf,
         _dir: dir,
     }
 }
@@ -671,19 +658,7 @@ pub async fn heartbeat_cpu(n_workers: usize, n_jobs: usize, window: Duration) ->
     let seq = SequenceSource::new();
     let sessions: Vec<uuid::Uuid> = (0..n_workers).map(|_| uuid::Uuid::new_v4()).collect();
     let hellos = (0..n_workers)
-        .map(|idx| {
-            EventEnvelope::new(
-                WorkerId::new(format!("sim-{idx:04}")).expect("id"),
-                seq.next(),
-                Event::Hello(Hello {
-                    version: "bench".into(),
-                    host: "sim".into(),
-                    session: sessions[idx],
-                    heartbeat_interval_secs: 10,
-                    jobs: (0..n_jobs).map(snapshot).collect(),
-                }),
-            )
-        })
+        .map(|idx| setup::hello_event(&setup::sim_worker(idx), sessions[idx], n_jobs, &seq))
         .collect();
     setup::publish_all(&publisher, hellos, 32).await;
     wait_jobs(&manager.url, n_workers * n_jobs).await;
@@ -696,18 +671,7 @@ pub async fn heartbeat_cpu(n_workers: usize, n_jobs: usize, window: Duration) ->
         // One tenth of the workers each second: every worker every 10 s.
         let beats: Vec<EventEnvelope> = (0..n_workers)
             .filter(|idx| (*idx as u64 + round).is_multiple_of(10))
-            .map(|idx| {
-                EventEnvelope::new(
-                    WorkerId::new(format!("sim-{idx:04}")).expect("id"),
-                    seq.next(),
-                    Event::Heartbeat(Heartbeat {
-                        session: sessions[idx],
-                        interval_secs: 10,
-                        running: vec![],
-                        free_slots: None,
-                    }),
-                )
-            })
+            .map(|idx| setup::heartbeat_event(&setup::sim_worker(idx), sessions[idx], &seq))
             .collect();
         setup::publish_all(&publisher, beats, 16).await;
         round += 1;

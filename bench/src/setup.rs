@@ -10,7 +10,9 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, unique_namespace};
-use tunasync_shared::wire::event::{Event, JobProgress, JobStatus};
+use tunasync_shared::wire::event::{
+    Event, Heartbeat, Hello, JobProgress, JobSnapshot, JobStatus, ProviderKind,
+};
 use tunasync_shared::wire::{EventEnvelope, SequenceSource};
 
 /// A manager running in this process.
@@ -106,6 +108,75 @@ pub async fn connected(
         .await
         .expect("the broker");
     broker
+}
+
+/// A simulated worker's `hello` for a new `session`, with `n_jobs` jobs.
+pub fn hello_event(
+    worker: &WorkerId,
+    session: uuid::Uuid,
+    n_jobs: usize,
+    seq: &SequenceSource,
+) -> EventEnvelope {
+    EventEnvelope::new(
+        worker.clone(),
+        seq.next(),
+        Event::Hello(Hello {
+            version: "bench".into(),
+            host: "sim".into(),
+            session,
+            heartbeat_interval_secs: 10,
+            jobs: (0..n_jobs).map(snapshot).collect(),
+        }),
+    )
+}
+
+/// A simulated worker's heartbeat in `session`.
+pub fn heartbeat_event(
+    worker: &WorkerId,
+    session: uuid::Uuid,
+    seq: &SequenceSource,
+) -> EventEnvelope {
+    EventEnvelope::new(
+        worker.clone(),
+        seq.next(),
+        Event::Heartbeat(Heartbeat {
+            session,
+            interval_secs: 10,
+            running: vec![],
+            free_slots: None,
+        }),
+    )
+}
+
+/// A simulated worker's name.
+pub fn sim_worker(idx: usize) -> WorkerId {
+    WorkerId::new(format!("sim-{idx:04}")).expect("a worker id")
+}
+
+/// A job as a simulated worker's `hello` describes it.
+pub fn snapshot(idx: usize) -> JobSnapshot {
+    JobSnapshot {
+        mirror: MirrorName::new(format!("mirror-{idx:05}")).expect("a name"),
+        provider: ProviderKind::Rsync,
+        upstream: format!("rsync://upstream.example.org/m{idx}/"),
+        is_master: true,
+        interval_minutes: 60,
+        cron: None,
+        jitter_secs: 0,
+        status: SyncStatus::Success,
+        run_id: None,
+        last_update: GoTime::now_local(),
+        last_started: GoTime::now_local(),
+        last_ended: GoTime::now_local(),
+        next_schedule: GoTime::ZERO,
+        size: Some("1.5G".into()),
+        error_msg: String::new(),
+        pool: None,
+        fingerprint: None,
+        url: None,
+        desc: None,
+        rules: Default::default(),
+    }
 }
 
 pub fn status_event(

@@ -198,7 +198,7 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 (header::VARY, "Accept-Encoding"),
                 (header::ETAG, etag.as_str()),
             ],
-            body,
+            body.into_body(),
         )
             .into_response()
     } else {
@@ -208,7 +208,7 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
                 (header::VARY, "Accept-Encoding"),
                 (header::ETAG, etag.as_str()),
             ],
-            body,
+            body.into_body(),
         )
             .into_response()
     }

@@ -25,6 +25,7 @@ pub mod dispatch;
 pub mod etag;
 pub mod import;
 pub mod ingest;
+pub mod jobs_body;
 pub mod log_requests;
 pub mod metrics;
 pub mod mirrorz;

@@ -496,38 +496,38 @@ impl Actor {
             self.offline.remove(worker);
         }
         let model = &self.model;
-        self.view.update(|shown, shown_offline| {
+        self.view.update(|shown| {
             for worker in &changes.removed_workers {
-                shown.workers.remove(worker);
+                shown.workers().remove(worker);
             }
             for key in &changes.removed_jobs {
-                shown.jobs.remove(key);
+                shown.remove_job(key);
             }
             for worker in &changes.workers {
                 if let Some(record) = model.workers.get(worker) {
-                    shown.workers.insert(worker.clone(), record.clone());
+                    shown.workers().insert(worker.clone(), record.clone());
                 }
             }
             for key in changes.jobs.iter().chain(&changes.progressed) {
                 if let Some(record) = model.jobs.get(key) {
-                    shown.jobs.insert(key.clone(), record.for_view());
+                    shown.set_job(key, record.for_view());
                 }
             }
             for key in &changes.pool_jobs {
                 match model.pool_jobs.get(key) {
                     Some(record) => {
-                        shown.pool_jobs.insert(key.clone(), record.clone());
+                        shown.pool_jobs().insert(key.clone(), record.clone());
                     }
                     None => {
-                        shown.pool_jobs.remove(key);
+                        shown.pool_jobs().remove(key);
                     }
                 }
             }
             for worker in &changes.workers {
-                shown_offline.remove(worker);
+                shown.set_online(worker);
             }
             if changes.maintenance {
-                shown.maintenance.clone_from(&model.maintenance);
+                shown.set_maintenance(&model.maintenance);
             }
         });
         Ok(())
@@ -555,7 +555,7 @@ impl Actor {
             }
             self.offline = offline;
             let offline = self.offline.clone();
-            self.view.update(|_, shown| *shown = offline);
+            self.view.update(|shown| shown.set_offline(offline));
         }
     }
 }

@@ -1,33 +1,41 @@
 //! What the API reads: a copy of the committed model, plus the rendered `GET /jobs` bodies.
 //!
-//! **Invariant:** only the state actor writes the view, and only after the store committed;
-//! API handlers only read. The `GET /jobs` body (and its gzip) is rendered at most once per
-//! change, on the first read after it, so a busy status page costs one memcpy per request.
-//! A body rendered while a change landed is served to its reader but not cached.
+//! **Invariant:** only the state actor writes the view, and only after the store committed,
+//! through [`ViewEdit`], which records which jobs a change touched; API handlers only read.
+//! The `GET /jobs` body (and its gzip) is brought up to date at most once per change, on the
+//! first read after it, re-rendering only the chunks the changes touched
+//! ([`crate::jobs_body`]); between changes every reader gets the same pieces. A body
+//! rendered while a change landed is served to its reader but not kept as current.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::body::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use tunasync_shared::compat::{MirrorStatus, WebMirrorStatus, WorkerStatus};
+use tunasync_shared::compat::{MirrorStatus, WorkerStatus};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::maintenance::{MaintenanceEntry, Scope};
 use tunasync_shared::names::{MirrorName, WorkerId};
 
 use crate::etag::ETag;
-use crate::model::maintenance::Window;
+use crate::jobs_body::{Dirty, JobsBody, Pieces};
+use crate::model::maintenance::{Maintenance, Window};
+use crate::model::pools::PoolKey;
 use crate::model::{JobKey, Model};
-use crate::records::JobRecord;
+use crate::records::{JobRecord, PoolJobRecord, WorkerRecord};
 
-#[derive(Default)]
 pub struct View {
     inner: RwLock<ViewState>,
-    /// Held while a `GET /jobs` body is rendered, so concurrent readers that missed the
-    /// cache wait for one render instead of each doing their own.
-    rendering: Mutex<()>,
+    /// What changed since the `GET /jobs` chunks were rendered: added to only under the
+    /// write lock of `inner`, taken only under its read lock, so a render sees the changes
+    /// of exactly the generation it renders.
+    dirty: Mutex<Dirty>,
+    /// The `GET /jobs` chunks. Held while they are brought up to date, so concurrent
+    /// readers that missed the current body wait for one render instead of each doing
+    /// their own.
+    body: Mutex<JobsBody>,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
     /// What the manager counts as it goes (for `/metrics`).
@@ -60,9 +68,73 @@ struct ViewState {
     offline: BTreeSet<WorkerId>,
     /// Counts changes, so a render can tell whether what it rendered is still current.
     generation: u64,
-    /// The rendered body and its tag.
-    jobs_json: Option<(Bytes, ETag)>,
-    jobs_gzip: Option<Bytes>,
+    /// The current `GET /jobs` body, once rendered.
+    jobs: Option<ServedJobs>,
+}
+
+/// A `GET /jobs` body as served: the identity encoding, the gzip one once asked for, and
+/// the tag both share.
+#[derive(Clone)]
+struct ServedJobs {
+    json: Pieces,
+    gzip: Option<Pieces>,
+    tag: ETag,
+}
+
+/// A change to the view, recording which `GET /jobs` entries it touches (see
+/// [`View::update`]).
+pub struct ViewEdit<'a> {
+    model: &'a mut Model,
+    offline: &'a mut BTreeSet<WorkerId>,
+    dirty: &'a mut Dirty,
+}
+
+impl ViewEdit<'_> {
+    pub fn set_job(&mut self, key: &JobKey, record: JobRecord) {
+        self.model.jobs.insert(key.clone(), record);
+        self.touched(key);
+    }
+
+    pub fn remove_job(&mut self, key: &JobKey) {
+        if self.model.jobs.remove(key).is_some() {
+            self.touched(key);
+        }
+    }
+
+    fn touched(&mut self, key: &JobKey) {
+        // Before the first render every chunk renders anyway.
+        if !self.dirty.all {
+            self.dirty.jobs.insert(key.clone());
+        }
+    }
+
+    /// Workers' records (a worker's record is not part of `GET /jobs`).
+    pub fn workers(&mut self) -> &mut BTreeMap<WorkerId, WorkerRecord> {
+        &mut self.model.workers
+    }
+
+    pub fn pool_jobs(&mut self) -> &mut BTreeMap<PoolKey, PoolJobRecord> {
+        &mut self.model.pool_jobs
+    }
+
+    pub fn set_maintenance(&mut self, maintenance: &Maintenance) {
+        self.model.maintenance.clone_from(maintenance);
+    }
+
+    /// `worker` is online.
+    pub fn set_online(&mut self, worker: &WorkerId) {
+        if self.offline.remove(worker) {
+            self.dirty.workers.insert(worker.clone());
+        }
+    }
+
+    /// These workers are offline, the others online.
+    pub fn set_offline(&mut self, offline: BTreeSet<WorkerId>) {
+        for flipped in offline.symmetric_difference(self.offline) {
+            self.dirty.workers.insert(flipped.clone());
+        }
+        *self.offline = offline;
+    }
 }
 
 impl View {
@@ -72,7 +144,8 @@ impl View {
                 model,
                 ..ViewState::default()
             }),
-            rendering: Mutex::new(()),
+            dirty: Mutex::new(Dirty::everything()),
+            body: Mutex::new(JobsBody::default()),
             store_problem: Mutex::new(None),
             telemetry: crate::metrics::Telemetry::default(),
         })
@@ -114,62 +187,60 @@ impl View {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Replaces what readers see (called by the state actor after a commit).
-    pub(crate) fn update(&self, change: impl FnOnce(&mut Model, &mut BTreeSet<WorkerId>)) {
+    /// Changes what readers see (called by the state actor after a commit).
+    pub(crate) fn update(&self, change: impl FnOnce(&mut ViewEdit<'_>)) {
         let mut state = self.write();
+        let mut dirty = lock(&self.dirty);
         let ViewState { model, offline, .. } = &mut *state;
-        change(model, offline);
+        change(&mut ViewEdit {
+            model,
+            offline,
+            dirty: &mut dirty,
+        });
+        drop(dirty);
         state.generation += 1;
-        state.jobs_json = None;
-        state.jobs_gzip = None;
+        state.jobs = None;
     }
 
     /// The `GET /jobs` body and its tag if it is rendered already (gzip-compressed when
     /// `gzip`).
-    pub fn cached_jobs(&self, gzip: bool) -> Option<(Bytes, ETag)> {
+    pub fn cached_jobs(&self, gzip: bool) -> Option<(Pieces, ETag)> {
         self.read().cached(gzip)
     }
 
     /// The tag of the current `GET /jobs` body, if it is rendered already.
     pub fn jobs_etag(&self) -> Option<ETag> {
-        self.read().jobs_json.as_ref().map(|(_, tag)| *tag)
+        self.read().jobs.as_ref().map(|served| served.tag)
     }
 
     /// The `GET /jobs` body: tunasync.json, sorted by name then worker (gzip-compressed when
-    /// `gzip`), and its tag. Renders it on a cache miss: call it off the async runtime.
-    pub fn jobs(&self, gzip: bool) -> (Bytes, ETag) {
+    /// `gzip`), and its tag. Renders what changed on a miss: call it off the async runtime.
+    pub fn jobs(&self, gzip: bool) -> (Pieces, ETag) {
         if let Some(body) = self.cached_jobs(gzip) {
             return body;
         }
-        let _rendering = self
-            .rendering
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (json, generation) = {
+        let mut body = lock(&self.body);
+        let generation = {
             let state = self.read();
-            if let Some(body) = state.cached(gzip) {
-                return body;
+            if let Some(served) = state.cached(gzip) {
+                return served;
             }
-            let json = match &state.jobs_json {
-                Some(json) => json.clone(),
-                None => {
-                    let json = Bytes::from(render_jobs(&state.model, &state.offline));
-                    let tag = ETag::of(&json);
-                    (json, tag)
-                }
-            };
-            (json, state.generation)
+            let dirty = std::mem::take(&mut *lock(&self.dirty));
+            body.refresh(&state.model, &state.offline, dirty);
+            state.generation
         };
-        let (json, tag) = json;
-        let compressed = gzip.then(|| compress(&json));
+        let served = ServedJobs {
+            json: body.json(),
+            gzip: gzip.then(|| body.gzip()),
+            tag: body.tag(),
+        };
+        drop(body);
         let mut state = self.write();
         if state.generation == generation {
-            state.jobs_json = Some((json.clone(), tag));
-            if compressed.is_some() {
-                state.jobs_gzip.clone_from(&compressed);
-            }
+            state.jobs = Some(served.clone());
         }
-        (compressed.unwrap_or(json), tag)
+        let tag = served.tag;
+        (served.gzip.filter(|_| gzip).unwrap_or(served.json), tag)
     }
 
     /// `GET /workers`: the workers, then the pools.
@@ -364,15 +435,21 @@ impl ViewState {
         self.model.workers.contains_key(worker) || self.model.is_pool(worker)
     }
 
-    fn cached(&self, gzip: bool) -> Option<(Bytes, ETag)> {
-        let (json, tag) = self.jobs_json.as_ref()?;
+    fn cached(&self, gzip: bool) -> Option<(Pieces, ETag)> {
+        let served = self.jobs.as_ref()?;
         let body = if gzip {
-            self.jobs_gzip.clone()?
+            served.gzip.clone()?
         } else {
-            json.clone()
+            served.json.clone()
         };
-        Some((body, *tag))
+        Some((body, served.tag))
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn compress(json: &[u8]) -> Bytes {
@@ -391,17 +468,6 @@ fn shown(model: &Model, key: &JobKey, job: &JobRecord, online: bool) -> MirrorSt
         .of_job(key)
         .map(|(_, window)| window.message.clone());
     status
-}
-
-fn render_jobs(model: &Model, offline: &BTreeSet<WorkerId>) -> Vec<u8> {
-    let entries: Vec<WebMirrorStatus> = model
-        .jobs
-        .iter()
-        .map(|((mirror, worker), job)| {
-            WebMirrorStatus::from(&job.to_status(mirror, worker, !offline.contains(worker)))
-        })
-        .collect();
-    serde_json::to_vec(&entries).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 #[cfg(test)]
@@ -428,7 +494,8 @@ mod tests {
         }
         let view = View::new(model);
         assert_eq!(view.jobs_etag(), None, "nothing rendered yet");
-        let (body, tag) = view.jobs(false);
+        let (pieces, tag) = view.jobs(false);
+        let body = pieces.to_vec();
         assert_eq!(view.jobs_etag(), Some(tag));
         let entries: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         let names: Vec<&str> = entries
@@ -436,32 +503,38 @@ mod tests {
             .map(|entry| entry["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["alpha", "alpha", "zeta", "zeta"]);
-        assert!(
-            std::ptr::eq(view.jobs(false).0.as_ptr(), body.as_ptr()),
-            "served from the cache"
-        );
+        assert!(view.jobs(false).0.is_same(&pieces), "served from the cache");
 
         let (gzip, gzip_tag) = view.jobs(true);
         assert_eq!(gzip_tag, tag, "one tag for both encodings");
         let mut decoded = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut decoded)
-            .unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzip.to_vec()[..]),
+            &mut decoded,
+        )
+        .unwrap();
         assert_eq!(decoded, body);
 
         // A change that leaves the body as it was keeps the tag.
-        view.update(|_, _| {});
+        view.update(|_| {});
         assert_eq!(view.jobs_etag(), None, "a change drops the rendered body");
         assert_eq!(view.jobs(false).1, tag);
-        view.update(|model, offline| {
-            let w1 = WorkerId::new("w1").unwrap();
-            for ((_, worker), job) in model.jobs.iter_mut() {
-                if worker == &w1 {
-                    job.status = SyncStatus::Syncing;
-                }
+        let w1 = WorkerId::new("w1").unwrap();
+        let syncing = JobRecord {
+            status: SyncStatus::Syncing,
+            ..JobRecord::default()
+        };
+        view.update(|shown| {
+            for mirror in ["zeta", "alpha"] {
+                shown.set_job(
+                    &(MirrorName::new(mirror).unwrap(), w1.clone()),
+                    syncing.clone(),
+                );
             }
-            offline.insert(w1);
+            shown.set_offline(BTreeSet::from([w1.clone()]));
         });
         let (after, after_tag) = view.jobs(false);
+        let after = after.to_vec();
         assert_ne!(after_tag, tag);
         let entries: Vec<serde_json::Value> = serde_json::from_slice(&after).unwrap();
         let failed = entries

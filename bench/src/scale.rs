@@ -1,0 +1,488 @@
+//! The manager's cost as the work grows (`scale`), and over time (`soak`).
+//!
+//! `scale`: for each size, simulated workers say `hello` with their jobs to a manager
+//! binary (release), which is then restarted on that store: time to ready, idle RSS and
+//! bytes per job (against an empty manager measured in the same run), `GET /jobs` (gzip)
+//! throughput and p99, the time to take every worker's `hello` after a mass restart, and
+//! `GET /jobs` p99 while 100 status events a second arrive.
+//!
+//! `soak`: 1000 simulated workers × 20 jobs, heartbeats every 10 s and status changes, for
+//! `BENCH_SOAK_SECS` (default 1800): RSS, open fds and ingest lag near the start and at the
+//! end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tunasync_shared::broker::{AmqpBroker, Outgoing, Transport};
+use tunasync_shared::status::SyncStatus;
+use tunasync_shared::testkit::{BrokerEnv, unique_namespace};
+use tunasync_shared::wire::{EventEnvelope, SequenceSource};
+
+use crate::Row;
+use crate::rows::{ManagerProcess, manager_process, ratio};
+use crate::setup;
+
+/// How long each wrk measurement runs.
+const WRK_SECONDS: u64 = 10;
+/// Connections of the latency measurements: a handful of busy status pages.
+const WRK_CONNECTIONS: usize = 8;
+
+/// A number of the manager's `/metrics` (the sum over its labels), if it answers.
+async fn metric(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        found = Some(found.unwrap_or(0.0) + value);
+    }
+    found
+}
+
+async fn events_applied(client: &reqwest::Client, url: &str) -> f64 {
+    metric(client, url, "tunasync_events_applied_total")
+        .await
+        .unwrap_or(0.0)
+}
+
+/// Waits until the manager has applied `target` events in all (bounded: 10 minutes).
+async fn wait_applied(client: &reqwest::Client, url: &str, target: f64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while events_applied(client, url).await < target {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the manager did not apply {target} events in 10 minutes"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Waits for `/readyz` to answer 200 (bounded: 2 minutes); the time it took.
+async fn wait_ready(client: &reqwest::Client, url: &str, since: Instant) -> Result<f64, String> {
+    let deadline = since + Duration::from_secs(120);
+    loop {
+        if client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 200)
+        {
+            return Ok(since.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            return Err("the manager was not ready in 2 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `wrk --latency`: requests per second and the 99th percentile in milliseconds.
+fn wrk_latency(url: &str, headers: &[&str]) -> (f64, f64) {
+    let mut command = std::process::Command::new("wrk");
+    command
+        .arg("-t2")
+        .arg(format!("-c{WRK_CONNECTIONS}"))
+        .arg(format!("-d{WRK_SECONDS}s"))
+        .arg("--latency");
+    for header in headers {
+        command.arg("-H").arg(header);
+    }
+    let output = command.arg(url).output().unwrap_or_else(|err| {
+        panic!("cannot run wrk ({err}): install it with `apt-get install wrk`")
+    });
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rps = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected wrk output:\n{text}"));
+    let p99 = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("99%"))
+        .and_then(|value| millis(value.trim()))
+        .unwrap_or_else(|| panic!("no p99 in wrk's output:\n{text}"));
+    (rps, p99)
+}
+
+/// wrk's durations (`812.00us`, `3.21ms`, `1.02s`) in milliseconds.
+fn millis(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(us) = text.strip_suffix("us") {
+        (us, 0.001)
+    } else if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1.0)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|value| value * factor)
+}
+
+/// Publishes status events at `per_second` (a job of a worker, in turn syncing and
+/// success) until cancelled; the number sent.
+async fn steady_events(
+    publisher: AmqpBroker,
+    n_workers: usize,
+    jobs_per_worker: usize,
+    per_second: u32,
+    seq: Arc<SequenceSource>,
+    stop: CancellationToken,
+) -> u64 {
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut sent = 0u64;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return sent,
+            _ = tick.tick() => {}
+        }
+        // xorshift: a job picked at random, the same sequence every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let worker = (state % n_workers as u64) as usize;
+        let job = ((state >> 32) % jobs_per_worker as u64) as usize;
+        let status = if sent.is_multiple_of(2) {
+            SyncStatus::Syncing
+        } else {
+            SyncStatus::Success
+        };
+        let envelope = setup::status_event(&setup::sim_worker(worker), job, status, &seq);
+        let publisher = publisher.clone();
+        // Publishing waits for the confirm: in a task, so the rate holds.
+        tokio::spawn(async move {
+            let _ = publisher.publish(Outgoing::event(&envelope)).await;
+        });
+        sent += 1;
+    }
+}
+
+/// Every simulated worker's `hello` with new sessions, as after a mass restart.
+fn hellos(n_workers: usize, jobs_per_worker: usize, seq: &SequenceSource) -> Vec<EventEnvelope> {
+    (0..n_workers)
+        .map(|idx| {
+            setup::hello_event(
+                &setup::sim_worker(idx),
+                uuid::Uuid::new_v4(),
+                jobs_per_worker,
+                seq,
+            )
+        })
+        .collect()
+}
+
+pub async fn scale(sizes: &[(usize, usize)]) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let client = reqwest::Client::new();
+    let mut rows = Vec::new();
+    // An empty manager: the base the bytes per job are counted from.
+    let empty_kib = {
+        let namespace = unique_namespace("scale");
+        let manager = manager_process(&env, &namespace);
+        if let Err(err) = wait_ready(&client, &manager.url, Instant::now()).await {
+            return vec![failed("scale", err)];
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        setup::status_kib(manager.child.0.id(), "VmRSS")
+    };
+    for &(n_jobs, n_workers) in sizes {
+        match measure(&env, &client, n_jobs, n_workers, empty_kib).await {
+            Ok(mut measured) => rows.append(&mut measured),
+            Err(err) => rows.push(failed(&format!("scale, {n_jobs} jobs"), err)),
+        }
+    }
+    rows
+}
+
+fn failed(what: &str, error: String) -> Row {
+    Row {
+        what: what.to_owned(),
+        figure: format!("failed: {error}"),
+        baseline: "–".into(),
+        ratio: "–".into(),
+        target: "–".into(),
+    }
+}
+
+async fn measure(
+    env: &BrokerEnv,
+    client: &reqwest::Client,
+    n_jobs: usize,
+    n_workers: usize,
+    empty_kib: u64,
+) -> Result<Vec<Row>, String> {
+    let jobs_per_worker = n_jobs / n_workers;
+    let namespace = unique_namespace("scale");
+    let mut manager: ManagerProcess = manager_process(env, &namespace);
+    wait_ready(client, &manager.url, Instant::now()).await?;
+    let shutdown = CancellationToken::new();
+    let publisher = setup::publisher(env, &namespace, &shutdown).await;
+    let seq = Arc::new(SequenceSource::new());
+
+    // The store gets every job from the workers' first hellos.
+    let applied = events_applied(client, &manager.url).await;
+    setup::publish_all(&publisher, hellos(n_workers, jobs_per_worker, &seq), 32).await;
+    wait_applied(client, &manager.url, applied + n_workers as f64).await?;
+
+    // Restarted on that store: ready, then idle.
+    manager.restart();
+    let ready_secs = wait_ready(client, &manager.url, Instant::now()).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss_kib = setup::status_kib(manager.child.0.id(), "VmRSS");
+    let per_job = (rss_kib.saturating_sub(empty_kib) as f64 * 1024.0) / n_jobs as f64;
+
+    // Every worker restarts at once.
+    let applied = events_applied(client, &manager.url).await;
+    let started = Instant::now();
+    setup::publish_all(&publisher, hellos(n_workers, jobs_per_worker, &seq), 32).await;
+    wait_applied(client, &manager.url, applied + n_workers as f64).await?;
+    let hellos_secs = started.elapsed().as_secs_f64();
+
+    // GET /jobs (gzip), idle, then under a steady event rate.
+    let url = format!("{}/jobs", manager.url);
+    let idle_url = url.clone();
+    let (idle_rps, idle_p99) =
+        tokio::task::spawn_blocking(move || wrk_latency(&idle_url, &["Accept-Encoding: gzip"]))
+            .await
+            .map_err(|err| err.to_string())?;
+    let stop = CancellationToken::new();
+    let rate = 100;
+    let events = tokio::spawn(steady_events(
+        publisher.clone(),
+        n_workers,
+        jobs_per_worker,
+        rate,
+        seq.clone(),
+        stop.clone(),
+    ));
+    let applied = events_applied(client, &manager.url).await;
+    let busy_url = url.clone();
+    let (busy_rps, busy_p99) =
+        tokio::task::spawn_blocking(move || wrk_latency(&busy_url, &["Accept-Encoding: gzip"]))
+            .await
+            .map_err(|err| err.to_string())?;
+    let applied_during = events_applied(client, &manager.url).await - applied;
+    stop.cancel();
+    let sent = events.await.map_err(|err| err.to_string())?;
+    shutdown.cancel();
+
+    let size = format!("{n_jobs} jobs, {n_workers} workers");
+    Ok(vec![
+        Row {
+            what: format!("scale: {size}: start to ready (store loaded)"),
+            figure: format!("{ready_secs:.2} s"),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "< 5 s at 100,000".into(),
+        },
+        Row {
+            what: format!("scale: {size}: idle RSS, bytes per job"),
+            figure: format!("{:.1} MB, {per_job:.0} B/job", rss_kib as f64 / 1024.0),
+            baseline: format!("{:.1} MB empty", empty_kib as f64 / 1024.0),
+            ratio: "–".into(),
+            target: "flat per job".into(),
+        },
+        Row {
+            what: format!("scale: {size}: every worker's hello after a mass restart"),
+            figure: format!("{hellos_secs:.2} s"),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "–".into(),
+        },
+        Row {
+            what: format!("scale: {size}: GET /jobs gzip, {WRK_CONNECTIONS} conns, idle"),
+            figure: format!("{idle_rps:.0} req/s, p99 {idle_p99:.1} ms"),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "–".into(),
+        },
+        Row {
+            what: format!(
+                "scale: {size}: GET /jobs gzip p99 under {rate} status events/s ({sent} sent, {applied_during:.0} applied while measured)"
+            ),
+            figure: format!("p99 {busy_p99:.1} ms, {busy_rps:.0} req/s"),
+            baseline: format!("p99 {idle_p99:.1} ms idle"),
+            ratio: ratio(busy_p99, idle_p99),
+            target: "≤ 2×".into(),
+        },
+    ])
+}
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// What the soak samples at one moment.
+struct Sample {
+    rss_kib: u64,
+    fds: usize,
+    lag_sum: f64,
+    lag_count: f64,
+}
+
+async fn sample(client: &reqwest::Client, manager: &ManagerProcess) -> Sample {
+    let pid = manager.child.0.id();
+    Sample {
+        rss_kib: setup::status_kib(pid, "VmRSS"),
+        fds: open_fds(pid),
+        lag_sum: metric(client, &manager.url, "tunasync_ingest_lag_seconds_sum")
+            .await
+            .unwrap_or(0.0),
+        lag_count: metric(client, &manager.url, "tunasync_ingest_lag_seconds_count")
+            .await
+            .unwrap_or(0.0),
+    }
+}
+
+/// The mean ingest lag between two samples, in milliseconds.
+fn mean_lag_ms(from: &Sample, to: &Sample) -> f64 {
+    let count = to.lag_count - from.lag_count;
+    if count > 0.0 {
+        (to.lag_sum - from.lag_sum) / count * 1000.0
+    } else {
+        0.0
+    }
+}
+
+pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) -> Vec<Row> {
+    let env = BrokerEnv::get();
+    let client = reqwest::Client::new();
+    let namespace = unique_namespace("soak");
+    let manager = manager_process(&env, &namespace);
+    if let Err(err) = wait_ready(&client, &manager.url, Instant::now()).await {
+        return vec![failed("soak", err)];
+    }
+    let shutdown = CancellationToken::new();
+    let publisher = setup::publisher(&env, &namespace, &shutdown).await;
+    let seq = Arc::new(SequenceSource::new());
+    let sessions: Vec<uuid::Uuid> = (0..n_workers).map(|_| uuid::Uuid::new_v4()).collect();
+    let hellos: Vec<EventEnvelope> = (0..n_workers)
+        .map(|idx| {
+            setup::hello_event(
+                &setup::sim_worker(idx),
+                sessions[idx],
+                jobs_per_worker,
+                &seq,
+            )
+        })
+        .collect();
+    let applied = events_applied(&client, &manager.url).await;
+    setup::publish_all(&publisher, hellos, 32).await;
+    if let Err(err) = wait_applied(&client, &manager.url, applied + n_workers as f64).await {
+        return vec![failed("soak", err)];
+    }
+
+    // Status changes all along: 50 a second (with 20,000 jobs, each job's status changes
+    // every 7 minutes on average).
+    let stop = CancellationToken::new();
+    let events = tokio::spawn(steady_events(
+        publisher.clone(),
+        n_workers,
+        jobs_per_worker,
+        50,
+        seq.clone(),
+        stop.clone(),
+    ));
+    // A status page reading `GET /jobs` every second.
+    let reader = {
+        let client = client.clone();
+        let url = format!("{}/jobs", manager.url);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !stop.is_cancelled() {
+                if let Ok(response) = client.get(&url).send().await {
+                    let _ = response.bytes().await;
+                    reads += 1;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            reads
+        })
+    };
+    // Samples after a warm-up window, one window later, one window before the end, and
+    // at the end.
+    let window = (length / 10).clamp(Duration::from_secs(5), Duration::from_secs(120));
+    let checkpoints = [window, window * 2, length.saturating_sub(window)];
+    let mut samples: Vec<Sample> = Vec::new();
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < length {
+        // One tenth of the workers each second: every worker every 10 s.
+        let beats: Vec<EventEnvelope> = (0..n_workers)
+            .filter(|idx| (*idx as u64 + round).is_multiple_of(10))
+            .map(|idx| setup::heartbeat_event(&setup::sim_worker(idx), sessions[idx], &seq))
+            .collect();
+        setup::publish_all(&publisher, beats, 16).await;
+        round += 1;
+        if let Some(due) = checkpoints.get(samples.len())
+            && started.elapsed() >= *due
+        {
+            samples.push(sample(&client, &manager).await);
+        }
+        let next = Duration::from_secs(round);
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    samples.push(sample(&client, &manager).await);
+    stop.cancel();
+    let sent = events.await.unwrap_or(0);
+    let reads = reader.await.unwrap_or(0);
+    shutdown.cancel();
+    let [warm, first_end, last_start, end] = samples.as_slice() else {
+        return vec![failed("soak", "too short: run it for at least 30 s".into())];
+    };
+    let minutes = length.as_secs_f64() / 60.0;
+    let what = format!(
+        "soak {minutes:.0} min: {n_workers} workers × {jobs_per_worker} jobs, heartbeats every 10 s, {sent} status events, {reads} GET /jobs"
+    );
+    let mb = |sample: &Sample| sample.rss_kib as f64 / 1024.0;
+    vec![
+        Row {
+            what: format!("{what}: manager RSS"),
+            figure: format!("{:.1} → {:.1} MB", mb(first_end), mb(end)),
+            baseline: format!("after {:.0} s, at the end", (window * 2).as_secs_f64()),
+            ratio: ratio(mb(end), mb(first_end)),
+            target: "flat".into(),
+        },
+        Row {
+            what: format!("{what}: open fds"),
+            figure: format!("{} → {}", first_end.fds, end.fds),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "flat".into(),
+        },
+        Row {
+            what: format!(
+                "{what}: mean ingest lag, first and last {:.0} s",
+                window.as_secs_f64()
+            ),
+            figure: format!(
+                "{:.1} → {:.1} ms",
+                mean_lag_ms(warm, first_end),
+                mean_lag_ms(last_start, end)
+            ),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "flat".into(),
+        },
+    ]
+}
