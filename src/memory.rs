@@ -19,10 +19,15 @@ pub fn start_trimming() {
         let mut tick = tokio::time::interval(TRIM_EVERY);
         loop {
             tick.tick().await;
-            // SAFETY: as above.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            // Trimming a large heap takes a while (tens of milliseconds with 100,000 jobs):
+            // not on a thread that runs the daemon's tasks.
+            let trimmed = tokio::task::spawn_blocking(|| {
+                // SAFETY: as above.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
+            let _ = trimmed.await;
         }
     });
 }

@@ -78,7 +78,16 @@ fn main() {
             rows.extend(pools::pooled_runs(200, 0.5, &[1, 2, 4], 25).await);
         }
         if wanted("scale") {
-            rows.extend(scale::scale(&[(1000, 100), (10_000, 100), (100_000, 1000)]).await);
+            // BENCH_SCALE_SIZES="JOBS/WORKERS,…" picks the sizes.
+            let sizes: Vec<(usize, usize)> = std::env::var("BENCH_SCALE_SIZES")
+                .unwrap_or_else(|_| "1000/100,10000/100,100000/1000".into())
+                .split(',')
+                .filter_map(|size| {
+                    let (jobs, workers) = size.split_once('/')?;
+                    Some((jobs.trim().parse().ok()?, workers.trim().parse().ok()?))
+                })
+                .collect();
+            rows.extend(scale::scale(&sizes).await);
         }
         if wanted("soak") {
             let secs = std::env::var("BENCH_SOAK_SECS")

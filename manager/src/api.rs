@@ -447,6 +447,7 @@ async fn command<T: Transport>(
             "waits": reason,
         }))),
         Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
+        Err(err @ DispatchError::Busy) => Err(ApiError::Unavailable(err.to_string())),
         Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(&err))),
     }
 }

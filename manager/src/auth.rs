@@ -1,10 +1,9 @@
 //! Who may change state: a bearer token from the tokens file, a peer in a trusted network,
 //! or (when the API requires them) any client with a certificate from the configured CA.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tracing::{debug, warn};
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api_error::ApiError;
 use crate::cidr::Cidr;
+use crate::once_log::OnceLog;
 
 #[derive(Debug, Default)]
 pub struct Auth {
@@ -35,32 +35,18 @@ struct Tokens {
     modified: Option<SystemTime>,
 }
 
-/// Refused requests are logged once per peer and reason (a stranger retrying, or a
-/// scanner, does not flood the log); later ones at debug level.
+/// Refused requests are logged once per peer and reason.
 #[derive(Debug, Default)]
 struct RefusalLog {
-    seen: Mutex<HashSet<(IpAddr, &'static str)>>,
+    seen: OnceLog<(IpAddr, &'static str)>,
 }
-
-/// How many (peer, reason) pairs the refusal log remembers before it starts again.
-const REFUSALS_REMEMBERED: usize = 4096;
 
 impl RefusalLog {
     fn note(&self, peer: Option<SocketAddr>, reason: &'static str) {
         let Some(peer) = peer else {
             return;
         };
-        let first = {
-            let mut seen = self
-                .seen
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if seen.len() >= REFUSALS_REMEMBERED {
-                seen.clear();
-            }
-            seen.insert((peer.ip(), reason))
-        };
-        if first {
+        if self.seen.first((peer.ip(), reason)) {
             warn!(peer = %peer.ip(), reason, "API change refused (logged once per peer and reason)");
         } else {
             debug!(peer = %peer.ip(), reason, "API change refused");

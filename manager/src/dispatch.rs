@@ -25,7 +25,12 @@ pub enum DispatchError {
     },
     #[error("worker {worker} did not answer within {timeout:?}")]
     Timeout { worker: WorkerId, timeout: Duration },
+    #[error("{MAX_WAITING} commands already wait for their answers; try again later")]
+    Busy,
 }
+
+/// The most commands waiting for answers at once (each waits at most `[commands] timeout`).
+pub const MAX_WAITING: usize = 4096;
 
 type Waiters = HashMap<Uuid, (WorkerId, oneshot::Sender<CmdOutcome>)>;
 
@@ -75,7 +80,13 @@ impl<T: Transport> Dispatcher<T> {
         let envelope = CommandEnvelope::new(worker.clone(), command);
         let id = envelope.header.id;
         let (sender, answer) = oneshot::channel();
-        self.waiters().insert(id, (worker.clone(), sender));
+        {
+            let mut waiters = self.waiters();
+            if waiters.len() >= MAX_WAITING {
+                return Err(DispatchError::Busy);
+            }
+            waiters.insert(id, (worker.clone(), sender));
+        }
         let _waiting = Waiting::new(&self.waiting, id);
         let outcome = tokio::time::timeout(self.timeout, async {
             self.transport
@@ -205,5 +216,42 @@ mod tests {
         let dropped_early = tokio::time::timeout(Duration::from_millis(50), send).await;
         assert!(dropped_early.is_err());
         assert_eq!(dispatcher.n_waiting(), 0);
+    }
+
+    /// Past [`MAX_WAITING`] commands waiting, the next is refused at once.
+    #[tokio::test]
+    async fn waiting_commands_are_bounded() {
+        let dispatcher = std::sync::Arc::new(Dispatcher::new(
+            Unanswered,
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            crate::metrics::Telemetry::default(),
+        ));
+        let worker = WorkerId::new("w1").unwrap();
+        let waiting: Vec<_> = (0..MAX_WAITING)
+            .map(|_| {
+                let dispatcher = dispatcher.clone();
+                let worker = worker.clone();
+                tokio::spawn(async move {
+                    let _ = dispatcher
+                        .send(&worker, Command::Ping(Ping::default()))
+                        .await;
+                })
+            })
+            .collect();
+        for _ in 0..1000 {
+            if dispatcher.n_waiting() == MAX_WAITING {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(dispatcher.n_waiting(), MAX_WAITING);
+        let refused = dispatcher
+            .send(&worker, Command::Ping(Ping::default()))
+            .await;
+        assert!(matches!(refused, Err(DispatchError::Busy)), "{refused:?}");
+        for task in waiting {
+            task.abort();
+        }
     }
 }

@@ -4,14 +4,17 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use tunasync_shared::broker::{Incoming, QueueRole, Transport, ack_batch};
 use tunasync_shared::error_chain;
+use tunasync_shared::names::WorkerId;
+use tunasync_shared::wire::event::EventKind;
 use tunasync_shared::wire::{Event, EventEnvelope};
 
 use crate::dispatch::Dispatcher;
 use crate::model::Verified;
 use crate::notices::Notices;
+use crate::once_log::OnceLog;
 use crate::pool_publisher::PoolPublisher;
 use crate::state::{Applied, StateHandle};
 
@@ -62,6 +65,35 @@ pub fn check(incoming: &Incoming, require_identity: bool) -> Result<EventEnvelop
     Ok(envelope)
 }
 
+/// Drops the `hello`s and heartbeats of a batch that a later one of the same worker in the
+/// same batch supersedes (a `hello` is the worker's whole account of its jobs, a heartbeat
+/// its whole liveness report), keeping `sent` in step; how many were dropped. They are
+/// still acknowledged with the batch. So a worker flooding the queue with them costs one
+/// application per batch, and the other workers' events behind it wait for decoding only.
+fn supersede(verified: &mut Vec<Verified>, sent: &mut Vec<chrono::DateTime<chrono::Utc>>) -> usize {
+    let mut latest: std::collections::HashSet<(&WorkerId, EventKind)> = Default::default();
+    let keep: Vec<bool> = verified
+        .iter()
+        .rev()
+        .map(|event| {
+            let kind = event.event.kind();
+            !matches!(kind, EventKind::Hello | EventKind::Heartbeat)
+                || latest.insert((&event.worker, kind))
+        })
+        .collect::<Vec<bool>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let dropped = keep.iter().filter(|kept| !**kept).count();
+    if dropped > 0 {
+        let mut flags = keep.iter();
+        verified.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        sent.retain(|_| *flags.next().unwrap_or(&true));
+    }
+    dropped
+}
+
 pub struct Ingest<T> {
     pub transport: T,
     pub state: StateHandle,
@@ -71,6 +103,9 @@ pub struct Ingest<T> {
     pub pools: Arc<PoolPublisher<T>>,
     pub require_identity: bool,
     pub telemetry: crate::metrics::Telemetry,
+    /// Refusals already logged, per sender (the broker user, or the routing key without
+    /// one) and reason.
+    pub refusals: OnceLog<(String, &'static str)>,
 }
 
 /// A batch handed to the state actor, waiting for its commit before its acks.
@@ -79,6 +114,17 @@ struct Pending {
     applied: Option<Applied>,
     /// When the applied events were sent (for the ingest lag).
     sent: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Refusal {
+    /// The reason's name, for logging once per sender and reason.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Decode(_) => "undecodable",
+            Refusal::RoutingKey { .. } => "routing key",
+            Refusal::Identity { .. } => "identity",
+        }
+    }
 }
 
 impl<T: Transport> Ingest<T> {
@@ -133,12 +179,25 @@ impl<T: Transport> Ingest<T> {
         for incoming in batch {
             match check(&incoming, self.require_identity) {
                 Err(refusal) => {
-                    warn!(
-                        routing_key = %incoming.routing_key,
-                        user = ?incoming.user_id,
-                        reason = %error_chain(&refusal),
-                        "event refused; dead-lettered"
-                    );
+                    let sender = incoming
+                        .user_id
+                        .clone()
+                        .unwrap_or_else(|| incoming.routing_key.clone());
+                    if self.refusals.first((sender, refusal.reason())) {
+                        warn!(
+                            routing_key = %incoming.routing_key,
+                            user = ?incoming.user_id,
+                            reason = %error_chain(&refusal),
+                            "event refused; dead-lettered (logged once per sender and reason)"
+                        );
+                    } else {
+                        debug!(
+                            routing_key = %incoming.routing_key,
+                            user = ?incoming.user_id,
+                            reason = %error_chain(&refusal),
+                            "event refused; dead-lettered"
+                        );
+                    }
                     self.telemetry.dead_lettered.inc();
                     if let Err(err) = incoming.dead_letter().await {
                         warn!(error = %error_chain(&err), "cannot dead-letter an event");
@@ -161,6 +220,10 @@ impl<T: Transport> Ingest<T> {
                     accepted.push(incoming);
                 }
             }
+        }
+        let superseded = supersede(&mut verified, &mut sent);
+        if superseded > 0 {
+            self.telemetry.events_superseded.inc_by(superseded as u64);
         }
         let applied = if verified.is_empty() {
             None
@@ -206,5 +269,41 @@ impl<T: Transport> Ingest<T> {
         if let Err(err) = ack_batch(&pending.accepted).await {
             warn!(error = %error_chain(&err), "cannot ack events; the broker will deliver them again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunasync_shared::wire::event::Heartbeat;
+
+    fn heartbeat(worker: &str, seq: u64) -> Verified {
+        Verified {
+            worker: WorkerId::new(worker).unwrap(),
+            seq,
+            event: Event::Heartbeat(Heartbeat {
+                session: uuid::Uuid::nil(),
+                interval_secs: 10,
+                running: vec![],
+                free_slots: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_the_last_heartbeat_of_each_worker_in_a_batch_is_applied() {
+        let mut batch: Vec<Verified> = (1..=1000).map(|seq| heartbeat("flood", seq)).collect();
+        batch.insert(500, heartbeat("quiet", 7));
+        let mut sent: Vec<chrono::DateTime<chrono::Utc>> = (0..batch.len())
+            .map(|idx| chrono::DateTime::from_timestamp(idx as i64, 0).unwrap())
+            .collect();
+        assert_eq!(supersede(&mut batch, &mut sent), 999);
+        let left: Vec<(&str, u64)> = batch
+            .iter()
+            .map(|event| (event.worker.as_str(), event.seq))
+            .collect();
+        assert_eq!(left, [("quiet", 7), ("flood", 1000)]);
+        let stamps: Vec<i64> = sent.iter().map(|at| at.timestamp()).collect();
+        assert_eq!(stamps, [500, 1000], "the send times stay with their events");
     }
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod mirrorz;
 pub mod model;
 pub mod notices;
+pub mod once_log;
 pub mod page;
 pub mod pool_publisher;
 pub mod pool_status;
@@ -240,6 +241,7 @@ pub async fn start(
         pools: pools.clone(),
         require_identity: config.auth.require_worker_identity,
         telemetry: view.telemetry.clone(),
+        refusals: crate::once_log::OnceLog::default(),
     };
     let ingest = tokio::spawn(ingest.run(shutdown.clone()));
     let notices = tokio::spawn(notices.run(dispatcher.clone(), shutdown.clone()));

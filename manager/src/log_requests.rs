@@ -42,7 +42,12 @@ pub enum LogFetchError {
     Incomplete,
     #[error("{0:?}")]
     Worker(LogError),
+    #[error("{MAX_WAITING} log requests and follows are open already; try again later")]
+    Busy,
 }
+
+/// The most log requests and follows open at once.
+pub const MAX_WAITING: usize = 256;
 
 type Waiters = HashMap<Uuid, (WorkerId, mpsc::Sender<LogChunk>)>;
 
@@ -83,6 +88,21 @@ impl<T: Transport> LogRequests<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Notes a request waiting for chunks, unless [`MAX_WAITING`] already wait.
+    fn register(
+        &self,
+        id: Uuid,
+        worker: &WorkerId,
+        sender: mpsc::Sender<LogChunk>,
+    ) -> Result<(), LogFetchError> {
+        let mut waiters = self.waiters();
+        if waiters.len() >= MAX_WAITING {
+            return Err(LogFetchError::Busy);
+        }
+        waiters.insert(id, (worker.clone(), sender));
+        Ok(())
+    }
+
     /// Asks `worker` for a job's log and returns it whole.
     pub async fn fetch(
         &self,
@@ -92,7 +112,7 @@ impl<T: Transport> LogRequests<T> {
         let envelope = CommandEnvelope::new(worker.clone(), Command::Log(request));
         let id = envelope.header.id;
         let (sender, mut chunks) = mpsc::channel(MAX_CHUNKS);
-        self.waiters().insert(id, (worker.clone(), sender));
+        self.register(id, worker, sender)?;
         let _waiting = Waiting::new(&self.waiting, id);
         let timeout = || LogFetchError::Timeout {
             worker: worker.clone(),
@@ -245,7 +265,7 @@ impl<T: Transport> LogRequests<T> {
         );
         let id = envelope.header.id;
         let (sender, chunks) = mpsc::channel(MAX_CHUNKS);
-        self.waiters().insert(id, (worker.clone(), sender));
+        self.register(id, worker, sender)?;
         self.telemetry.log_follows.inc();
         let mut follow = Follow {
             requests: self.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -100,15 +100,20 @@ pub async fn serve(
         drain.graceful_shutdown(Some(DRAIN));
     });
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    // TCP_NODELAY: a body goes out as several writes (the `GET /jobs` chunks), and Nagle's
+    // algorithm would hold a small last one until the client's delayed ACK (40 ms).
+    let nodelay = axum_server::accept::NoDelayAcceptor::new();
     match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)?
+            axum_server::from_tcp(listener)?
+                .acceptor(RustlsAcceptor::new(tls).acceptor(nodelay))
                 .handle(handle)
                 .serve(service)
                 .await
         }
         None => {
             axum_server::from_tcp(listener)?
+                .acceptor(nodelay)
                 .handle(handle)
                 .serve(service)
                 .await

@@ -220,6 +220,7 @@ impl View {
             return body;
         }
         let mut body = lock(&self.body);
+        let started = std::time::Instant::now();
         let generation = {
             let state = self.read();
             if let Some(served) = state.cached(gzip) {
@@ -235,6 +236,9 @@ impl View {
             tag: body.tag(),
         };
         drop(body);
+        self.telemetry
+            .jobs_render
+            .observe(started.elapsed().as_secs_f64());
         let mut state = self.write();
         if state.generation == generation {
             state.jobs = Some(served.clone());

@@ -80,6 +80,51 @@ async fn duplicates_redeliveries_and_restarts_are_harmless() {
     );
 }
 
+/// A worker flooding the queue with `hello`s does not hold up the others: each batch
+/// applies its last `hello` only (the rest are acknowledged as superseded), so another
+/// worker's event queued behind 3000 of them is applied as soon as the flood is read.
+#[tokio::test]
+async fn a_flood_of_hellos_from_one_worker_is_applied_once_per_batch() {
+    let manager = TestManager::start(Setup::default()).await;
+    let flood = FakeWorker::start("flood", manager.broker_config()).await;
+    let quiet = FakeWorker::start("quiet", manager.broker_config()).await;
+    quiet.hello(&["debian"]).await;
+    wait_welcomed(&quiet).await;
+    let stopped = manager.stop().await;
+    let mirrors: Vec<String> = (0..50).map(|idx| format!("m{idx}")).collect();
+    let mirrors: Vec<&str> = mirrors.iter().map(String::as_str).collect();
+    for _ in 0..3000 {
+        flood.hello(&mirrors).await;
+    }
+    quiet
+        .send(quiet.status("debian", SyncStatus::Success, Uuid::new_v4(), None))
+        .await;
+
+    let manager = TestManager::start(Setup::again(stopped)).await;
+    manager.wait_status("quiet", "debian", "success").await;
+    let metrics = manager.get("/metrics").await.text().await.unwrap();
+    let superseded: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tunasync_events_superseded_total "))
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    // One applied per batch: batches are as large as what has arrived while the last one
+    // committed (25 batches here, on 2 cores); at least half of the flood must be skipped.
+    assert!(
+        superseded >= 1500.0,
+        "{superseded} of 3000 hellos superseded"
+    );
+    assert_eq!(
+        manager
+            .get_json("/workers/flood/jobs")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+}
+
 /// Events published while the manager is down wait in its queue and are applied when it
 /// comes back: an event is acked only after its effect was committed.
 #[tokio::test]

@@ -159,6 +159,7 @@ pub async fn start(
         started: Instant::now(),
         offline_after,
         telemetry,
+        full_sinks: crate::once_log::OnceLog::default(),
     };
     let mut forget = AlertChanges::default();
     for item in stored.outbox {
@@ -196,7 +197,13 @@ struct Engine {
     started: Instant,
     offline_after: Duration,
     telemetry: AlertTelemetry,
+    /// Sinks whose outbox filled up, logged once each.
+    full_sinks: crate::once_log::OnceLog<String>,
 }
+
+/// The most notifications kept for one sink that does not take them; later ones are
+/// dropped (and counted) until it does. `GET /alerts` still shows every open incident.
+pub const MAX_UNDELIVERED: usize = 1000;
 
 impl Engine {
     async fn run(
@@ -259,6 +266,19 @@ impl Engine {
                 ),
             }
             for sink in self.couriers.keys() {
+                let waiting = self.undelivered.values().filter(|s| *s == sink).count()
+                    + changes
+                        .queued
+                        .iter()
+                        .filter(|item| &item.sink == sink)
+                        .count();
+                if waiting >= MAX_UNDELIVERED {
+                    if self.full_sinks.first(sink.clone()) {
+                        warn!(sink = %sink, "{MAX_UNDELIVERED} notifications wait for this sink: later ones are dropped (counted in tunasync_alerts_dropped_total) until it takes them");
+                    }
+                    self.telemetry.dropped(sink);
+                    continue;
+                }
                 changes.queued.push(OutboxItem {
                     seq: self.next_seq,
                     sink: sink.clone(),

@@ -19,6 +19,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// Upper bounds of the render histogram's buckets, in seconds.
+const RENDER_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 /// Upper bounds of the wait and lag histograms' buckets, in seconds.
 const BOUNDS: [f64; 14] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
@@ -31,6 +36,9 @@ pub struct Telemetry {
     pub events_applied: Counter,
     /// Events refused by ingestion and dead-lettered.
     pub dead_lettered: Counter,
+    /// `hello`s and heartbeats skipped because a later one of the same worker came in the
+    /// same batch.
+    pub events_superseded: Counter,
     /// From an event's `sent_at` to its batch's commit.
     pub ingest_lag: Histogram,
     /// Commands published to workers (`POST /cmd` and the like).
@@ -39,6 +47,8 @@ pub struct Telemetry {
     pub commands_failed: Counter,
     /// Pooled runs, from coming due to a member taking them.
     pub pool_wait: Histogram,
+    /// Bringing the `GET /jobs` body up to date after a change (on the first read after it).
+    pub jobs_render: Histogram,
     /// Job logs being followed through the manager now.
     pub log_follows: Gauge,
     /// Follows whose worker stopped sending after their reader went away.
@@ -55,6 +65,7 @@ type SinkLabels = Vec<(String, String)>;
 pub struct AlertTelemetry {
     sent: Family<SinkLabels, Counter>,
     failed: Family<SinkLabels, Counter>,
+    dropped: Family<SinkLabels, Counter>,
     open: Gauge,
 }
 
@@ -66,6 +77,11 @@ impl AlertTelemetry {
     /// A notification the sink took.
     pub fn sent(&self, sink: &str) {
         self.sent.get_or_create(&Self::labels(sink)).inc();
+    }
+
+    /// A notification not kept: the sink's outbox was full.
+    pub fn dropped(&self, sink: &str) {
+        self.dropped.get_or_create(&Self::labels(sink)).inc();
     }
 
     /// An attempt to deliver that failed (it is retried).
@@ -83,10 +99,12 @@ impl Default for Telemetry {
         Telemetry {
             events_applied: Counter::default(),
             dead_lettered: Counter::default(),
+            events_superseded: Counter::default(),
             ingest_lag: Histogram::new(BOUNDS),
             commands_sent: Counter::default(),
             commands_failed: Counter::default(),
             pool_wait: Histogram::new(BOUNDS),
+            jobs_render: Histogram::new(RENDER_BOUNDS),
             log_follows: Gauge::default(),
             log_follows_stopped: Counter::default(),
             alerts: AlertTelemetry::default(),
@@ -113,6 +131,11 @@ impl Telemetry {
             self.dead_lettered.clone(),
         );
         registry.register(
+            "tunasync_events_superseded",
+            "Worker hellos and heartbeats skipped because a later one of the same worker came in the same batch",
+            self.events_superseded.clone(),
+        );
+        registry.register(
             "tunasync_ingest_lag_seconds",
             "From an event's sending by its worker to its commit in the store",
             self.ingest_lag.clone(),
@@ -126,6 +149,11 @@ impl Telemetry {
             "tunasync_commands_failed",
             "Commands that could not be published or were not answered in time",
             self.commands_failed.clone(),
+        );
+        registry.register(
+            "tunasync_jobs_render_seconds",
+            "Bringing the GET /jobs body up to date after a change: the chunks it touched rendered (and compressed for a gzip reader), the body assembled",
+            self.jobs_render.clone(),
         );
         registry.register(
             "tunasync_pool_wait_seconds",
@@ -151,6 +179,11 @@ impl Telemetry {
             "tunasync_alerts_failed",
             "Attempts to deliver an alert notification that failed (each is retried), per sink",
             self.alerts.failed.clone(),
+        );
+        registry.register(
+            "tunasync_alerts_dropped",
+            "Alert notifications not kept because the sink's outbox was full, per sink",
+            self.alerts.dropped.clone(),
         );
         registry.register(
             "tunasync_alerts_open",

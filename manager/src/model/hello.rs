@@ -8,7 +8,7 @@
 
 use tracing::warn;
 use tunasync_shared::gotime::GoTime;
-use tunasync_shared::names::WorkerId;
+use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::command::{StoredJob, Welcome};
 use tunasync_shared::wire::event::{Hello, JobSnapshot};
@@ -138,6 +138,15 @@ impl JobRecord {
     }
 }
 
+/// The mirrors a `hello` lists as the worker's own (not pooled).
+fn own_mirrors(hello: &Hello) -> impl Iterator<Item = &MirrorName> {
+    hello
+        .jobs
+        .iter()
+        .filter(|snapshot| snapshot.pool.is_none())
+        .map(|snapshot| &snapshot.mirror)
+}
+
 impl Model {
     pub(super) fn apply_hello(
         &mut self,
@@ -164,7 +173,7 @@ impl Model {
             // A hello older than what we know adds nothing; still answer it.
             changes
                 .welcomes
-                .push((worker.clone(), self.welcome(worker)));
+                .push((worker.clone(), self.welcome(worker, own_mirrors(hello))));
             return;
         }
         record.last_register = now;
@@ -200,17 +209,28 @@ impl Model {
         }
         changes
             .welcomes
-            .push((worker.clone(), self.welcome(worker)));
+            .push((worker.clone(), self.welcome(worker, own_mirrors(hello))));
     }
 
-    /// The stored state of a worker's jobs, the answer to its `hello`.
-    pub fn welcome(&self, worker: &WorkerId) -> Welcome {
+    /// The stored state of a worker's jobs, the answer to its `hello`: those of `mirrors`
+    /// (the ones the `hello` lists as the worker's own) that are stored. Looked up one by
+    /// one, so a `hello` costs the same however many jobs other workers have.
+    pub fn welcome<'a>(
+        &self,
+        worker: &WorkerId,
+        mirrors: impl IntoIterator<Item = &'a MirrorName>,
+    ) -> Welcome {
+        let mut mirrors: Vec<&MirrorName> = mirrors.into_iter().collect();
+        mirrors.sort();
+        mirrors.dedup();
         Welcome {
-            jobs: self
-                .jobs
-                .iter()
-                .filter(|((_, owner), _)| owner == worker)
-                .map(|((mirror, _), job)| StoredJob {
+            jobs: mirrors
+                .into_iter()
+                .filter_map(|mirror| {
+                    let key = (mirror.clone(), worker.clone());
+                    self.jobs.get(&key).map(|job| (mirror, job))
+                })
+                .map(|(mirror, job)| StoredJob {
                     mirror: mirror.clone(),
                     status: job.intended_status(),
                     last_update: job.last_update,

@@ -277,7 +277,7 @@ mod tests {
         );
         assert!(!model.maintenance_off(&Scope::Worker(w("w1")), now, &mut changes));
         // The welcome carries the set.
-        let welcome = model.welcome(&w("w2"));
+        let welcome = model.welcome(&w("w2"), [&m("debian")]);
         let set = welcome.maintenance.unwrap();
         assert_eq!(set.generation, model.maintenance.generation);
         assert_eq!(set.mirrors, [m("debian")]);
