@@ -21,6 +21,7 @@ pub mod api_maintenance;
 pub mod auth;
 pub mod cidr;
 pub mod config;
+pub mod deflate_pieces;
 pub mod dispatch;
 pub mod etag;
 pub mod import;

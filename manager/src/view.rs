@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::body::Bytes;
@@ -35,7 +36,9 @@ pub struct View {
     /// The `GET /jobs` chunks. Held while they are brought up to date, so concurrent
     /// readers that missed the current body wait for one render instead of each doing
     /// their own.
-    body: Mutex<JobsBody>,
+    body: Mutex<Rendering>,
+    /// Whether the compressing thread runs (at most one does).
+    compressing: AtomicBool,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
     /// What the manager counts as it goes (for `/metrics`).
@@ -72,6 +75,17 @@ struct ViewState {
     jobs: Option<ServedJobs>,
 }
 
+/// Above this much JSON in chunks not compressed yet, a gzip read compresses them before it
+/// answers; below, they go out as stored blocks and are compressed on another thread.
+const COMPRESS_NOW: usize = 1 << 20;
+
+/// The `GET /jobs` chunks and the generation they show.
+#[derive(Default)]
+struct Rendering {
+    body: JobsBody,
+    generation: u64,
+}
+
 /// A `GET /jobs` body as served: the identity encoding, the gzip one once asked for, and
 /// the tag both share.
 #[derive(Clone)]
@@ -91,20 +105,20 @@ pub struct ViewEdit<'a> {
 
 impl ViewEdit<'_> {
     pub fn set_job(&mut self, key: &JobKey, record: JobRecord) {
-        self.model.jobs.insert(key.clone(), record);
-        self.touched(key);
-    }
-
-    pub fn remove_job(&mut self, key: &JobKey) {
-        if self.model.jobs.remove(key).is_some() {
-            self.touched(key);
+        let added = self.model.jobs.insert(key.clone(), record).is_none();
+        // Before the first render every chunk renders anyway.
+        if !self.dirty.all {
+            if added {
+                self.dirty.added_or_removed.insert(key.clone());
+            } else {
+                self.dirty.changed.insert(key.clone());
+            }
         }
     }
 
-    fn touched(&mut self, key: &JobKey) {
-        // Before the first render every chunk renders anyway.
-        if !self.dirty.all {
-            self.dirty.jobs.insert(key.clone());
+    pub fn remove_job(&mut self, key: &JobKey) {
+        if self.model.jobs.remove(key).is_some() && !self.dirty.all {
+            self.dirty.added_or_removed.insert(key.clone());
         }
     }
 
@@ -145,7 +159,8 @@ impl View {
                 ..ViewState::default()
             }),
             dirty: Mutex::new(Dirty::everything()),
-            body: Mutex::new(JobsBody::default()),
+            body: Mutex::new(Rendering::default()),
+            compressing: AtomicBool::new(false),
             store_problem: Mutex::new(None),
             telemetry: crate::metrics::Telemetry::default(),
         })
@@ -215,36 +230,98 @@ impl View {
 
     /// The `GET /jobs` body: tunasync.json, sorted by name then worker (gzip-compressed when
     /// `gzip`), and its tag. Renders what changed on a miss: call it off the async runtime.
-    pub fn jobs(&self, gzip: bool) -> (Pieces, ETag) {
+    pub fn jobs(self: &Arc<Self>, gzip: bool) -> (Pieces, ETag) {
         if let Some(body) = self.cached_jobs(gzip) {
             return body;
         }
-        let mut body = lock(&self.body);
+        let mut rendering = lock(&self.body);
         let started = std::time::Instant::now();
-        let generation = {
+        {
             let state = self.read();
             if let Some(served) = state.cached(gzip) {
                 return served;
             }
             let dirty = std::mem::take(&mut *lock(&self.dirty));
-            body.refresh(&state.model, &state.offline, dirty);
-            state.generation
-        };
+            rendering.body.refresh(&state.model, &state.offline, dirty);
+            rendering.generation = state.generation;
+        }
+        if gzip && rendering.body.uncompressed_bytes() > COMPRESS_NOW {
+            // After a restart or a mass change: compressing on the thread that reads
+            // costs less than sending it all uncompressed.
+            rendering.body.compress();
+        }
+        let body = &rendering.body;
         let served = ServedJobs {
             json: body.json(),
             gzip: gzip.then(|| body.gzip()),
             tag: body.tag(),
         };
-        drop(body);
+        let compress = gzip && body.needs_compression();
+        let generation = rendering.generation;
+        drop(rendering);
         self.telemetry
             .jobs_render
             .observe(started.elapsed().as_secs_f64());
-        let mut state = self.write();
-        if state.generation == generation {
-            state.jobs = Some(served.clone());
+        {
+            let mut state = self.write();
+            if state.generation == generation {
+                state.jobs = Some(served.clone());
+            }
+        }
+        if compress {
+            self.compress_later();
         }
         let tag = served.tag;
         (served.gzip.filter(|_| gzip).unwrap_or(served.json), tag)
+    }
+
+    /// Compresses the chunks that went out uncompressed, on a thread of its own (one at a
+    /// time), and replaces the served gzip body with the smaller one (same content, same
+    /// tag) while nothing changed meanwhile.
+    fn compress_later(self: &Arc<Self>) {
+        if self.compressing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let view = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("jobs-gzip".into())
+            .spawn(move || {
+                loop {
+                    loop {
+                        let work = lock(&view.body).body.uncompressed();
+                        if work.is_empty() {
+                            break;
+                        }
+                        let done = work
+                            .into_iter()
+                            .map(|chunk| {
+                                let bytes = chunk.compress();
+                                (chunk, bytes)
+                            })
+                            .collect();
+                        let mut rendering = lock(&view.body);
+                        rendering.body.install(done);
+                        let gzip = rendering.body.gzip();
+                        let mut state = view.write();
+                        if state.generation == rendering.generation
+                            && let Some(served) = state.jobs.as_mut()
+                            && served.gzip.is_some()
+                        {
+                            served.gzip = Some(gzip);
+                        }
+                    }
+                    view.compressing.store(false, Ordering::Release);
+                    // A render may have left work while this thread was finishing.
+                    if !lock(&view.body).body.needs_compression()
+                        || view.compressing.swap(true, Ordering::AcqRel)
+                    {
+                        break;
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.compressing.store(false, Ordering::Release);
+        }
     }
 
     /// `GET /workers`: the workers, then the pools.

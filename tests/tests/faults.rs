@@ -92,6 +92,13 @@ fn a_manager_killed_while_ingesting_loses_nothing_and_applies_nothing_twice() {
     // The manager first, so that its queue exists; then it is stopped while the workers
     // publish, and the events wait in its queue.
     let (mut manager, port, _ctl) = files.start_manager("");
+    // Its API answers before it has declared its queue: wait for the queue itself (the
+    // workers' events would be unroutable otherwise).
+    wait_for(WAIT, "the manager's queue", || {
+        env.rabbitmqctl(&["list_queues", "--no-table-headers", "name"])
+            .lines()
+            .any(|name| name.trim() == "fault-ingest.manager")
+    });
     manager.stop();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
