@@ -21,6 +21,19 @@ pub struct Row {
     pub target: String,
 }
 
+impl Row {
+    /// A row that could not be measured, and why.
+    pub fn failed(what: &str, error: String) -> Row {
+        Row {
+            what: what.to_owned(),
+            figure: format!("failed: {error}"),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "–".into(),
+        }
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!("build measured: {BUILD}");

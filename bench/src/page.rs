@@ -16,13 +16,7 @@ use crate::setup::{self, Child};
 const WRK_SECONDS: u64 = 5;
 
 fn failed(what: &str, error: String) -> Vec<Row> {
-    vec![Row {
-        what: what.to_owned(),
-        figure: format!("failed: {error}"),
-        baseline: "–".into(),
-        ratio: "–".into(),
-        target: "–".into(),
-    }]
+    vec![Row::failed(what, error)]
 }
 
 async fn wrk(url: String, headers: Vec<String>) -> Result<f64, String> {

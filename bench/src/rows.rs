@@ -655,31 +655,24 @@ pub async fn heartbeat_cpu(n_workers: usize, n_jobs: usize, window: Duration) ->
     let shutdown = CancellationToken::new();
     let publisher = setup::publisher(&env, &namespace, &shutdown).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seq = SequenceSource::new();
-    let sessions: Vec<uuid::Uuid> = (0..n_workers).map(|_| uuid::Uuid::new_v4()).collect();
-    let hellos = (0..n_workers)
-        .map(|idx| setup::hello_event(&setup::sim_worker(idx), sessions[idx], n_jobs, &seq))
-        .collect();
-    setup::publish_all(&publisher, hellos, 32).await;
+    let seq = std::sync::Arc::new(SequenceSource::new());
+    let sessions = setup::new_sessions(n_workers);
+    setup::publish_all(&publisher, setup::hellos(&sessions, n_jobs, &seq), 32).await;
     wait_jobs(&manager.url, n_workers * n_jobs).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pid = manager.child.0.id();
     let cpu_before = setup::cpu_seconds(pid);
     let started = Instant::now();
-    let mut round = 0u64;
-    while started.elapsed() < window {
-        // One tenth of the workers each second: every worker every 10 s.
-        let beats: Vec<EventEnvelope> = (0..n_workers)
-            .filter(|idx| (*idx as u64 + round).is_multiple_of(10))
-            .map(|idx| setup::heartbeat_event(&setup::sim_worker(idx), sessions[idx], &seq))
-            .collect();
-        setup::publish_all(&publisher, beats, 16).await;
-        round += 1;
-        let next = Duration::from_secs(round);
-        if let Some(wait) = next.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
+    let stop = CancellationToken::new();
+    let beats = tokio::spawn(setup::heartbeats(
+        publisher.clone(),
+        sessions,
+        seq,
+        stop.clone(),
+    ));
+    tokio::time::sleep(window).await;
+    stop.cancel();
+    let _ = beats.await;
     let cpu = setup::cpu_seconds(pid) - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
     shutdown.cancel();

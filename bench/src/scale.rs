@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tunasync_shared::broker::{AmqpBroker, Outgoing, Transport};
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{BrokerEnv, unique_namespace};
-use tunasync_shared::wire::{EventEnvelope, SequenceSource};
+use tunasync_shared::wire::SequenceSource;
 
 use crate::Row;
 use crate::rows::{ManagerProcess, manager_process, ratio};
@@ -215,54 +215,6 @@ async fn steady_events(
     }
 }
 
-/// Every simulated worker's `hello` in `sessions` (one per worker).
-fn hellos(
-    sessions: &[uuid::Uuid],
-    jobs_per_worker: usize,
-    seq: &SequenceSource,
-) -> Vec<EventEnvelope> {
-    sessions
-        .iter()
-        .enumerate()
-        .map(|(idx, session)| {
-            setup::hello_event(&setup::sim_worker(idx), *session, jobs_per_worker, seq)
-        })
-        .collect()
-}
-
-fn new_sessions(n_workers: usize) -> Arc<Vec<uuid::Uuid>> {
-    Arc::new((0..n_workers).map(|_| uuid::Uuid::new_v4()).collect())
-}
-
-/// Heartbeats of every simulated worker in `sessions`, each every 10 s (a tenth of them
-/// each second), until cancelled.
-async fn heartbeats(
-    publisher: AmqpBroker,
-    sessions: Arc<Vec<uuid::Uuid>>,
-    seq: Arc<SequenceSource>,
-    stop: CancellationToken,
-) {
-    let started = Instant::now();
-    let mut round = 0u64;
-    while !stop.is_cancelled() {
-        let beats: Vec<EventEnvelope> = sessions
-            .iter()
-            .enumerate()
-            .filter(|(idx, _)| (*idx as u64 + round).is_multiple_of(10))
-            .map(|(idx, session)| setup::heartbeat_event(&setup::sim_worker(idx), *session, &seq))
-            .collect();
-        setup::publish_all(&publisher, beats, 16).await;
-        round += 1;
-        let next = Duration::from_secs(round);
-        if let Some(wait) = next.checked_sub(started.elapsed()) {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-}
-
 pub async fn scale(sizes: &[(usize, usize)]) -> Vec<Row> {
     let env = BrokerEnv::get();
     let client = reqwest::Client::new();
@@ -272,7 +224,7 @@ pub async fn scale(sizes: &[(usize, usize)]) -> Vec<Row> {
         let namespace = unique_namespace("scale");
         let manager = manager_process(&env, &namespace);
         if let Err(err) = wait_ready(&client, &manager.url, Instant::now()).await {
-            return vec![failed("scale", err)];
+            return vec![Row::failed("scale", err)];
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         setup::status_kib(manager.child.0.id(), "VmRSS")
@@ -280,20 +232,10 @@ pub async fn scale(sizes: &[(usize, usize)]) -> Vec<Row> {
     for &(n_jobs, n_workers) in sizes {
         match measure(&env, &client, n_jobs, n_workers, empty_kib).await {
             Ok(mut measured) => rows.append(&mut measured),
-            Err(err) => rows.push(failed(&format!("scale, {n_jobs} jobs"), err)),
+            Err(err) => rows.push(Row::failed(&format!("scale, {n_jobs} jobs"), err)),
         }
     }
     rows
-}
-
-fn failed(what: &str, error: String) -> Row {
-    Row {
-        what: what.to_owned(),
-        figure: format!("failed: {error}"),
-        baseline: "–".into(),
-        ratio: "–".into(),
-        target: "–".into(),
-    }
 }
 
 async fn measure(
@@ -313,8 +255,13 @@ async fn measure(
 
     // The store gets every job from the workers' first hellos.
     let applied = events_applied(client, &manager.url).await;
-    let sessions = new_sessions(n_workers);
-    setup::publish_all(&publisher, hellos(&sessions, jobs_per_worker, &seq), 32).await;
+    let sessions = setup::new_sessions(n_workers);
+    setup::publish_all(
+        &publisher,
+        setup::hellos(&sessions, jobs_per_worker, &seq),
+        32,
+    )
+    .await;
     wait_applied(client, &manager.url, applied + n_workers as f64).await?;
 
     // Restarted on that store: ready, then idle.
@@ -326,15 +273,20 @@ async fn measure(
 
     // Every worker restarts at once.
     let applied = events_applied(client, &manager.url).await;
-    let sessions = new_sessions(n_workers);
+    let sessions = setup::new_sessions(n_workers);
     let started = Instant::now();
-    setup::publish_all(&publisher, hellos(&sessions, jobs_per_worker, &seq), 32).await;
+    setup::publish_all(
+        &publisher,
+        setup::hellos(&sessions, jobs_per_worker, &seq),
+        32,
+    )
+    .await;
     wait_applied(client, &manager.url, applied + n_workers as f64).await?;
     let hellos_secs = started.elapsed().as_secs_f64();
 
     // From now on the workers are alive: heartbeats every 10 s.
     let stop_beats = CancellationToken::new();
-    let beats = tokio::spawn(heartbeats(
+    let beats = tokio::spawn(setup::heartbeats(
         publisher.clone(),
         sessions.clone(),
         seq.clone(),
@@ -504,17 +456,17 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     let namespace = unique_namespace("soak");
     let manager = manager_process(&env, &namespace);
     if let Err(err) = wait_ready(&client, &manager.url, Instant::now()).await {
-        return vec![failed("soak", err)];
+        return vec![Row::failed("soak", err)];
     }
     let shutdown = CancellationToken::new();
     let publisher = setup::publisher(&env, &namespace, &shutdown).await;
     let seq = Arc::new(SequenceSource::new());
-    let sessions = new_sessions(n_workers);
-    let hellos = hellos(&sessions, jobs_per_worker, &seq);
+    let sessions = setup::new_sessions(n_workers);
+    let hellos = setup::hellos(&sessions, jobs_per_worker, &seq);
     let applied = events_applied(&client, &manager.url).await;
     setup::publish_all(&publisher, hellos, 32).await;
     if let Err(err) = wait_applied(&client, &manager.url, applied + n_workers as f64).await {
-        return vec![failed("soak", err)];
+        return vec![Row::failed("soak", err)];
     }
 
     // Status changes all along: 50 a second (with 20,000 jobs, each job's status changes
@@ -550,7 +502,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     let window = (length / 10).clamp(Duration::from_secs(5), Duration::from_secs(120));
     let checkpoints = [window, window * 2, length.saturating_sub(window)];
     let mut samples: Vec<Sample> = Vec::new();
-    let beats = tokio::spawn(heartbeats(
+    let beats = tokio::spawn(setup::heartbeats(
         publisher.clone(),
         sessions.clone(),
         seq.clone(),
@@ -573,7 +525,10 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     let reads = reader.await.unwrap_or(0);
     shutdown.cancel();
     let [warm, first_end, last_start, end] = samples.as_slice() else {
-        return vec![failed("soak", "too short: run it for at least 30 s".into())];
+        return vec![Row::failed(
+            "soak",
+            "too short: run it for at least 30 s".into(),
+        )];
     };
     let minutes = length.as_secs_f64() / 60.0;
     let what = format!(

@@ -1,7 +1,9 @@
 //! What the rows need: managers (in-process and as a binary), simulated workers, wrk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tunasync_manager::config::{ManagerConfig, Overrides};
@@ -146,6 +148,52 @@ pub fn heartbeat_event(
             free_slots: None,
         }),
     )
+}
+
+/// Every simulated worker's `hello` in `sessions` (one per worker).
+pub fn hellos(
+    sessions: &[uuid::Uuid],
+    jobs_per_worker: usize,
+    seq: &SequenceSource,
+) -> Vec<EventEnvelope> {
+    sessions
+        .iter()
+        .enumerate()
+        .map(|(idx, session)| hello_event(&sim_worker(idx), *session, jobs_per_worker, seq))
+        .collect()
+}
+
+pub fn new_sessions(n_workers: usize) -> Arc<Vec<uuid::Uuid>> {
+    Arc::new((0..n_workers).map(|_| uuid::Uuid::new_v4()).collect())
+}
+
+/// Heartbeats of every simulated worker in `sessions`, each every 10 s (a tenth of them
+/// each second), until cancelled.
+pub async fn heartbeats(
+    publisher: AmqpBroker,
+    sessions: Arc<Vec<uuid::Uuid>>,
+    seq: Arc<SequenceSource>,
+    stop: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut round = 0u64;
+    while !stop.is_cancelled() {
+        let beats: Vec<EventEnvelope> = sessions
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| (*idx as u64 + round).is_multiple_of(10))
+            .map(|(idx, session)| heartbeat_event(&sim_worker(idx), *session, &seq))
+            .collect();
+        publish_all(&publisher, beats, 16).await;
+        round += 1;
+        let next = Duration::from_secs(round);
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
 }
 
 /// A simulated worker's name.

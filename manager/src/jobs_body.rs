@@ -58,13 +58,6 @@ impl Dirty {
             ..Dirty::default()
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        !self.all
-            && self.changed.is_empty()
-            && self.added_or_removed.is_empty()
-            && self.workers.is_empty()
-    }
 }
 
 /// A chunk starts at its boundary key; the first chunk (`None`) holds what comes before
@@ -270,18 +263,24 @@ impl JobsBody {
             .filter(|rendered| !rendered.json.is_empty())
     }
 
+    /// The chunks that go out uncompressed, with whether each is the first one (which
+    /// goes out bare, without its comma).
+    fn not_compressed(&self) -> impl Iterator<Item = (&Rendered, bool)> {
+        self.rendered().enumerate().filter_map(|(idx, rendered)| {
+            let first = idx == 0;
+            let compressed = if first {
+                matches!(rendered.bare, Some((_, Some(_))))
+            } else {
+                rendered.deflated.is_some()
+            };
+            (!compressed).then_some((rendered, first))
+        })
+    }
+
     /// How much JSON goes out uncompressed.
     pub fn uncompressed_bytes(&self) -> usize {
-        self.rendered()
-            .enumerate()
-            .filter(|(idx, rendered)| {
-                if *idx == 0 {
-                    !matches!(rendered.bare, Some((_, Some(_))))
-                } else {
-                    rendered.deflated.is_none()
-                }
-            })
-            .map(|(_, rendered)| rendered.json.len())
+        self.not_compressed()
+            .map(|(rendered, _)| rendered.json.len())
             .sum()
     }
 
@@ -290,27 +289,18 @@ impl JobsBody {
         self.uncompressed_bytes() > 0
     }
 
-    /// What [`JobsBody::compress_work`] compresses: each chunk (and the first one bare)
+    /// What goes out uncompressed, to compress off the lock: each chunk (and the first one bare)
     /// not compressed yet, identified by its digest.
     pub fn uncompressed(&self) -> Vec<Uncompressed> {
-        self.rendered()
-            .enumerate()
-            .filter_map(|(idx, rendered)| {
-                let bare = idx == 0;
-                let done = if bare {
-                    matches!(rendered.bare, Some((_, Some(_))))
+        self.not_compressed()
+            .map(|(rendered, bare)| Uncompressed {
+                digest: rendered.digest,
+                json: if bare {
+                    rendered.json.slice(1..)
                 } else {
-                    rendered.deflated.is_some()
-                };
-                (!done).then(|| Uncompressed {
-                    digest: rendered.digest,
-                    json: if bare {
-                        rendered.json.slice(1..)
-                    } else {
-                        rendered.json.clone()
-                    },
-                    bare,
-                })
+                    rendered.json.clone()
+                },
+                bare,
             })
             .collect()
     }

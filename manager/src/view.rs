@@ -167,18 +167,12 @@ impl View {
     }
 
     pub(crate) fn set_store_problem(&self, problem: Option<String>) {
-        *self
-            .store_problem
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = problem;
+        *lock(&self.store_problem) = problem;
     }
 
     /// Why the store cannot commit, if it cannot.
     pub fn store_problem(&self) -> Option<String> {
-        self.store_problem
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.store_problem).clone()
     }
 
     pub(crate) fn count_applied(&self, n_events: usize) {
@@ -301,13 +295,23 @@ impl View {
                             .collect();
                         let mut rendering = lock(&view.body);
                         rendering.body.install(done);
-                        let gzip = rendering.body.gzip();
-                        let mut state = view.write();
-                        if state.generation == rendering.generation
-                            && let Some(served) = state.jobs.as_mut()
-                            && served.gzip.is_some()
-                        {
-                            served.gzip = Some(gzip);
+                        // The served body is replaced only while it shows what the chunks
+                        // show (no change since), and only if a gzip one is served.
+                        let current = |state: &ViewState| {
+                            state.generation == rendering.generation
+                                && state
+                                    .jobs
+                                    .as_ref()
+                                    .is_some_and(|served| served.gzip.is_some())
+                        };
+                        if current(&view.read()) {
+                            let gzip = rendering.body.gzip();
+                            let mut state = view.write();
+                            if current(&state)
+                                && let Some(served) = state.jobs.as_mut()
+                            {
+                                served.gzip = Some(gzip);
+                            }
                         }
                     }
                     view.compressing.store(false, Ordering::Release);
