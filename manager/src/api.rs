@@ -12,7 +12,10 @@ use axum::routing::{delete, get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tunasync_shared::broker::Transport;
-use tunasync_shared::compat::{ClientCmd, InfoBody, SizeMsg, from_json_ignoring_key_case};
+use tunasync_shared::compat::{
+    ClientCmd, ErrorBody, InfoBody, MirrorStatus, SizeMsg, WebMirrorStatus, WorkerStatus,
+    from_json_ignoring_key_case,
+};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::{CmdVerb, SyncStatus};
@@ -77,6 +80,7 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
         .route("/jobs/{worker}/{mirror}/history", get(history::<T>))
         .route("/maintenance", get(crate::api_maintenance::list::<T>))
         .route("/alerts", get(alerts::<T>))
+        .route("/openapi.json", get(crate::openapi::document))
         .merge(changes)
         .with_state(api.clone())
         .merge(crate::page::router(api, auth, public_logs))
@@ -84,6 +88,8 @@ pub fn router<T: Transport>(api: Arc<Api<T>>, auth: Arc<Auth>, public_logs: bool
 }
 
 /// `GET /alerts`: the open incidents and what is undelivered, per sink.
+#[utoipa::path(get, path = "/alerts", tag = "status",
+    responses((status = 200, description = "The open incidents, and what each sink has not delivered yet.", body = crate::alerts::AlertsStatus)))]
 async fn alerts<T: Transport>(State(api): Shared<T>) -> Response {
     ok(&*api.alerts.status())
 }
@@ -110,14 +116,23 @@ async fn not_found() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/ping", tag = "health",
+    responses((status = 200, description = "`pong`: the manager answers.", body = InfoBody)))]
 async fn ping() -> Response {
     message("pong")
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`alive`: the process serves requests.", body = InfoBody)))]
 async fn healthz() -> Response {
     message("alive")
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "`ready`: the store commits and the broker is connected.", body = InfoBody),
+        (status = 503, description = "Why the manager is not ready.", body = ErrorBody),
+    ))]
 async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
     if !api.state.is_running() {
         return ApiError::Unavailable("the store is not available".to_owned()).into_response();
@@ -138,6 +153,9 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
     message("ready")
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format.",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
     // Thousands of jobs make a long text: rendered off the async runtime.
     let registry = api.metrics.clone();
@@ -164,6 +182,13 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /jobs`: tunasync.json, gzip-compressed for clients that accept it.
+#[utoipa::path(get, path = "/jobs", tag = "status",
+    params(("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 while the list is unchanged.")),
+    responses(
+        (status = 200, description = "Every job, as tunasync's `GET /jobs` (tunasync.json); gzip-encoded when the request accepts gzip.",
+            body = [WebMirrorStatus], headers(("ETag" = String, description = "Changes whenever the list does."))),
+        (status = 304, description = "The list has not changed since the `If-None-Match` tag."),
+    ))]
 async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(&headers);
     // A client that has the current body gets 304 without anything being rendered.
@@ -226,6 +251,8 @@ fn not_modified(tag: crate::etag::ETag) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/workers", tag = "status",
+    responses((status = 200, description = "Every worker, and every pool (`\"pool\": true`).", body = [WorkerStatus])))]
 async fn workers<T: Transport>(State(api): Shared<T>) -> Response {
     ok(&api.view.workers())
 }
@@ -250,6 +277,12 @@ pub(crate) fn mirror_name(name: &str) -> Result<MirrorName, ApiError> {
     MirrorName::new(name).map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 
+#[utoipa::path(get, path = "/workers/{id}/jobs", tag = "status",
+    params(("id" = String, Path, description = "A worker's (or pool's) id.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1")),
+    responses(
+        (status = 200, description = "The worker's jobs.", body = [MirrorStatus]),
+        (status = 400, description = "No such worker.", body = ErrorBody),
+    ))]
 async fn worker_jobs<T: Transport>(
     State(api): Shared<T>,
     Path(id): Path<String>,
@@ -262,6 +295,14 @@ async fn worker_jobs<T: Transport>(
     Ok(ok(&jobs))
 }
 
+#[utoipa::path(delete, path = "/workers/{id}", tag = "changes", security(("token" = [])),
+    params(("id" = String, Path, description = "A worker's id.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1")),
+    responses(
+        (status = 200, description = "`deleted`: the worker and its jobs are gone.", body = InfoBody),
+        (status = 400, description = "No such worker.", body = ErrorBody),
+        (status = 401, description = "No valid token (or client certificate, or trusted network).", body = ErrorBody),
+        (status = 503, description = "The store cannot commit.", body = ErrorBody),
+    ))]
 async fn delete_worker<T: Transport>(
     State(api): Shared<T>,
     Path(id): Path<String>,
@@ -278,6 +319,12 @@ async fn delete_worker<T: Transport>(
     Ok(message("deleted"))
 }
 
+#[utoipa::path(delete, path = "/jobs/disabled", tag = "changes", security(("token" = [])),
+    responses(
+        (status = 200, description = "`flushed`: jobs in `disabled` are removed.", body = InfoBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 503, description = "The store cannot commit.", body = ErrorBody),
+    ))]
 async fn flush_disabled<T: Transport>(State(api): Shared<T>) -> Result<Response, ApiError> {
     api.state
         .mutate(Mutation::FlushDisabled)
@@ -292,11 +339,23 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| ApiError::TooLarge(MAX_BODY))?;
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
         decode_body(&bytes).map(Body)
+    }
+}
+
+/// A request body of at most [`MAX_BODY`] bytes, with a JSON error past it.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::TooLarge(MAX_BODY))
     }
 }
 
@@ -322,6 +381,18 @@ pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiEr
 }
 
 /// `POST /workers/{id}/jobs/{job}/size`: as tunasync, the body's name wins over the path's.
+#[utoipa::path(post, path = "/workers/{id}/jobs/{job}/size", tag = "changes", security(("token" = [])),
+    params(("id" = String, Path, description = "A worker's id.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1"),
+        ("job" = String, Path, description = "A mirror's name (the body's `name` is the one used).", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "debian")),
+    request_body = SizeMsg,
+    responses(
+        (status = 200, description = "The job, with its new size.", body = MirrorStatus),
+        (status = 400, description = "No such worker, or a bad body.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "The worker has no such mirror.", body = ErrorBody),
+        (status = 413, description = "The body is longer than 64 KiB.", body = ErrorBody),
+        (status = 503, description = "The store cannot commit.", body = ErrorBody),
+    ))]
 async fn set_size<T: Transport>(
     State(api): Shared<T>,
     Path((id, _job)): Path<(String, String)>,
@@ -353,6 +424,18 @@ async fn set_size<T: Transport>(
 }
 
 /// `POST /cmd`: relay a command to a worker and report whether it took it.
+#[utoipa::path(post, path = "/cmd", tag = "changes", security(("token" = [])),
+    request_body(content = ClientCmd, description = "tunasynctl's command. For a pool (`worker_id` naming one), the manager applies it to the pooled mirror."),
+    responses(
+        (status = 200, description = "The worker took the command (`waits`: it runs when what it waits for clears).", body = CommandAnswer),
+        (status = 400, description = "No such worker, a bad body, or the worker refused.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "The pool has no such mirror.", body = ErrorBody),
+        (status = 413, description = "The body is longer than 64 KiB.", body = ErrorBody),
+        (status = 502, description = "The command could not be sent.", body = ErrorBody),
+        (status = 503, description = "Too many commands wait for answers, or the store cannot commit.", body = ErrorBody),
+        (status = 504, description = "The worker did not answer in time.", body = ErrorBody),
+    ))]
 async fn command<T: Transport>(
     State(api): Shared<T>,
     Body(cmd): Body<ClientCmd>,
@@ -442,10 +525,10 @@ async fn command<T: Transport>(
         Ok(CmdOutcome::Refused { reason }) => Err(ApiError::BadRequest(format!(
             "worker {worker} refused the command: {reason}"
         ))),
-        Ok(CmdOutcome::Deferred { reason }) => Ok(ok(&serde_json::json!({
-            "message": format!("successfully send command to worker {worker}"),
-            "waits": reason,
-        }))),
+        Ok(CmdOutcome::Deferred { reason }) => Ok(ok(&CommandAnswer {
+            message: format!("successfully send command to worker {worker}"),
+            waits: Some(reason),
+        })),
         Err(err @ DispatchError::Timeout { .. }) => Err(ApiError::GatewayTimeout(err.to_string())),
         Err(err @ DispatchError::Busy) => Err(ApiError::Unavailable(err.to_string())),
         Err(err) => Err(ApiError::BadGateway(tunasync_shared::error_chain(&err))),
@@ -527,9 +610,19 @@ async fn pool_command<T: Transport>(
     Ok(sent())
 }
 
+/// `POST /cmd`'s answer: tunasync's message, and what a deferred command waits for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommandAnswer {
+    pub message: String,
+    /// The command is taken but waits (e.g. for a free slot or a blackout's end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits: Option<String>,
+}
+
 /// One recorded run, newest first in `GET /jobs/{worker}/{mirror}/history`.
-#[derive(Debug, Serialize)]
-struct HistoryEntry {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    #[schema(format = Uuid)]
     run_id: String,
     started: GoTime,
     ended: GoTime,
@@ -545,6 +638,14 @@ struct HistoryEntry {
     upstream: String,
 }
 
+#[utoipa::path(get, path = "/jobs/{worker}/{mirror}/history", tag = "status",
+    params(("worker" = String, Path, description = "A worker's (or pool's) id.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1"),
+        ("mirror" = String, Path, description = "A mirror's name.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "debian")),
+    responses(
+        (status = 200, description = "The job's recorded runs, newest first.", body = [HistoryEntry]),
+        (status = 400, description = "No such worker, or a bad mirror name.", body = ErrorBody),
+        (status = 404, description = "The worker has no such mirror.", body = ErrorBody),
+    ))]
 async fn history<T: Transport>(
     State(api): Shared<T>,
     Path((worker, mirror)): Path<(String, String)>,

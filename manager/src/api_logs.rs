@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tunasync_shared::broker::Transport;
+use tunasync_shared::compat::ErrorBody;
 use tunasync_shared::wire::command::LogRequest;
 use tunasync_shared::wire::event::LogError;
 
@@ -23,15 +24,31 @@ use crate::api::{Api, QueryArgs, known_worker, mirror_name};
 use crate::api_error::ApiError;
 use crate::log_requests::{Follow, LogFetchError};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// The log's last N lines only.
     tail: Option<u32>,
+    /// Go on with what the running job writes until its run ends.
     #[serde(default)]
     follow: bool,
     /// A run's id (as in the job's history): that run's log, while its worker keeps it.
     run: Option<uuid::Uuid>,
 }
 
+/// Needs a token unless manager.conf's `public_logs` is on.
+#[utoipa::path(get, path = "/jobs/{worker}/{mirror}/log", tag = "status", security((), ("token" = [])),
+    params(("worker" = String, Path, description = "The worker that ran the job (for a pooled mirror: the member).", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1"),
+        ("mirror" = String, Path, description = "A mirror's name.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "debian"),
+        LogQuery),
+    responses(
+        (status = 200, description = "The log: plain text; with `follow`, it goes on until the run ends, as Server-Sent Events when the request accepts `text/event-stream`.",
+            content((String = "text/plain; charset=utf-8"), (String = "text/event-stream"))),
+        (status = 400, description = "No such worker, or a bad name or query.", body = ErrorBody),
+        (status = 401, description = "No valid token (logs are not public).", body = ErrorBody),
+        (status = 404, description = "No such mirror, log or run, or a pool named.", body = ErrorBody),
+        (status = 503, description = "The worker is offline or does not answer, or too many reads wait.", body = ErrorBody),
+    ))]
 pub async fn job_log<T: Transport>(
     State(api): State<Arc<Api<T>>>,
     Path((worker, mirror)): Path<(String, String)>,

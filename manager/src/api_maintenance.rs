@@ -6,10 +6,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use tunasync_shared::broker::Transport;
-use tunasync_shared::maintenance::{MaintenanceRequest, Scope};
+use tunasync_shared::compat::{ErrorBody, InfoBody};
+use tunasync_shared::maintenance::{MaintenanceEntry, MaintenanceRequest, Scope};
 use tunasync_shared::names::WorkerId;
 
-use crate::api::{Api, decode_body, message, mirror_name, ok, state_error};
+use crate::api::{Api, RawBody, decode_body, message, mirror_name, ok, state_error};
 use crate::api_error::ApiError;
 use crate::state::Mutation;
 
@@ -19,14 +20,26 @@ type Shared<T> = State<std::sync::Arc<Api<T>>>;
 pub const MAX_MESSAGE: usize = 1024;
 
 /// `GET /maintenance`: every maintenance in force, widest first.
+#[utoipa::path(get, path = "/maintenance", tag = "status",
+    responses((status = 200, description = "Every maintenance in force, widest first.", body = [MaintenanceEntry])))]
 pub async fn list<T: Transport>(State(api): Shared<T>) -> Response {
     ok(&api.view.maintenance())
 }
 
 /// `POST /maintenance`: turns one on (again: its message is replaced).
+#[utoipa::path(post, path = "/maintenance", tag = "changes", security(("token" = [])),
+    request_body(content = Option<MaintenanceRequest>, description = "No worker and no mirror (or no body): the whole cluster."),
+    responses(
+        (status = 200, description = "The maintenance now in force.", body = MaintenanceEntry),
+        (status = 400, description = "A bad body, name or message.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such worker or mirror.", body = ErrorBody),
+        (status = 413, description = "The body is longer than 64 KiB.", body = ErrorBody),
+        (status = 503, description = "The store cannot commit.", body = ErrorBody),
+    ))]
 pub async fn turn_on<T: Transport>(
     State(api): Shared<T>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let request = request(&body)?;
     if request.message.len() > MAX_MESSAGE {
@@ -57,9 +70,19 @@ pub async fn turn_on<T: Transport>(
 }
 
 /// `DELETE /maintenance`: ends one (an empty body: the cluster's).
+#[utoipa::path(delete, path = "/maintenance", tag = "changes", security(("token" = [])),
+    request_body(content = Option<MaintenanceRequest>, description = "Which maintenance ends; no body: the cluster's."),
+    responses(
+        (status = 200, description = "The maintenance has ended.", body = InfoBody),
+        (status = 400, description = "A bad body or name.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "It was not in maintenance.", body = ErrorBody),
+        (status = 413, description = "The body is longer than 64 KiB.", body = ErrorBody),
+        (status = 503, description = "The store cannot commit.", body = ErrorBody),
+    ))]
 pub async fn turn_off<T: Transport>(
     State(api): Shared<T>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let scope = scope(&request(&body)?)?;
     let found = api

@@ -33,6 +33,7 @@ pub mod mirrorz;
 pub mod model;
 pub mod notices;
 pub mod once_log;
+pub mod openapi;
 pub mod page;
 pub mod pool_publisher;
 pub mod pool_status;

@@ -177,6 +177,11 @@ pub fn router(view: Arc<View>, site: Option<MirrorzSite>) -> Router {
         .with_state(Arc::new(Mirrorz { view, site }))
 }
 
+#[utoipa::path(get, path = "/mirrorz.json", tag = "status",
+    responses(
+        (status = 200, description = "The site in MirrorZ's format (version 1.7), for MirrorZ's collectors.", body = Object),
+        (status = 404, description = "manager.conf has no `[mirrorz]` section.", body = tunasync_shared::compat::ErrorBody),
+    ))]
 async fn document(State(mirrorz): State<Arc<Mirrorz>>) -> Result<Response, ApiError> {
     let Some(site) = &mirrorz.site else {
         return Err(ApiError::NotFound(

@@ -13,7 +13,7 @@ use crate::gotime::GoTime;
 use crate::status::{CmdVerb, SyncStatus};
 
 /// One job's status as the manager stores and lists it per worker (`GET /workers/{id}/jobs`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MirrorStatus {
     pub name: String,
     pub worker: String,
@@ -42,7 +42,7 @@ pub struct MirrorStatus {
 
 /// One entry of `GET /jobs`: tunasync.json. No worker and no error text, text times plus
 /// their Unix-second twins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebMirrorStatus {
     pub name: String,
     pub is_master: bool,
@@ -88,6 +88,13 @@ impl From<&MirrorStatus> for WebMirrorStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebTime(pub GoTime);
 
+crate::openapi::string_schema!(
+    WebTime,
+    "A time as `GET /jobs` writes it: `2006-01-02 15:04:05 -0700`.",
+    None,
+    Some("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}$")
+);
+
 impl Serialize for WebTime {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.0.web_text().as_str())
@@ -104,7 +111,7 @@ impl<'de> Deserialize<'de> for WebTime {
 }
 
 /// A worker record (`GET /workers`). tunasync's `token` is always shown as `REDACTED`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerStatus {
     pub id: String,
     pub url: String,
@@ -115,7 +122,9 @@ pub struct WorkerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
     /// New: for a pool (listed among the workers, as `-w POOL` addresses it), what it is.
+    /// (Its fields are beside the others; the OpenAPI schema lists them as `PoolStatus`.)
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub pool: Option<PoolStatus>,
     /// New: the worker (or pool) is in maintenance, itself or with the whole cluster, with
     /// the operator's message (possibly empty).
@@ -124,7 +133,7 @@ pub struct WorkerStatus {
 }
 
 /// A pool in `GET /workers`: `"pool": true` and its members, slots and queued runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolStatus {
     /// Always true: tells a pool from a worker.
     pub pool: bool,
@@ -141,7 +150,7 @@ pub struct PoolStatus {
     pub differing: Vec<DifferingDefinition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolMemberStatus {
     pub id: String,
     pub online: bool,
@@ -149,7 +158,7 @@ pub struct PoolMemberStatus {
     pub free_slots: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DifferingDefinition {
     pub mirror: String,
     pub worker: String,
@@ -159,10 +168,14 @@ pub struct DifferingDefinition {
 }
 
 /// `POST /cmd` body, as tunasynctl sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"cmd": "start", "worker_id": "worker1", "mirror_id": "debian"}))]
 pub struct ClientCmd {
     pub cmd: CmdVerb,
+    /// Empty for `ping` and `reload` of a whole worker.
+    #[schema(pattern = "^[A-Za-z0-9._-]{0,128}$")]
     pub mirror_id: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub worker_id: String,
     #[serde(default)]
     pub args: Option<Vec<String>>,
@@ -181,8 +194,10 @@ impl ClientCmd {
 }
 
 /// `POST /workers/{id}/jobs/{job}/size` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "debian", "size": "1.2T"}))]
 pub struct SizeMsg {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
     pub size: String,
 }
@@ -195,13 +210,13 @@ pub struct MirrorSchedule {
 }
 
 /// `{"message": …}`: tunasync's informational answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InfoBody {
     pub message: String,
 }
 
 /// `{"error": …}`: tunasync's error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }

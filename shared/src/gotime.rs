@@ -225,6 +225,14 @@ impl From<DateTime<FixedOffset>> for GoTime {
     }
 }
 
+crate::openapi::string_schema!(
+    GoTime,
+    "A time as Go's encoding/json writes it (RFC 3339 with nanoseconds when there are any); \
+     0001-01-01T00:00:00Z for never.",
+    Some(utoipa::openapi::KnownFormat::DateTime),
+    None
+);
+
 impl Serialize for GoTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.rfc3339_text().as_str())

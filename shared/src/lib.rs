@@ -22,6 +22,7 @@ pub mod exposition;
 pub mod gotime;
 pub mod maintenance;
 pub mod names;
+pub mod openapi;
 pub mod schedule;
 pub mod size;
 pub mod status;

@@ -128,7 +128,7 @@ pub enum ScopeKeyError {
 
 /// The body of `POST /maintenance` (on) and `DELETE /maintenance` (off): no worker and no
 /// mirror is the whole cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaintenanceRequest {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker: String,
@@ -140,7 +140,7 @@ pub struct MaintenanceRequest {
 }
 
 /// One maintenance in `GET /maintenance` (and the answer to turning one on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaintenanceEntry {
     /// `cluster`, `worker`, `mirror` or `job`.
     pub scope: String,

@@ -102,6 +102,13 @@ macro_rules! validated_name {
             }
         }
 
+        $crate::openapi::string_schema!(
+            $name,
+            concat!("A ", $what, ": letters, digits, '.', '_' and '-', at most 128 bytes."),
+            None,
+            Some("^[A-Za-z0-9._-]{1,128}$")
+        );
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let value = String::deserialize(deserializer)?;

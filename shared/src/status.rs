@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A mirror job's status, serialised as tunasync's seven lowercase strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncStatus {
     /// Never ran, or its state is unknown.
@@ -75,7 +77,7 @@ impl std::str::FromStr for SyncStatus {
 /// A command verb of tunasync's `POST /cmd`.
 ///
 /// Unlike tunasync, an unknown verb is an error, never a silent `start`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CmdVerb {
     Start,

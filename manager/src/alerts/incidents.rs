@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tunasync_shared::names::{MirrorName, WorkerId};
 
 /// Which rule an incident is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// Runs in a row that ended failed.
@@ -33,7 +35,9 @@ impl Rule {
 }
 
 /// What an incident is about: a rule, and a job (a mirror on a worker or pool) or a worker.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct IncidentKey {
     pub rule: Rule,
     pub worker: WorkerId,
@@ -60,7 +64,7 @@ impl IncidentKey {
 }
 
 /// An open incident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     /// Unique across restarts: receivers may deduplicate by it.
     pub id: u64,
@@ -68,6 +72,7 @@ pub struct Incident {
     pub key: IncidentKey,
     /// What the rule found when the incident opened.
     pub summary: String,
+    #[schema(value_type = String, format = DateTime)]
     pub since: DateTime<Utc>,
 }
 

@@ -54,7 +54,7 @@ pub enum AlertsError {
 }
 
 /// What `GET /alerts` shows.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct AlertsStatus {
     /// Whether manager.conf has an `[alerts]` section.
     pub enabled: bool,

@@ -245,6 +245,12 @@ struct IndexPage<'a> {
 }
 
 /// `GET /[?status=S][&worker=W][&q=TEXT]`
+#[utoipa::path(get, path = "/", tag = "page", params(Filter),
+    responses(
+        (status = 200, description = "The status page.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag."),
+        (status = 400, description = "A status that does not exist.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
 async fn index<T: Transport>(
     State(page): Shared<T>,
     uri: Uri,
@@ -412,6 +418,14 @@ struct MirrorPage<'a> {
 }
 
 /// `GET /mirrors/{worker}/{mirror}`
+#[utoipa::path(get, path = "/mirrors/{worker}/{mirror}", tag = "page",
+    params(("worker" = String, Path, description = "A worker's (or pool's) id.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "worker1"),
+        ("mirror" = String, Path, description = "A mirror's name.", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "debian")),
+    responses(
+        (status = 200, description = "The job's page: status, history and log.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag."),
+        (status = 404, description = "No such job.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
 async fn mirror<T: Transport>(
     State(page): Shared<T>,
     Path((worker, mirror)): Path<(String, String)>,

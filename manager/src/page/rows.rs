@@ -12,12 +12,16 @@ use crate::model::maintenance::Window;
 use crate::view::Presence;
 
 /// The page's query: `?status=failed&worker=w1&q=debian` (each optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// Only jobs in this status (`failed`, `success`, `syncing`, …).
     #[serde(default)]
     pub status: Option<String>,
+    /// Only this worker's (or pool's) jobs.
     #[serde(default)]
     pub worker: Option<String>,
+    /// Only jobs whose name or upstream holds this text.
     #[serde(default)]
     pub q: Option<String>,
 }

@@ -289,7 +289,7 @@ pub struct JobStatus {
 }
 
 /// `progress`: see [`Event::Progress`]. Counted from the attempt's log as it is written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobProgress {
     pub mirror: MirrorName,
     pub run_id: Uuid,
