@@ -134,6 +134,43 @@ impl BrokerEnv {
         (dir.join("stranger.crt"), dir.join("stranger.key"))
     }
 
+    /// The node's own log (`rabbit.log`) so far: where it says whom it refused and why.
+    pub fn broker_log(&self) -> String {
+        std::fs::read_to_string(self.node_dir.join("log/rabbit.log")).unwrap_or_default()
+    }
+
+    /// A server certificate for `hosts` signed by the node's CA, valid for `days` from now
+    /// (`-1`: it expired a day ago), and its key, made in `dir` by `certs/mkcerts.sh`.
+    pub fn server_identity(
+        &self,
+        dir: &std::path::Path,
+        hosts: &[&str],
+        days: i32,
+    ) -> (PathBuf, PathBuf) {
+        let certs = self.node_dir.join("certs");
+        for file in ["ca.crt", "ca.key"] {
+            std::fs::copy(certs.join(file), dir.join(file))
+                .unwrap_or_else(|err| panic!("cannot copy the node's {file}: {err}"));
+        }
+        let mkcerts = self
+            .ctl
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|root| root.join("certs/mkcerts.sh"))
+            .unwrap_or_default();
+        let status = std::process::Command::new(&mkcerts)
+            .env("CERT_DAYS", days.to_string())
+            .arg("host")
+            .arg(dir)
+            .arg("server")
+            .args(hosts)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", mkcerts.display()));
+        assert!(status.success(), "{} host failed", mkcerts.display());
+        (dir.join("server.crt"), dir.join("server.key"))
+    }
+
     /// Stops the node and starts it again on the same ports and data (blocking, ~10 s).
     pub fn restart_broker(&self) {
         let status = std::process::Command::new(&self.ctl)
@@ -252,6 +289,56 @@ impl TcpProxy {
     /// Opens or closes the way through.
     pub fn set_open(&self, open: bool) {
         self.open.send_replace(open);
+    }
+}
+
+/// `openssl s_server` on a free loopback port, presenting a certificate: a TLS peer that
+/// is not the broker, for the misuse tests (an expired or misnamed server certificate).
+/// Stopped by its own PID when dropped.
+pub struct TlsServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl TlsServer {
+    /// Serves `cert` and `key`; returns once the port takes connections (10 s at most).
+    pub fn start(cert: &std::path::Path, key: &std::path::Path) -> TlsServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|err| panic!("no free port: {err}"));
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            // Its stdin stays open (it would end at EOF) and its chatter is dropped.
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot run openssl s_server (apt-get install openssl): {err}")
+            });
+        let server = TlsServer { port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not listen on {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

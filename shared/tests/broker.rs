@@ -8,7 +8,7 @@ use tunasync_shared::broker::{
 };
 use tunasync_shared::error_chain;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::testkit::{BrokerEnv, unique_namespace, within};
+use tunasync_shared::testkit::{BrokerEnv, TlsServer, unique_namespace, within};
 use tunasync_shared::wire::command::{Command, JobTarget, StartJob};
 use tunasync_shared::wire::event::{Event, JobRemoved};
 use tunasync_shared::wire::{CommandEnvelope, EventEnvelope, SequenceSource};
@@ -336,6 +336,38 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     .unwrap();
 }
 
+/// A peer on the broker's address whose certificate (from the site's CA) has expired, or
+/// names another host, is refused before anything is sent.
+#[tokio::test]
+async fn an_expired_or_misnamed_broker_certificate_is_refused() {
+    let env = BrokerEnv::get();
+    let temp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], i32, &str); 2] = [
+        ("expired", &["localhost", "127.0.0.1"], -1, "expired"),
+        ("misnamed", &["elsewhere.example"], 30, "notvalidforname"),
+    ];
+    for (label, hosts, days, refusal) in cases {
+        let dir = temp.path().join(label);
+        std::fs::create_dir(&dir).unwrap();
+        let (cert, key) = env.server_identity(&dir, hosts, days);
+        let peer = TlsServer::start(&cert, &key);
+        let mut config = env.tls_config(&unique_namespace(label));
+        config.urls = vec![format!("amqps://guest:guest@localhost:{}/%2f", peer.port)];
+        let err = within(
+            WAIT,
+            "the refused connection",
+            AmqpBroker::probe(config, Role::Manager),
+        )
+        .await
+        .unwrap_err();
+        let text = error_chain(&err);
+        assert!(
+            text.to_lowercase().replace(' ', "").contains(refusal),
+            "{label}: {text}"
+        );
+    }
+}
+
 /// A worker logs in with its client certificate (EXTERNAL), in hardened mode: its broker user
 /// may use only its own queue and the events exchange.
 #[tokio::test]
@@ -397,6 +429,79 @@ async fn client_certificate_login_in_hardened_mode() {
         "{}",
         error_chain(&err)
     );
+}
+
+/// A hardened worker's broker user cannot read another worker's queue, nor the queue of a
+/// pool it is not in: the broker refuses the consumer (and says so in its log), and what
+/// waits in the queue stays there for its owner.
+#[tokio::test]
+async fn a_hardened_worker_cannot_read_other_queues() {
+    let env = BrokerEnv::get();
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    let manager =
+        AmqpBroker::start(env.tls_config("hard"), Role::Manager, shutdown.clone()).unwrap();
+    manager.wait_connected(WAIT).await.unwrap();
+    // Another worker of namespace "hard" (the administrator's login declares its queue).
+    let other_id = WorkerId::new(unique_namespace("victim")).unwrap();
+    let other = AmqpBroker::start(
+        env.tls_config("hard"),
+        Role::Worker(other_id.clone()),
+        shutdown.clone(),
+    )
+    .unwrap();
+    other.wait_connected(WAIT).await.unwrap();
+    let pool = tunasync_shared::names::PoolName::new(unique_namespace("closed")).unwrap();
+    manager.declare_pool(&pool).await.unwrap();
+    let command = CommandEnvelope::new(other_id.clone(), Command::Reload(Default::default()));
+    manager
+        .publish(Outgoing::command(&command, Duration::from_secs(60)))
+        .await
+        .unwrap();
+
+    let hardened = AmqpBroker::start(
+        env.external_config("hard"),
+        Role::Worker(WorkerId::new(env.client_user.clone()).unwrap()),
+        shutdown.clone(),
+    )
+    .unwrap();
+    hardened.wait_connected(WAIT).await.unwrap();
+    let mut stolen = hardened
+        .subscribe(QueueRole::Worker(other_id.clone()), 4)
+        .await
+        .unwrap();
+    let mut pooled = hardened
+        .subscribe(QueueRole::Pool(pool.clone()), 4)
+        .await
+        .unwrap();
+    for queue in [
+        format!("hard.worker.{other_id}"),
+        format!("hard.pool.{pool}"),
+    ] {
+        let refusal =
+            format!("access to queue '{queue}' in vhost '/' refused for user 'tls-worker'");
+        tunasync_shared::testkit::wait_until(WAIT, &refusal, || {
+            env.broker_log().contains(&refusal)
+        })
+        .await;
+    }
+    assert!(
+        stolen.try_next().is_none(),
+        "nothing read from another worker's queue"
+    );
+    assert!(
+        pooled.try_next().is_none(),
+        "nothing read from a pool it is not in"
+    );
+    let mut own = other
+        .subscribe(QueueRole::Worker(other_id.clone()), 4)
+        .await
+        .unwrap();
+    let got = within(WAIT, "the command, for its owner", own.next())
+        .await
+        .unwrap();
+    assert_eq!(CommandEnvelope::decode(&got.payload).unwrap(), command);
+    got.ack().await.unwrap();
 }
 
 /// Quorum queues, for a clustered broker, carry the same traffic.
