@@ -2,6 +2,7 @@
 //! processes, each stopped by its own PID when the test ends.
 
 pub mod browser;
+pub mod docker;
 pub mod site;
 
 use std::path::{Path, PathBuf};
@@ -37,8 +38,23 @@ impl Daemon {
         Daemon::start_program(name, &binary("tunasync"), args, log)
     }
 
+    /// [`Daemon::start`] with more environment variables.
+    pub fn start_with_env(name: &str, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(name, &binary("tunasync"), args, log, env)
+    }
+
     /// Another program (Prometheus, Alertmanager, …), handled the same way.
     pub fn start_program(name: &str, program: &Path, args: &[&str], log: &Path) -> Daemon {
+        Daemon::spawn(name, program, args, log, &[])
+    }
+
+    fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         assert!(
             program.exists(),
             "{} is missing: install it (see .ci/run for the Debian packages)",
@@ -50,6 +66,7 @@ impl Daemon {
         let child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info,lapin=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err_file)

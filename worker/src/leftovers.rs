@@ -3,8 +3,9 @@
 //! directory (`.tunasync-job.pid`: the leader's pid and its start time, so a recycled pid is
 //! not mistaken for it), and at start-up, before any run, the worker ends the groups it
 //! finds still running (SIGTERM, SIGKILL after the grace period). With `[cgroup]`, what is
-//! left in a job's group is killed and the group removed too. (tunasync leaves such
-//! processes running: tunasync#213.)
+//! left in a job's group is killed and the group removed too; with the docker hook, a
+//! container `tunasync-job-<name>` still there is removed. (tunasync leaves such processes
+//! and containers running: tunasync#213.)
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -76,6 +77,9 @@ pub async fn end_leftovers(jobs: &[JobConfig], cgroup: Option<&Path>) -> usize {
                 ended += 1;
             }
             clear(&path);
+        }
+        if job.docker.is_some() && crate::hooks::docker::end_leftover(job).await {
+            ended += 1;
         }
         if let Some(base) = cgroup {
             let group = base.join(job.name.as_str());

@@ -82,6 +82,39 @@ pub async fn prepare(job: &JobConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// At start-up, before any run: removes the job's container if a previous life of the
+/// worker left it (SIGKILLed while the job ran: `--rm` never came). Whether there was one.
+/// Without a `docker` command (or a daemon) there is nothing to find.
+pub async fn end_leftover(job: &JobConfig) -> bool {
+    let name = container_name(job);
+    let filter = format!("name=^{name}$");
+    let found = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &filter])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await;
+    let ids = match found {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+        _ => return false,
+    };
+    if ids.is_empty() {
+        return false;
+    }
+    warn!(mirror = %job.name, container = %name, "a container left by this worker's previous life: removing it");
+    let removed = Command::new("docker")
+        .args(["rm", "-f", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if !matches!(removed, Ok(status) if status.success()) {
+        warn!(mirror = %job.name, container = %name, "cannot remove the container; the job's next run removes it first");
+    }
+    true
+}
+
 /// Stops the job's container (stop and timeout), as tunasync's `docker stop -t 2`.
 pub async fn stop(job: &JobConfig) {
     let _ = Command::new("docker")
