@@ -11,6 +11,10 @@
 # written to /etc/rabbitmq or /var/lib/rabbitmq, and no system service is touched.
 #
 # RMQ_DEFINITIONS=FILE: load these users / vhosts / permissions instead of the test ones.
+# RMQ_JOIN=DIR0: the new node joins the cluster of the node in DIR0 (started before): it
+# takes DIR0's certificates, Erlang cookie, definitions and epmd, and joins after its first
+# start (for a 3-node cluster on loopback: start DIR0, then RMQ_JOIN=DIR0 for DIR1 and DIR2;
+# stop the joined nodes before DIR0, whose epmd they use).
 #
 # DIR/env exports: AMQP_URL (plain, loopback), AMQPS_URL, AMQP_CA, AMQP_OTHER_CA (a CA the node
 # does not trust), AMQP_CLIENT_CERT / AMQP_CLIENT_KEY / AMQP_CLIENT_USER (a certificate-only
@@ -73,6 +77,14 @@ PY
 prepare() {
   mkdir -p "$dir/home" "$dir/log" "$dir/mnesia"
   read -r AMQP_PORT AMQPS_PORT DIST_PORT EPMD_PORT CTL_PORT <<<"$(free_ports 5)"
+  local join_node="" own_epmd=1
+  if [ -n "${RMQ_JOIN:-}" ]; then
+    [ -f "$RMQ_JOIN/ports" ] || die "RMQ_JOIN=$RMQ_JOIN holds no node"
+    # shellcheck disable=SC1091
+    EPMD_PORT=$(. "$RMQ_JOIN/ports" && echo "$EPMD_PORT")
+    join_node="rmq-$(. "$RMQ_JOIN/ports" && echo "$NODE_TAG")@localhost"
+    own_epmd=0
+  fi
   cat >"$dir/ports" <<EOT
 AMQP_PORT=$AMQP_PORT
 AMQPS_PORT=$AMQPS_PORT
@@ -80,19 +92,28 @@ DIST_PORT=$DIST_PORT
 EPMD_PORT=$EPMD_PORT
 CTL_PORT=$CTL_PORT
 NODE_TAG=$$
+JOIN_NODE=$join_node
+OWN_EPMD=$own_epmd
 EOT
   local certs="$dir/certs"
-  "$ROOT/certs/mkcerts.sh" ca "$certs" >/dev/null
-  "$ROOT/certs/mkcerts.sh" host "$certs" server localhost 127.0.0.1 >/dev/null
-  "$ROOT/certs/mkcerts.sh" client "$certs" tls-worker >/dev/null
-  for user in hw1 hp1 hp2; do
-    "$ROOT/certs/mkcerts.sh" client "$certs" "$user" >/dev/null
-  done
-  CA_NAME=other-ca "$ROOT/certs/mkcerts.sh" ca "$certs/other" >/dev/null
-  "$ROOT/certs/mkcerts.sh" host "$certs/other" server localhost 127.0.0.1 >/dev/null
-  # A client certificate no site trusts (the misuse tests present it).
-  "$ROOT/certs/mkcerts.sh" client "$certs/other" stranger >/dev/null
-  chmod 644 "$certs"/*.key
+  if [ -n "$join_node" ]; then
+    cp -r "$RMQ_JOIN/certs" "$certs"
+    cp "$RMQ_JOIN/home/.erlang.cookie" "$dir/home/.erlang.cookie"
+    chmod 400 "$dir/home/.erlang.cookie"
+  fi
+  if [ -z "$join_node" ]; then
+    "$ROOT/certs/mkcerts.sh" ca "$certs" >/dev/null
+    "$ROOT/certs/mkcerts.sh" host "$certs" server localhost 127.0.0.1 >/dev/null
+    "$ROOT/certs/mkcerts.sh" client "$certs" tls-worker >/dev/null
+    for user in hw1 hp1 hp2; do
+      "$ROOT/certs/mkcerts.sh" client "$certs" "$user" >/dev/null
+    done
+    CA_NAME=other-ca "$ROOT/certs/mkcerts.sh" ca "$certs/other" >/dev/null
+    "$ROOT/certs/mkcerts.sh" host "$certs/other" server localhost 127.0.0.1 >/dev/null
+    # A client certificate no site trusts (the misuse tests present it).
+    "$ROOT/certs/mkcerts.sh" client "$certs/other" stranger >/dev/null
+    chmod 644 "$certs"/*.key
+  fi
   : >"$dir/rabbitmq-env.conf"
   echo '[rabbitmq_auth_mechanism_ssl].' >"$dir/enabled_plugins"
   cat >"$dir/rabbitmq.conf" <<EOT
@@ -116,6 +137,10 @@ log.file = rabbit.log
 log.file.level = info
 log.console = false
 EOT
+  if [ -n "$join_node" ]; then
+    cp "$RMQ_JOIN/definitions.json" "$dir/definitions.json"
+    return
+  fi
   if [ -n "${RMQ_DEFINITIONS:-}" ]; then
     # Users, vhosts and permissions given by the caller (the quickstart uses compose's).
     cp "$RMQ_DEFINITIONS" "$dir/definitions.json"
@@ -177,7 +202,7 @@ alive() { # PIDFILE -> is that process running (not a zombie)?
 start_node() {
   require
   node_env
-  if ! alive "$dir/epmd.pid"; then
+  if [ "${OWN_EPMD:-1}" = 1 ] && ! alive "$dir/epmd.pid"; then
     setsid epmd -port "$EPMD_PORT" -address 127.0.0.1 >"$dir/log/epmd.log" 2>&1 </dev/null &
     echo $! >"$dir/epmd.pid"
   fi
@@ -196,6 +221,16 @@ start_node() {
     [ $SECONDS -lt $deadline ] || die "the node did not finish booting within ${START_TIMEOUT}s; logs in $dir/log"
     sleep 0.5
   done
+  if [ -n "${JOIN_NODE:-}" ] && [ ! -f "$dir/joined" ]; then
+    local ctl=("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" --timeout 60)
+    local out="$dir/log/join.log"
+    "${ctl[@]}" stop_app >>"$out" 2>&1
+    "${ctl[@]}" reset >>"$out" 2>&1
+    "${ctl[@]}" join_cluster "$JOIN_NODE" >>"$out" 2>&1 || die "cannot join $JOIN_NODE; see $out"
+    "${ctl[@]}" start_app >>"$out" 2>&1
+    "${ctl[@]}" await_startup >>"$out" 2>&1
+    touch "$dir/joined"
+  fi
 }
 
 pid_alive() { # PID -> running and not a zombie
