@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod docker;
+pub mod events;
 pub mod site;
 
 use std::path::{Path, PathBuf};

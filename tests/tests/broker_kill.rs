@@ -9,15 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tunasync_e2e::events::successful_run;
 use tunasync_e2e::site::{self, Files};
 use tunasync_e2e::wait_for;
 use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
-use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::BrokerEnv;
-use tunasync_shared::wire::event::{Event, JobStatus};
-use tunasync_shared::wire::{EventEnvelope, SequenceSource};
+use tunasync_shared::wire::SequenceSource;
 
 const WORKERS: usize = 3;
 const EVENTS_PER_WORKER: usize = 300;
@@ -56,24 +54,7 @@ fn a_killed_broker_loses_no_confirmed_event() {
                 let seq = SequenceSource::new();
                 for _ in 0..EVENTS_PER_WORKER {
                     let run_id = uuid::Uuid::new_v4();
-                    let envelope = EventEnvelope::new(
-                        worker.clone(),
-                        seq.next(),
-                        Event::Status(JobStatus {
-                            mirror: mirror.clone(),
-                            status: SyncStatus::Success,
-                            run_id,
-                            attempt: 1,
-                            at: GoTime::now_local(),
-                            upstream: "rsync://upstream.example.org/x/".into(),
-                            is_master: true,
-                            size: None,
-                            error_msg: String::new(),
-                            pooled: None,
-                            transferred_bytes: Some(1),
-                            ends_run: true,
-                        }),
-                    );
+                    let envelope = successful_run(&worker, &mirror, &seq, run_id, String::new());
                     *sent.lock().unwrap() += 1;
                     // As a worker's outbox does: the same event again until it is confirmed.
                     let deadline = Instant::now() + WAIT;

@@ -9,14 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tunasync_e2e::events::successful_run;
 use tunasync_e2e::site::{self, Files};
 use tunasync_e2e::wait_for;
 use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
-use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::BrokerEnv;
-use tunasync_shared::wire::event::{Event, JobStatus};
 use tunasync_shared::wire::{EventEnvelope, SequenceSource};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -70,25 +68,8 @@ fn fill(path: &Path) {
 }
 
 fn success(worker: &WorkerId, mirror: &MirrorName, seq: &SequenceSource) -> EventEnvelope {
-    EventEnvelope::new(
-        worker.clone(),
-        seq.next(),
-        Event::Status(JobStatus {
-            mirror: mirror.clone(),
-            status: SyncStatus::Success,
-            run_id: uuid::Uuid::new_v4(),
-            attempt: 1,
-            at: GoTime::now_local(),
-            upstream: "rsync://upstream.example.org/x/".into(),
-            is_master: true,
-            size: None,
-            // Some weight per run, so the history grows the file.
-            error_msg: "x".repeat(512),
-            pooled: None,
-            transferred_bytes: Some(1),
-            ends_run: true,
-        }),
-    )
+    // Some weight per run, so the history grows the file.
+    successful_run(worker, mirror, seq, uuid::Uuid::new_v4(), "x".repeat(512))
 }
 
 /// The sum of `tunasync_mirror_total_transferred_bytes`: the events of this test stored.

@@ -8,14 +8,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tunasync_e2e::events::successful_run;
 use tunasync_e2e::site::Files;
 use tunasync_e2e::{Daemon, wait_for};
 use tunasync_shared::broker::{AmqpBroker, Outgoing, Role, Transport};
-use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
-use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::BrokerEnv;
-use tunasync_shared::wire::event::{Event, JobStatus};
 use tunasync_shared::wire::{EventEnvelope, SequenceSource};
 
 const WORKERS: usize = 10;
@@ -25,24 +23,7 @@ const EVENTS: usize = WORKERS * MIRRORS_PER_WORKER * EVENTS_PER_MIRROR;
 const WAIT: Duration = Duration::from_secs(180);
 
 fn success(worker: &WorkerId, mirror: &MirrorName, seq: &SequenceSource) -> EventEnvelope {
-    EventEnvelope::new(
-        worker.clone(),
-        seq.next(),
-        Event::Status(JobStatus {
-            mirror: mirror.clone(),
-            status: SyncStatus::Success,
-            run_id: uuid::Uuid::new_v4(),
-            attempt: 1,
-            at: GoTime::now_local(),
-            upstream: "rsync://upstream.example.org/x/".into(),
-            is_master: true,
-            size: None,
-            error_msg: String::new(),
-            pooled: None,
-            transferred_bytes: Some(1),
-            ends_run: true,
-        }),
-    )
+    successful_run(worker, mirror, seq, uuid::Uuid::new_v4(), String::new())
 }
 
 /// The manager's `/metrics` sample values of `name`, by their `mirror` label.
