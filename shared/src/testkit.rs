@@ -43,6 +43,21 @@ impl BrokerEnv {
         BrokerEnv::from_vars(var)
     }
 
+    /// The node a test started itself in `dir` (`scripts/rmq-node.sh start DIR`, e.g. a
+    /// member of a cluster), read from the `DIR/env` that script writes.
+    pub fn from_node(dir: &std::path::Path) -> BrokerEnv {
+        let file = dir.join("env");
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", file.display()));
+        let var = |name: &str| -> String {
+            text.lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("{} has no {name}", file.display()))
+                .to_owned()
+        };
+        BrokerEnv::from_vars(var)
+    }
+
     fn from_vars(var: impl Fn(&str) -> String) -> BrokerEnv {
         BrokerEnv {
             amqp_url: var("AMQP_URL"),
@@ -293,6 +308,59 @@ impl TcpProxy {
     /// Opens or closes the way through.
     pub fn set_open(&self, open: bool) {
         self.open.send_replace(open);
+    }
+}
+
+/// A RabbitMQ cluster of private nodes on loopback (`scripts/rmq-node.sh`, the first node
+/// seeding it and the others joining with `RMQ_JOIN`), each node with its own ports and
+/// the first one's certificates. Every node is stopped (by the PIDs the script recorded)
+/// when dropped, the joined ones first.
+pub struct RabbitCluster {
+    pub nodes: Vec<BrokerEnv>,
+}
+
+impl RabbitCluster {
+    /// Starts `size` nodes under `root` (blocking: about 15 s a node).
+    pub fn start(root: &std::path::Path, size: usize) -> RabbitCluster {
+        let script = BrokerEnv::get().ctl;
+        let mut cluster = RabbitCluster { nodes: Vec::new() };
+        for index in 0..size {
+            let dir = root.join(format!("node{index}"));
+            let mut command = std::process::Command::new(&script);
+            command.arg("start").arg(&dir);
+            if index > 0 {
+                command.env("RMQ_JOIN", root.join("node0"));
+            }
+            let output = command
+                .output()
+                .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
+            assert!(
+                output.status.success(),
+                "node {index} of the cluster did not start: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            cluster.nodes.push(BrokerEnv::from_node(&dir));
+        }
+        cluster
+    }
+
+    /// Every node's amqps URL (the administrator's login), in order: a `url` list.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| node.amqps_url.clone())
+            .collect()
+    }
+}
+
+impl Drop for RabbitCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter().rev() {
+            let _ = std::process::Command::new(&node.ctl)
+                .arg("stop")
+                .arg(&node.node_dir)
+                .output();
+        }
     }
 }
 

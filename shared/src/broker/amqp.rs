@@ -302,7 +302,12 @@ impl AmqpBroker {
                 );
                 Err(BrokerError::Unroutable)
             }
-            Confirmation::Nack(_) => Err(BrokerError::Nacked),
+            Confirmation::Nack(_) => {
+                // The broker's channel may hold a queue's old leader (a quorum queue whose
+                // node died): the next publish takes a new channel.
+                session.forget_publisher(&channel);
+                Err(BrokerError::Nacked)
+            }
         }
     }
 }
@@ -352,6 +357,24 @@ impl Transport for AmqpBroker {
 }
 
 impl Session {
+    /// Drops `channel` as the publishing channel (closing it), if it still is.
+    fn forget_publisher(&self, channel: &Channel) {
+        let forgotten = self.publisher.lock().ok().and_then(|mut guard| {
+            guard
+                .as_ref()
+                .is_some_and(|current| current.id() == channel.id())
+                .then(|| guard.take())
+                .flatten()
+        });
+        if let Some(channel) = forgotten {
+            tokio::spawn(async move {
+                let _ = channel
+                    .close(200, ShortString::from("after a negative confirm"))
+                    .await;
+            });
+        }
+    }
+
     /// The publishing channel, opened (in confirm mode) if there is none or it was closed.
     async fn publisher(&self) -> Result<Channel, BrokerError> {
         if let Ok(guard) = self.publisher.lock()
