@@ -313,6 +313,14 @@ impl Store {
                     new_runs.insert(key);
                 }
             }
+            for (key, late) in &changes.late_runs {
+                if !model.jobs.contains_key(key) {
+                    continue;
+                }
+                if complete_late_run(&mut history, key, late)? {
+                    new_runs.insert(key);
+                }
+            }
             for (mirror, worker) in new_runs {
                 let range = (worker.as_str(), mirror.as_str(), 0)
                     ..=(worker.as_str(), mirror.as_str(), u64::MAX);
@@ -388,6 +396,55 @@ fn hold_what_the_operator_stopped(
         .map_err(redb_error)?;
     }
     Ok(())
+}
+
+/// Writes the end of an older run reported late ([`Changes::late_runs`]): into the run's
+/// entry if it has one that never got its end (or was ended as lost), else as a new entry
+/// under the late report's number. An entry that has its end is left alone. Returns whether
+/// an entry was added.
+fn complete_late_run(
+    history: &mut redb::Table<(&str, &str, u64), &[u8]>,
+    (mirror, worker): &JobKey,
+    late: &CurrentRun,
+) -> Result<bool, StoreError> {
+    let range =
+        (worker.as_str(), mirror.as_str(), 0)..=(worker.as_str(), mirror.as_str(), u64::MAX);
+    let mut found: Option<(u64, RunRecord)> = None;
+    for entry in history.range(range).map_err(redb_error)?.rev() {
+        let (key, value) = entry.map_err(redb_error)?;
+        let (_, _, number) = key.value();
+        let Ok(record) = records::decode::<RunRecord>(value.value()) else {
+            continue;
+        };
+        if record.run_id == late.record.run_id {
+            found = Some((number, record));
+            break;
+        }
+    }
+    let (number, record) = match found {
+        Some((number, mut record)) => {
+            let ended = !record.ended.is_zero() && record.error_msg != crate::model::LOST_END_ERROR;
+            if ended {
+                return Ok(false);
+            }
+            record.result = late.record.result;
+            record.ended = late.record.ended;
+            record.attempts = record.attempts.max(late.record.attempts);
+            record.error_msg.clone_from(&late.record.error_msg);
+            if !late.record.size.is_empty() {
+                record.size.clone_from(&late.record.size);
+            }
+            (number, record)
+        }
+        None => (late.key, late.record.clone()),
+    };
+    let previous = history
+        .insert(
+            (worker.as_str(), mirror.as_str(), number),
+            records::encode(&record).as_slice(),
+        )
+        .map_err(redb_error)?;
+    Ok(previous.is_none())
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -478,6 +535,65 @@ mod tests {
         assert_eq!(reopened.maintenance, model.maintenance);
         let left: Vec<&Scope> = reopened.maintenance.windows.keys().collect();
         assert_eq!(left, [&job]);
+    }
+
+    /// Events a queue redelivered out of order (a quorum queue whose node died): the end of
+    /// an older run that arrives after a newer run's report is still recorded, once.
+    #[test]
+    fn late_ends_of_older_runs_reach_the_history_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = WorkerId::new("w1").unwrap();
+        let (store, mut model) = Store::open(&dir.path().join("tunasync.redb"), 10).unwrap();
+        let ended = |status, run| match status_event("debian", status, run) {
+            Event::Status(mut status) => {
+                status.ends_run = true;
+                Event::Status(status)
+            }
+            _ => unreachable!(),
+        };
+        let (first, second, third) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        // Applied in this order; the numbers are the order they were published in. Run one
+        // is a one-event run (no entry before its end); run two began (pre-syncing, 2) and
+        // its end (4) comes after run three's end (5); then copies of both late ends.
+        let arrivals = [
+            (2, status_event("debian", SyncStatus::PreSyncing, second)),
+            (5, ended(SyncStatus::Success, third)),
+            (1, ended(SyncStatus::Success, first)),
+            (4, ended(SyncStatus::Failed, second)),
+            (1, ended(SyncStatus::Success, first)),
+            (4, ended(SyncStatus::Failed, second)),
+        ];
+        for (seq, event) in arrivals {
+            let mut changes = Changes::default();
+            let verified = Verified {
+                worker: worker.clone(),
+                seq,
+                event,
+            };
+            model.apply(&verified, GoTime::now_local(), &mut changes);
+            store.commit(&model, &changes).unwrap();
+        }
+        let runs = store
+            .history(&worker, &MirrorName::new("debian").unwrap())
+            .unwrap();
+        let seen: Vec<(Uuid, SyncStatus)> =
+            runs.iter().map(|run| (run.run_id, run.result)).collect();
+        assert_eq!(
+            seen,
+            [
+                (third, SyncStatus::Success),
+                (second, SyncStatus::Failed),
+                (first, SyncStatus::Success),
+            ]
+        );
+        assert!(runs.iter().all(|run| !run.ended.is_zero()));
+        let job = &model.jobs[&(MirrorName::new("debian").unwrap(), worker)];
+        assert_eq!(
+            job.status,
+            SyncStatus::Success,
+            "late reports change nothing shown"
+        );
+        assert_eq!(job.run_id, Some(third));
     }
 
     #[test]

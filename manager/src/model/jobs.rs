@@ -168,6 +168,42 @@ impl JobRecord {
     }
 }
 
+impl JobRecord {
+    /// A report numbered below the newest one applied: a copy seen before, or one the
+    /// broker redelivered after newer ones (a queue that moved to another node). It changes
+    /// nothing shown, but a run it ends must not go missing from the history: the store
+    /// completes that run's entry if the entry never got its end, or adds the entry if it
+    /// has none (a late copy of an end already recorded changes nothing).
+    fn late_report(&self, key: &JobKey, seq: u64, status: &JobStatus, changes: &mut Changes) {
+        let current = self
+            .current_run
+            .as_ref()
+            .is_some_and(|run| run.record.run_id == status.run_id);
+        if current
+            || !status.ends_run
+            || !matches!(status.status, SyncStatus::Success | SyncStatus::Failed)
+        {
+            return;
+        }
+        let record = RunRecord {
+            run_id: status.run_id,
+            started: status.at,
+            ended: status.at,
+            result: status.status,
+            attempts: status.attempt,
+            size: meaningful(status.size.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
+            error_msg: status.error_msg.clone(),
+            member: None,
+            upstream: status.upstream.clone(),
+        };
+        changes
+            .late_runs
+            .push((key.clone(), CurrentRun { key: seq, record }));
+    }
+}
+
 impl Model {
     pub(super) fn apply_status(
         &mut self,
@@ -185,6 +221,7 @@ impl Model {
         }
         let job = self.jobs.entry(key.clone()).or_default();
         if seq <= job.last_seq {
+            job.late_report(&key, seq, status, changes);
             return;
         }
         job.last_seq = seq;

@@ -15,6 +15,7 @@
 
 mod hello;
 mod jobs;
+pub use jobs::LOST_END_ERROR;
 pub mod maintenance;
 pub mod pools;
 mod progress;
@@ -55,6 +56,9 @@ pub struct Changes {
     pub jobs: BTreeSet<JobKey>,
     /// History entries written (the last one of a key wins).
     pub runs: Vec<(JobKey, CurrentRun)>,
+    /// Ends of older runs reported after newer ones, keyed by the late report's number:
+    /// the store completes the run's entry, or adds it if there is none.
+    pub late_runs: Vec<(JobKey, CurrentRun)>,
     pub removed_workers: BTreeSet<WorkerId>,
     pub removed_jobs: BTreeSet<JobKey>,
     pub pool_jobs: BTreeSet<PoolKey>,
@@ -79,6 +83,7 @@ impl Changes {
         self.workers.is_empty()
             && self.jobs.is_empty()
             && self.runs.is_empty()
+            && self.late_runs.is_empty()
             && self.removed_workers.is_empty()
             && self.removed_jobs.is_empty()
             && self.pool_jobs.is_empty()
