@@ -65,19 +65,8 @@ cp "$CA_DIR"/{ca.crt,manager.crt,manager.key,worker-2.crt,worker-2.key} "$DIR/pk
 head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$DIR/pki/tokens"
 
 # 3. A demo upstream served by rsync --daemon.
-for release in stable testing; do
-  mkdir -p "$DIR/upstream/dists/$release/main" "$DIR/upstream/pool/main/h/hello"
-  echo "Suite: $release" >"$DIR/upstream/dists/$release/Release"
-done
-for n in $(seq 1 50); do head -c $((n * 1024)) /dev/urandom >"$DIR/upstream/pool/main/h/hello/hello_$n.deb"; done
+"$ROOT/scripts/demo-upstream.sh" "$DIR"
 RSYNC_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$DIR/rsyncd.conf" <<EOT
-use chroot = no
-pid file = $DIR/rsyncd.pid
-[pub]
-path = $DIR/upstream
-read only = yes
-EOT
 rsync --daemon --no-detach --config="$DIR/rsyncd.conf" --port="$RSYNC_PORT" --address=127.0.0.1 >"$DIR/logs/rsyncd.log" 2>&1 &
 pids+=($!)
 

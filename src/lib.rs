@@ -1,4 +1,5 @@
-//! The `tunasync` package: the binaries `tunasync` (subcommands `manager`, `worker`) and
+//! The `tunasync` package: the binaries `tunasync` (subcommands `manager`, `worker`,
+//! `standalone`) and
 //! `tunasynctl`, thin `main`s over the workspace crates, and what they share: logging and
 //! signal handling.
 
@@ -8,3 +9,4 @@ pub mod ctl;
 pub mod logging;
 pub mod memory;
 pub mod signals;
+pub mod standalone;

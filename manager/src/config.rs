@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use tunasync_shared::broker::BrokerConfig;
+use tunasync_shared::broker::{BrokerConfig, Deployment};
 
 use crate::cidr::Cidr;
 
@@ -58,7 +58,8 @@ pub struct ManagerConfig {
     pub debug: bool,
     pub server: ServerSection,
     pub db_file: PathBuf,
-    pub broker: BrokerConfig,
+    /// `[broker]`: always there for [`Deployment::Cluster`], never for `Standalone`.
+    pub broker: Option<BrokerConfig>,
     pub auth: AuthSection,
     pub commands: CommandsSection,
     pub liveness: LivenessSection,
@@ -225,8 +226,18 @@ pub struct Loaded {
 }
 
 impl ManagerConfig {
-    /// Reads `path` (or nothing: all defaults) and applies `overrides`.
+    /// Reads `path` (or nothing: all defaults) and applies `overrides`, for the manager of
+    /// a cluster.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        Self::load_as(path, overrides, Deployment::Cluster)
+    }
+
+    /// Reads `path` (or nothing: all defaults) and applies `overrides`, for `deployment`.
+    pub fn load_as(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        deployment: Deployment,
+    ) -> Result<Loaded, ConfigError> {
         let (text, shown) = match path {
             Some(path) => (
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -237,11 +248,21 @@ impl ManagerConfig {
             ),
             None => (String::new(), PathBuf::from("<defaults>")),
         };
-        Self::parse(&text, &shown, overrides)
+        Self::parse_as(&text, &shown, overrides, deployment)
     }
 
-    /// Parses config text; `path` is only used in messages.
+    /// Parses config text for a cluster's manager; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        Self::parse_as(text, path, overrides, Deployment::Cluster)
+    }
+
+    /// Parses config text for `deployment`; `path` is only used in messages.
+    pub fn parse_as(
+        text: &str,
+        path: &Path,
+        overrides: &Overrides,
+        deployment: Deployment,
+    ) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
         let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigError::Parse {
             path: path.to_owned(),
@@ -316,15 +337,28 @@ impl ManagerConfig {
             ));
         }
 
-        let broker = file.broker.ok_or_else(|| {
-            invalid(
-                "broker",
-                "the [broker] section is required (url, ca_cert, …)".to_owned(),
-            )
-        })?;
-        broker
-            .validate()
-            .map_err(|err| invalid("broker", err.to_string()))?;
+        let broker = match (deployment, file.broker) {
+            (Deployment::Cluster, Some(broker)) => {
+                broker
+                    .validate()
+                    .map_err(|err| invalid("broker", err.to_string()))?;
+                Some(broker)
+            }
+            (Deployment::Cluster, None) => {
+                return Err(invalid(
+                    "broker",
+                    "the [broker] section is required (url, ca_cert, …); `tunasync standalone` runs without one".to_owned(),
+                ));
+            }
+            (Deployment::Standalone, Some(_)) => {
+                warnings.push(format!(
+                    "{}: [broker] is ignored in standalone mode (run `tunasync manager` and `tunasync worker` to use it)",
+                    path.display()
+                ));
+                None
+            }
+            (Deployment::Standalone, None) => None,
+        };
 
         let auth = file.auth;
         if auth.require_client_cert && server.ssl_cert.is_none() {
@@ -333,7 +367,8 @@ impl ManagerConfig {
                 "client certificates need HTTPS: set server.ssl_cert and server.ssl_key".to_owned(),
             ));
         }
-        if auth.require_client_cert && auth.client_ca.is_none() && broker.ca_cert.is_none() {
+        let broker_ca = broker.as_ref().and_then(|broker| broker.ca_cert.as_ref());
+        if auth.require_client_cert && auth.client_ca.is_none() && broker_ca.is_none() {
             return Err(invalid(
                 "auth.client_ca",
                 "require_client_cert needs a CA: set auth.client_ca (or broker.ca_cert)".to_owned(),
@@ -402,7 +437,7 @@ impl ManagerConfig {
         self.auth
             .client_ca
             .as_deref()
-            .or(self.broker.ca_cert.as_deref())
+            .or_else(|| self.broker.as_ref()?.ca_cert.as_deref())
     }
 }
 

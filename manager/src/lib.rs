@@ -50,7 +50,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use tunasync_shared::broker::{AmqpBroker, BrokerError, Role};
+use tunasync_shared::broker::{AmqpBroker, BrokerError, ConfigError, Role, Transport};
 
 use crate::api::Api;
 use crate::auth::{Auth, TokensError};
@@ -138,29 +138,50 @@ impl Running {
     }
 }
 
-/// Starts the manager. `listener`: an already-bound socket (tests bind port 0), or `None` to
-/// bind `[server] addr:port`. Everything stops when `shutdown` is cancelled.
+/// Starts the manager of a cluster, connecting to `[broker]`. `listener`: an already-bound
+/// socket (tests bind port 0), or `None` to bind `[server] addr:port`. Everything stops when
+/// `shutdown` is cancelled.
 pub async fn start(
     config: ManagerConfig,
     listener: Option<std::net::TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    let listener = match listener {
-        Some(listener) => listener,
-        None => {
-            let addr = format!("{}:{}", config.server.addr, config.server.port);
-            let ip: std::net::IpAddr =
-                config.server.addr.parse().map_err(|_| StartError::Listen {
-                    addr: addr.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "not an IP address",
-                    ),
-                })?;
-            std::net::TcpListener::bind((ip, config.server.port))
-                .map_err(|source| StartError::Listen { addr, source })?
-        }
-    };
+    let broker_config = config
+        .broker
+        .clone()
+        .ok_or(BrokerError::Config(ConfigError::NoSection))?;
+    // Checked before the broker starts connecting, so a bad listener or store leaves no
+    // connection attempts behind.
+    let listener = bind(&config, listener)?;
+    let broker = AmqpBroker::start(broker_config, Role::Manager, shutdown.clone())?;
+    start_with(config, Some(listener), broker, shutdown).await
+}
+
+fn bind(
+    config: &ManagerConfig,
+    listener: Option<std::net::TcpListener>,
+) -> Result<std::net::TcpListener, StartError> {
+    if let Some(listener) = listener {
+        return Ok(listener);
+    }
+    let addr = format!("{}:{}", config.server.addr, config.server.port);
+    let ip: std::net::IpAddr = config.server.addr.parse().map_err(|_| StartError::Listen {
+        addr: addr.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address"),
+    })?;
+    std::net::TcpListener::bind((ip, config.server.port))
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Starts the manager over `transport` (`tunasync standalone` gives it the in-process
+/// broker); otherwise as [`start`].
+pub async fn start_with<T: Transport>(
+    config: ManagerConfig,
+    listener: Option<std::net::TcpListener>,
+    broker: T,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    let listener = bind(&config, listener)?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: "the given listener".to_owned(),
         source,
@@ -221,7 +242,6 @@ pub async fn start(
         None => (alerts::AlertsHandle::disabled(), None),
     };
 
-    let broker = AmqpBroker::start(config.broker.clone(), Role::Manager, shutdown.clone())?;
     let dispatcher = Arc::new(Dispatcher::new(
         broker.clone(),
         config.commands.timeout,
@@ -271,9 +291,7 @@ pub async fn start(
     let connected = broker.clone();
     let metrics = Arc::new(view.telemetry.registry(metrics::collector::StateCollector {
         view: view.clone(),
-        broker_connected: Box::new(move || {
-            tunasync_shared::broker::Transport::is_connected(&connected)
-        }),
+        broker_connected: Box::new(move || connected.is_connected()),
     }));
     let api = Arc::new(Api {
         view: view.clone(),

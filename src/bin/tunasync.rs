@@ -11,7 +11,7 @@ use tunasync_manager::config::{ManagerConfig, Overrides};
 #[command(
     name = "tunasync",
     version,
-    about = "Mirror-sync cluster over AMQP: manager and worker daemons"
+    about = "Mirror-sync cluster over AMQP: manager and worker daemons, or both in one process"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +26,33 @@ enum Daemon {
     /// Run a worker: the mirror jobs of a tunasync worker.conf.
     #[command(alias = "w")]
     Worker(WorkerArgs),
+    /// Run the manager and a worker in one process, without a broker (one-host sites).
+    #[command(alias = "s")]
+    Standalone(Box<StandaloneArgs>),
+}
+
+#[derive(Args)]
+struct StandaloneArgs {
+    /// The worker's config file (tunasync's worker.conf; no [broker] needed, and one is
+    /// ignored).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// The manager's config file. Without one: the API on 127.0.0.1:14242 over plain
+    /// HTTP, the store in /var/lib/tunasync/tunasync.redb, and state changes allowed from
+    /// this host's loopback addresses.
+    #[arg(long, value_name = "FILE")]
+    manager_config: Option<PathBuf>,
+    /// The address the API listens on (overrides [server] addr).
+    #[arg(long)]
+    addr: Option<String>,
+    /// The port the API listens on (overrides [server] port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The redb store file (overrides [files] db_file).
+    #[arg(long)]
+    db_file: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args)]
@@ -134,6 +161,59 @@ fn main() -> ExitCode {
     match cli.command {
         Daemon::Manager(args) => runtime.block_on(run_manager(*args)),
         Daemon::Worker(args) => runtime.block_on(run_worker(args)),
+        Daemon::Standalone(args) => runtime.block_on(run_standalone(*args)),
+    }
+}
+
+async fn run_standalone(args: StandaloneArgs) -> ExitCode {
+    use tunasync::shared::broker::Deployment;
+    use tunasync_worker::config::WorkerConfig;
+    logging::init(args.log.flags());
+    let overrides = Overrides {
+        addr: args.addr,
+        port: args.port,
+        db_file: args.db_file,
+        debug: args.log.debug,
+        ..Overrides::default()
+    };
+    let manager = match ManagerConfig::load_as(
+        args.manager_config.as_deref(),
+        &overrides,
+        Deployment::Standalone,
+    ) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!(
+                "tunasync standalone: {}",
+                tunasync::shared::error_chain(&err)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let worker = match WorkerConfig::load_as(&args.config, Deployment::Standalone) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in manager.warnings.iter().chain(&worker.warnings) {
+        tracing::warn!("{warning}");
+    }
+    let mut manager = manager.config;
+    if args.manager_config.is_none() {
+        manager.auth = tunasync::standalone::loopback_trust();
+    }
+    let shutdown = tunasync::signals::shutdown_on_signals();
+    let reload = tunasync::signals::reload_on_sighup();
+    tunasync::signals::survive_file_size_limits();
+    tunasync::memory::start_trimming();
+    match tunasync::standalone::run(manager, worker.config, reload, shutdown, |_| {}).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{}", tunasync::shared::error_chain(&err));
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -40,7 +40,7 @@ pub mod worker;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tunasync_shared::broker::{AmqpBroker, BrokerError, Role};
+use tunasync_shared::broker::{AmqpBroker, BrokerError, Role, Transport};
 
 /// Why the worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,30 @@ pub async fn start(
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let Some(broker_config) = config.broker.clone() else {
+        return Err(StartError::Broker(BrokerError::Config(
+            tunasync_shared::broker::ConfigError::NoSection,
+        )));
+    };
+    let broker_stop = CancellationToken::new();
+    let broker = AmqpBroker::start(
+        broker_config,
+        Role::Worker(config.name.clone()),
+        broker_stop.clone(),
+    )?;
+    let result = run(config, broker, reload, shutdown).await;
+    broker_stop.cancel();
+    result
+}
+
+/// Runs the worker of `config` over `transport` until `shutdown` (`tunasync standalone`
+/// gives it the in-process broker).
+pub async fn run<T: Transport>(
+    config: config::WorkerConfig,
+    transport: T,
+    reload: mpsc::Receiver<()>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let health = match config.health_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -74,12 +98,6 @@ pub async fn start(
         ),
         None => None,
     };
-    let broker_stop = CancellationToken::new();
-    let broker = AmqpBroker::start(
-        config.broker.clone(),
-        Role::Worker(config.name.clone()),
-        broker_stop.clone(),
-    )?;
     let cgroup = match &config.cgroup {
         Some(settings) => {
             Some(hooks::cgroup::CgroupBase::prepare(settings).map_err(StartError::Cgroup)?)
@@ -87,21 +105,22 @@ pub async fn start(
         None => None,
     };
     let options = worker::Options::default();
+    let health_stop = CancellationToken::new();
     let health = health.map(|listener| {
         let registry = std::sync::Arc::new(options.metrics.registry());
         tokio::spawn(health::serve(
             listener,
-            broker.clone(),
+            transport.clone(),
             registry,
-            broker_stop.clone(),
+            health_stop.clone(),
         ))
     });
     // Before any run: what a previous life of this worker left running.
     leftovers::end_leftovers(&config.jobs, cgroup.as_ref().map(|base| base.dir())).await;
     let settings = hooks::HookSettings::from_config(&config, cgroup);
-    let worker = worker::Worker::new(config, broker, settings, options);
+    let worker = worker::Worker::new(config, transport, settings, options);
     let result = worker.run(reload, shutdown).await;
-    broker_stop.cancel();
+    health_stop.cancel();
     // The health endpoint's port is free again when the worker has stopped (bounded: a
     // probe still connected does not hold the exit).
     if let Some(health) = health {

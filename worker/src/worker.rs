@@ -603,7 +603,8 @@ impl<T: Transport> Worker<T> {
     /// Applies the config file again. On error nothing changes.
     pub async fn reload(&mut self) -> Result<(), String> {
         let file = self.config.file.clone();
-        let loaded = tokio::task::spawn_blocking(move || WorkerConfig::load(&file))
+        let deployment = self.config.deployment;
+        let loaded = tokio::task::spawn_blocking(move || WorkerConfig::load_as(&file, deployment))
             .await
             .map_err(|err| err.to_string())?
             .map_err(|err| err.to_string())?;

@@ -26,7 +26,7 @@ impl RealWorker {
         let config = WorkerConfig::load(config).unwrap().config;
         let broker_stop = CancellationToken::new();
         let broker = AmqpBroker::start(
-            config.broker.clone(),
+            config.broker.clone().expect("a [broker] section"),
             Role::Worker(config.name.clone()),
             broker_stop.clone(),
         )

@@ -52,6 +52,8 @@ pub enum QueueType {
 pub enum ConfigError {
     #[error("`url` is empty: give at least one amqps:// URL")]
     NoUrl,
+    #[error("there is no [broker] section: `tunasync standalone` runs without one")]
+    NoSection,
     #[error("`url` {url:?} is not a valid AMQP URL: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("`ca_cert` is required for the amqps:// URL {url}: only the configured CA is trusted")]

@@ -4,16 +4,19 @@
 //! confirmed it, or subscribe to a queue and get [`Incoming`] messages to acknowledge one by
 //! one or in batches. [`AmqpBroker`] implements it on lapin and rustls, keeping a publishing
 //! and a consuming connection alive: each reconnects after a broker restart with capped,
-//! jittered backoff, declares the topology again, and resumes its subscriptions. An in-process implementation (single-host
-//! use, logic tests) only has to feed the same [`Subscription`] and [`Incoming`] types.
+//! jittered backoff, declares the topology again, and resumes its subscriptions.
+//! [`MemoryBroker`] implements it in process (single-host use, logic tests), feeding the
+//! same [`Subscription`] and [`Incoming`] types.
 //!
 //! - [`config`]: `[broker]` settings and their checks.
 //! - [`topology`]: exchange and queue names under a namespace, and who declares what.
 //! - [`amqp`]: the lapin implementation (connection supervisor, publishing).
+//! - [`memory`]: the in-process implementation (`tunasync standalone`, logic tests).
 //! - [`subscription`]: consumed messages and their acknowledgements.
 
 pub mod amqp;
 pub mod config;
+pub mod memory;
 pub mod subscription;
 pub mod topology;
 
@@ -24,6 +27,7 @@ use uuid::Uuid;
 
 pub use amqp::AmqpBroker;
 pub use config::{BrokerConfig, ConfigError, QueueType};
+pub use memory::{MemoryBroker, MemoryTransport};
 pub use subscription::{Incoming, Subscription, ack_batch};
 pub use topology::{QueueRole, Role, Topology};
 
@@ -68,6 +72,19 @@ impl BrokerError {
     pub(crate) fn amqp(operation: &'static str) -> impl FnOnce(lapin::Error) -> BrokerError {
         move |source| BrokerError::Amqp { operation, source }
     }
+}
+
+/// How the manager and the workers of a site reach each other, which decides whether the
+/// config files need `[broker]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deployment {
+    /// Separate processes, through RabbitMQ: `[broker]` is required.
+    #[default]
+    Cluster,
+    /// `tunasync standalone`: the manager and one worker in one process, through
+    /// [`MemoryBroker`]; a `[broker]` section is ignored (kept for the day the site splits
+    /// them into two processes).
+    Standalone,
 }
 
 /// Where a message goes.

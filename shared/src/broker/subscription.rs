@@ -4,16 +4,36 @@ use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tokio::sync::mpsc;
 
 use super::BrokerError;
+use super::memory::{MemoryAcker, Settle};
 
 /// A stream of messages from one queue. Dropping it cancels the consumer.
 #[derive(Debug)]
 pub struct Subscription {
     receiver: mpsc::Receiver<Incoming>,
+    /// Run once the receiver is closed, when the subscription is dropped.
+    on_drop: Option<DropHook>,
+}
+
+pub(crate) struct DropHook(pub(crate) Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for DropHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DropHook")
+    }
 }
 
 impl Subscription {
     pub(crate) fn new(receiver: mpsc::Receiver<Incoming>) -> Self {
-        Subscription { receiver }
+        Subscription {
+            receiver,
+            on_drop: None,
+        }
+    }
+
+    /// Runs `hook` when the subscription is dropped, after its channel is closed.
+    pub(crate) fn on_drop(mut self, hook: DropHook) -> Self {
+        self.on_drop = Some(hook);
+        self
     }
 
     /// The next message; `None` once the transport has shut down.
@@ -24,6 +44,15 @@ impl Subscription {
     /// A message that is already waiting, without waiting for one (for batching).
     pub fn try_next(&mut self) -> Option<Incoming> {
         self.receiver.try_recv().ok()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.receiver.close();
+        if let Some(DropHook(hook)) = self.on_drop.take() {
+            hook();
+        }
     }
 }
 
@@ -53,6 +82,8 @@ pub(crate) enum Acker {
         /// the same channel.
         channel: (u64, u16),
     },
+    /// From the in-process broker.
+    Memory(MemoryAcker),
 }
 
 impl Incoming {
@@ -73,6 +104,7 @@ impl Incoming {
                 .await
                 .map(|_| ())
                 .map_err(BrokerError::amqp("basic.ack")),
+            Acker::Memory(acker) => acker.settle(Settle::Ack { multiple }),
         }
     }
 
@@ -87,6 +119,7 @@ impl Incoming {
                 .await
                 .map(|_| ())
                 .map_err(BrokerError::amqp("basic.nack")),
+            Acker::Memory(acker) => acker.settle(Settle::Requeue),
         }
     }
 
@@ -98,12 +131,14 @@ impl Incoming {
                 .await
                 .map(|_| ())
                 .map_err(BrokerError::amqp("basic.reject")),
+            Acker::Memory(acker) => acker.settle(Settle::DeadLetter),
         }
     }
 
     fn channel_key(&self) -> (u64, u16) {
         match &self.acker {
             Acker::Amqp { channel, .. } => *channel,
+            Acker::Memory(acker) => acker.channel_key(),
         }
     }
 }

@@ -36,7 +36,7 @@ pub enum Role {
 }
 
 /// A queue one can subscribe to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum QueueRole {
     Manager,
     Worker(WorkerId),

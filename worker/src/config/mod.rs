@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use tunasync_shared::broker::BrokerConfig;
+use tunasync_shared::broker::{BrokerConfig, Deployment};
 use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
 use tunasync_shared::schedule::Rules;
 use tunasync_shared::wire::event::ProviderKind;
@@ -46,7 +46,10 @@ pub struct WorkerConfig {
     /// (host names in lower case).
     pub per_upstream_concurrent: BTreeMap<String, usize>,
     pub heartbeat_interval: Duration,
-    pub broker: BrokerConfig,
+    /// How this worker reaches the manager (which `load_as` was given).
+    pub deployment: Deployment,
+    /// `[broker]`: always there for [`Deployment::Cluster`], never for `Standalone`.
+    pub broker: Option<BrokerConfig>,
     /// `[health] addr`: where `/healthz` and `/readyz` are served; none by default.
     pub health_addr: Option<SocketAddr>,
     pub cgroup: Option<CgroupSettings>,
@@ -216,8 +219,13 @@ fn parse_toml<T: serde::de::DeserializeOwned + Default>(
 }
 
 impl WorkerConfig {
-    /// Reads and checks `file` and the files it includes.
+    /// Reads and checks `file` and the files it includes, for a worker of a cluster.
     pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+        Self::load_as(file, Deployment::Cluster)
+    }
+
+    /// Reads and checks `file` and the files it includes, for `deployment`.
+    pub fn load_as(file: &Path, deployment: Deployment) -> Result<Loaded, ConfigError> {
         let mut collector = Collector {
             problems: Vec::new(),
             warnings: Vec::new(),
@@ -231,7 +239,7 @@ impl WorkerConfig {
                 });
             }
         };
-        let config = Self::parse_collecting(&text, file, &mut collector);
+        let config = Self::parse_collecting(&text, file, deployment, &mut collector);
         match config {
             Some(config) if collector.problems.is_empty() => Ok(Loaded {
                 config,
@@ -246,6 +254,7 @@ impl WorkerConfig {
     fn parse_collecting(
         text: &str,
         file: &Path,
+        deployment: Deployment,
         collector: &mut Collector,
     ) -> Option<WorkerConfig> {
         let raw: RawFile = parse_toml(text, file, collector)?;
@@ -321,11 +330,16 @@ impl WorkerConfig {
                     None
                 }
             });
+        let ignored_manager = match deployment {
+            Deployment::Cluster => {
+                "[manager] is ignored: workers reach the manager through the broker ([broker])"
+            }
+            Deployment::Standalone => {
+                "[manager] is ignored: in standalone mode the manager runs in this process"
+            }
+        };
         if raw.manager.is_some() {
-            collector.warn(
-                file,
-                "[manager] is ignored: workers reach the manager through the broker ([broker])",
-            );
+            collector.warn(file, ignored_manager);
         }
         if raw.server.is_some() {
             collector.warn(
@@ -345,18 +359,26 @@ impl WorkerConfig {
                 "`cgroup.base_path` / `cgroup.subsystem` are ignored (legacy)",
             );
         }
-        let broker = match raw.broker.clone() {
-            Some(broker) => match broker.validate() {
-                Ok(()) => Some(broker),
+        let broker = match (deployment, raw.broker.clone()) {
+            (Deployment::Cluster, Some(broker)) => match broker.validate() {
+                Ok(()) => Some(Some(broker)),
                 Err(err) => {
                     collector.problem(file, "broker", err.to_string());
                     None
                 }
             },
-            None => {
+            (Deployment::Cluster, None) => {
                 collector.problem(file, "broker", "the [broker] section is required (url, ca_cert, …): workers reach the manager through RabbitMQ");
                 None
             }
+            (Deployment::Standalone, Some(_)) => {
+                collector.warn(
+                    file,
+                    "[broker] is ignored in standalone mode (run `tunasync manager` and `tunasync worker` to use it)",
+                );
+                Some(None)
+            }
+            (Deployment::Standalone, None) => Some(None),
         };
         if raw.zfs.enable && raw.zfs.zpool.is_empty() {
             collector.problem(file, "zfs.zpool", "required when [zfs] is enabled");
@@ -438,6 +460,7 @@ impl WorkerConfig {
             concurrent,
             per_upstream_concurrent,
             heartbeat_interval,
+            deployment,
             broker: broker?,
             health_addr,
             cgroup: raw.cgroup.enable.then(|| CgroupSettings {
