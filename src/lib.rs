@@ -1,7 +1,7 @@
 //! The `tunasync` package: the binaries `tunasync` (subcommands `manager`, `worker`,
 //! `standalone`) and
 //! `tunasynctl`, thin `main`s over the workspace crates, and what they share: logging and
-//! signal handling.
+//! signal handling, systemd's notifications.
 
 pub use tunasync_shared as shared;
 
@@ -10,3 +10,4 @@ pub mod logging;
 pub mod memory;
 pub mod signals;
 pub mod standalone;
+pub mod systemd;

@@ -42,16 +42,18 @@ pub fn loopback_trust() -> AuthSection {
 }
 
 /// Runs the manager of `manager` and the worker of `worker` until `shutdown`; `reload`
-/// requests go to the worker. `ready` is called once the API is listening.
+/// requests go to the worker. `ready` is called once the API is listening and the worker
+/// is up, with the API's address.
 pub async fn run(
     manager: ManagerConfig,
     worker: WorkerConfig,
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
-    ready: impl FnOnce(std::net::SocketAddr),
+    ready: impl FnOnce(std::net::SocketAddr) + Send + 'static,
 ) -> Result<(), StandaloneError> {
     let broker = MemoryBroker::new();
     let manager_stop = CancellationToken::new();
+    let watchdog_stop = manager_stop.clone();
     let running = tunasync_manager::start_with(
         manager,
         None,
@@ -59,12 +61,13 @@ pub async fn run(
         manager_stop.clone(),
     )
     .await?;
+    crate::systemd::watchdog(running.liveness(), watchdog_stop);
     info!(
         addr = %running.local_addr,
         worker = %worker.name,
         "standalone: manager and worker in one process, no broker"
     );
-    ready(running.local_addr);
+    let addr = running.local_addr;
     let transport = broker.connect(&Role::Worker(worker.name.clone()));
     let worker_stop = CancellationToken::new();
     let mut worker_task = tokio::spawn(tunasync_worker::run(
@@ -72,6 +75,7 @@ pub async fn run(
         transport,
         reload,
         worker_stop.clone(),
+        move || ready(addr),
     ));
     let worker_result = tokio::select! {
         // The worker only returns by itself when it failed.

@@ -107,6 +107,7 @@ pub struct Running {
     /// Whether the API speaks HTTPS.
     pub https: bool,
     view: Arc<view::View>,
+    liveness: Arc<dyn Fn() -> bool + Send + Sync>,
     server: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
     notices: JoinHandle<()>,
@@ -120,6 +121,12 @@ impl Running {
     /// Worker events applied and committed since start.
     pub fn events_applied(&self) -> u64 {
         self.view.events_applied()
+    }
+
+    /// Whether the manager's core (the state actor) is alive, for a watchdog.
+    pub fn liveness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let liveness = self.liveness.clone();
+        move || liveness()
     }
 
     /// Waits until the manager has stopped (after `shutdown` was cancelled) and its store
@@ -293,6 +300,7 @@ pub async fn start_with<T: Transport>(
         view: view.clone(),
         broker_connected: Box::new(move || connected.is_connected()),
     }));
+    let liveness = Arc::new(state.liveness());
     let api = Arc::new(Api {
         view: view.clone(),
         state,
@@ -311,6 +319,7 @@ pub async fn start_with<T: Transport>(
         local_addr,
         https,
         view,
+        liveness,
         server,
         ingest,
         notices,

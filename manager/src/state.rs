@@ -262,6 +262,13 @@ impl StateHandle {
     pub fn is_running(&self) -> bool {
         !self.sender.is_closed()
     }
+
+    /// [`StateHandle::is_running`] for a watchdog, without keeping the actor alive (the
+    /// actor ends when the last handle is dropped).
+    pub fn liveness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let sender = self.sender.downgrade();
+        move || sender.upgrade().is_some_and(|sender| !sender.is_closed())
+    }
 }
 
 struct Actor {

@@ -208,7 +208,9 @@ async fn run_standalone(args: StandaloneArgs) -> ExitCode {
     let reload = tunasync::signals::reload_on_sighup();
     tunasync::signals::survive_file_size_limits();
     tunasync::memory::start_trimming();
-    match tunasync::standalone::run(manager, worker.config, reload, shutdown, |_| {}).await {
+    stop_notice(shutdown.clone());
+    let ready = |addr| tunasync::systemd::ready(&format!("standalone: serving on {addr}"));
+    match tunasync::standalone::run(manager, worker.config, reload, shutdown, ready).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{}", tunasync::shared::error_chain(&err));
@@ -248,13 +250,16 @@ async fn run_manager(args: ManagerArgs) -> ExitCode {
     let shutdown = tunasync::signals::shutdown_on_signals();
     tunasync::signals::survive_file_size_limits();
     tunasync::memory::start_trimming();
-    let running = match tunasync_manager::start(loaded.config, None, shutdown).await {
+    let running = match tunasync_manager::start(loaded.config, None, shutdown.clone()).await {
         Ok(running) => running,
         Err(err) => {
             tracing::error!("cannot start: {}", tunasync::shared::error_chain(&err));
             return ExitCode::FAILURE;
         }
     };
+    tunasync::systemd::ready(&format!("serving on {}", running.local_addr));
+    tunasync::systemd::watchdog(running.liveness(), shutdown.clone());
+    stop_notice(shutdown);
     match running.wait().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -295,13 +300,26 @@ async fn run_worker(args: WorkerArgs) -> ExitCode {
     let shutdown = tunasync::signals::shutdown_on_signals();
     let reload = tunasync::signals::reload_on_sighup();
     tunasync::memory::start_trimming();
-    match tunasync_worker::start(loaded.config, reload, shutdown).await {
+    let name = loaded.config.name.clone();
+    tunasync::systemd::watchdog(|| true, shutdown.clone());
+    stop_notice(shutdown.clone());
+    let ready =
+        move || tunasync::systemd::ready(&format!("worker {name}: connected to the broker"));
+    match tunasync_worker::start(loaded.config, reload, shutdown, ready).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{}", tunasync::shared::error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tells systemd when a stop begins.
+fn stop_notice(shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tunasync::systemd::stopping();
+    });
 }
 
 async fn run_import(args: ImportArgs) -> ExitCode {

@@ -65,6 +65,7 @@ pub async fn start(
     config: config::WorkerConfig,
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
+    ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), StartError> {
     let Some(broker_config) = config.broker.clone() else {
         return Err(StartError::Broker(BrokerError::Config(
@@ -77,18 +78,20 @@ pub async fn start(
         Role::Worker(config.name.clone()),
         broker_stop.clone(),
     )?;
-    let result = run(config, broker, reload, shutdown).await;
+    let result = run(config, broker, reload, shutdown, ready).await;
     broker_stop.cancel();
     result
 }
 
 /// Runs the worker of `config` over `transport` until `shutdown` (`tunasync standalone`
-/// gives it the in-process broker).
+/// gives it the in-process broker). `ready` is called once, when leftovers of a previous
+/// life are ended and the transport is connected (systemd's readiness).
 pub async fn run<T: Transport>(
     config: config::WorkerConfig,
     transport: T,
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
+    ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), StartError> {
     let health = match config.health_addr {
         Some(addr) => Some(
@@ -117,6 +120,7 @@ pub async fn run<T: Transport>(
     });
     // Before any run: what a previous life of this worker left running.
     leftovers::end_leftovers(&config.jobs, cgroup.as_ref().map(|base| base.dir())).await;
+    tokio::spawn(when_connected(transport.clone(), shutdown.clone(), ready));
     let settings = hooks::HookSettings::from_config(&config, cgroup);
     let worker = worker::Worker::new(config, transport, settings, options);
     let result = worker.run(reload, shutdown).await;
@@ -127,4 +131,20 @@ pub async fn run<T: Transport>(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), health).await;
     }
     Ok(result?)
+}
+
+/// Calls `ready` once `transport` is connected (unless `shutdown` comes first).
+async fn when_connected<T: Transport>(
+    transport: T,
+    shutdown: CancellationToken,
+    ready: impl FnOnce() + Send + 'static,
+) {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+    while !transport.is_connected() {
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+    ready();
 }

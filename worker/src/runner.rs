@@ -109,6 +109,10 @@ pub fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
+/// The service manager's variables (systemd's `Type=notify` socket and watchdog): they are
+/// the daemon's, and a job that inherited them could speak for it.
+pub const SERVICE_MANAGER_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
 /// Runs `spec` until it exits, `timeout` passes or `kill` is cancelled.
 pub async fn run(
     spec: &Spec,
@@ -127,6 +131,9 @@ pub async fn run(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
+    for name in SERVICE_MANAGER_ENV {
+        command.env_remove(name);
+    }
     if let Some(cgroup) = &spec.cgroup {
         join_cgroup_before_exec(&mut command, cgroup)?;
     }

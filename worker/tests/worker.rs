@@ -273,7 +273,12 @@ async fn the_health_endpoint_answers_when_configured_and_a_taken_port_is_an_erro
     assert_eq!(config.health_addr, Some(addr));
     let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(tunasync_worker::start(config, reload_rx, shutdown.clone()));
+    let worker = tokio::spawn(tunasync_worker::start(
+        config,
+        reload_rx,
+        shutdown.clone(),
+        || {},
+    ));
 
     let mut ready = None;
     for _ in 0..300 {
@@ -306,7 +311,7 @@ async fn the_health_endpoint_answers_when_configured_and_a_taken_port_is_an_erro
     let err = within(
         WAIT,
         "the second worker to refuse",
-        tunasync_worker::start(config, rx, CancellationToken::new()),
+        tunasync_worker::start(config, rx, CancellationToken::new(), || {}),
     )
     .await
     .unwrap_err();

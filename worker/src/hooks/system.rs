@@ -20,7 +20,11 @@ pub async fn run_exec_hooks(
         let Some((program, args)) = argv.split_first() else {
             continue;
         };
-        let output = Command::new(program)
+        let mut command = Command::new(program);
+        for name in crate::runner::SERVICE_MANAGER_ENV {
+            command.env_remove(name);
+        }
+        let output = command
             .args(args)
             .envs(tunasync_env(job, attempt))
             .env("TUNASYNC_JOB_EXIT_STATUS", status)

@@ -126,7 +126,12 @@ pub fn spawn_worker(path: &Path) -> (WorkerTask, CancellationToken, tokio::sync:
     let config = WorkerConfig::load(path).unwrap().config;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(tunasync_worker::start(config, reload_rx, shutdown.clone()));
+    let task = tokio::spawn(tunasync_worker::start(
+        config,
+        reload_rx,
+        shutdown.clone(),
+        || {},
+    ));
     (task, shutdown, reload_tx)
 }
 
