@@ -5,6 +5,7 @@
 
 pub use tunasync_shared as shared;
 
+pub mod cli;
 pub mod ctl;
 pub mod logging;
 pub mod memory;

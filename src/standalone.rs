@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use tunasync_manager::config::{AuthSection, ManagerConfig};
+use tunasync_manager::config::ManagerConfig;
 use tunasync_shared::broker::{MemoryBroker, Role};
 use tunasync_worker::config::WorkerConfig;
 
@@ -26,19 +26,6 @@ pub enum StandaloneError {
     Worker(#[from] tunasync_worker::StartError),
     #[error("the API server failed")]
     Serve(#[source] std::io::Error),
-}
-
-/// The API's trust when no manager config file is given: the peers on this host (so that
-/// `tunasynctl` works out of the box, as with tunasync, whose manager had no
-/// authentication at all).
-pub fn loopback_trust() -> AuthSection {
-    AuthSection {
-        trusted_networks: ["127.0.0.0/8", "::1/128"]
-            .iter()
-            .filter_map(|cidr| cidr.parse().ok())
-            .collect(),
-        ..AuthSection::default()
-    }
 }
 
 /// Runs the manager of `manager` and the worker of `worker` until `shutdown`; `reload`

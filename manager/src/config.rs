@@ -360,7 +360,16 @@ impl ManagerConfig {
             (Deployment::Standalone, None) => None,
         };
 
-        let auth = file.auth;
+        let mut auth = file.auth;
+        if deployment == Deployment::Standalone
+            && auth.tokens_file.is_none()
+            && auth.trusted_networks.is_empty()
+            && !auth.require_client_cert
+        {
+            // One host, no [auth]: this host's own peers may change state (so tunasynctl
+            // works out of the box, as with tunasync, which had no authentication at all).
+            auth.trusted_networks = loopback_networks();
+        }
         if auth.require_client_cert && server.ssl_cert.is_none() {
             return Err(invalid(
                 "auth.require_client_cert",
@@ -439,6 +448,14 @@ impl ManagerConfig {
             .as_deref()
             .or_else(|| self.broker.as_ref()?.ca_cert.as_deref())
     }
+}
+
+/// 127.0.0.0/8 and ::1.
+pub fn loopback_networks() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|cidr| cidr.parse().ok())
+        .collect()
 }
 
 pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

@@ -1,150 +1,13 @@
 //! `tunasync`: the manager and worker daemons.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use tunasync::logging::{self, LogFlags};
+use clap::Parser;
+use tunasync::cli::{
+    Cli, Daemon, ImportArgs, ManagerAction, ManagerArgs, StandaloneArgs, WorkerArgs,
+};
+use tunasync::logging;
 use tunasync_manager::config::{ManagerConfig, Overrides};
-
-#[derive(Parser)]
-#[command(
-    name = "tunasync",
-    version,
-    about = "Mirror-sync cluster over AMQP: manager and worker daemons, or both in one process"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Daemon,
-}
-
-#[derive(Subcommand)]
-enum Daemon {
-    /// Run the manager: status store, HTTPS API, command relay.
-    #[command(alias = "m")]
-    Manager(Box<ManagerArgs>),
-    /// Run a worker: the mirror jobs of a tunasync worker.conf.
-    #[command(alias = "w")]
-    Worker(WorkerArgs),
-    /// Run the manager and a worker in one process, without a broker (one-host sites).
-    #[command(alias = "s")]
-    Standalone(Box<StandaloneArgs>),
-}
-
-#[derive(Args)]
-struct StandaloneArgs {
-    /// The worker's config file (tunasync's worker.conf; no [broker] needed, and one is
-    /// ignored).
-    #[arg(short, long)]
-    config: PathBuf,
-    /// The manager's config file. Without one: the API on 127.0.0.1:14242 over plain
-    /// HTTP, the store in /var/lib/tunasync/tunasync.redb, and state changes allowed from
-    /// this host's loopback addresses.
-    #[arg(long, value_name = "FILE")]
-    manager_config: Option<PathBuf>,
-    /// The address the API listens on (overrides [server] addr).
-    #[arg(long)]
-    addr: Option<String>,
-    /// The port the API listens on (overrides [server] port).
-    #[arg(long)]
-    port: Option<u16>,
-    /// The redb store file (overrides [files] db_file).
-    #[arg(long)]
-    db_file: Option<PathBuf>,
-    #[command(flatten)]
-    log: LogArgs,
-}
-
-#[derive(Args)]
-struct WorkerArgs {
-    /// The worker's config file (tunasync's worker.conf plus a [broker] section).
-    #[arg(short, long)]
-    config: PathBuf,
-    /// Check the config, print the resolved jobs as JSON (with the exact command lines)
-    /// and exit; a bad file prints every problem and exits 1.
-    #[arg(long)]
-    check: bool,
-    #[command(flatten)]
-    log: LogArgs,
-}
-
-#[derive(Args)]
-struct LogArgs {
-    /// Log at info level (the default).
-    #[arg(short, long)]
-    verbose: bool,
-    /// Log at debug level, with source locations.
-    #[arg(long)]
-    debug: bool,
-    /// Log without timestamps or colours, for journald.
-    #[arg(long)]
-    with_systemd: bool,
-}
-
-impl LogArgs {
-    fn flags(&self) -> LogFlags {
-        LogFlags {
-            verbose: self.verbose,
-            debug: self.debug,
-            with_systemd: self.with_systemd,
-        }
-    }
-}
-
-#[derive(Args)]
-struct ManagerArgs {
-    /// The manager's config file.
-    #[arg(short, long)]
-    config: Option<PathBuf>,
-    /// The address the API listens on (overrides [server] addr).
-    #[arg(long)]
-    addr: Option<String>,
-    /// The port the API listens on (overrides [server] port).
-    #[arg(long)]
-    port: Option<u16>,
-    /// HTTPS certificate (with --key; overrides [server] ssl_cert).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// HTTPS key (with --cert; overrides [server] ssl_key).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// The redb store file (overrides [files] db_file).
-    #[arg(long)]
-    db_file: Option<PathBuf>,
-    /// The store type: only "redb".
-    #[arg(long)]
-    db_type: Option<String>,
-    /// Check the config file and exit.
-    #[arg(long)]
-    check: bool,
-    #[command(flatten)]
-    log: LogArgs,
-    #[command(subcommand)]
-    action: Option<ManagerAction>,
-}
-
-#[derive(Subcommand)]
-enum ManagerAction {
-    /// Seed the store from a running tunasync (Go) manager's public API (its jobs' last
-    /// success, size, status), with this manager stopped; safe to run again.
-    Import(ImportArgs),
-}
-
-#[derive(Args)]
-struct ImportArgs {
-    /// The Go manager's API, e.g. http://127.0.0.1:14242.
-    #[arg(long, value_name = "URL")]
-    from: String,
-    /// The CA to trust for an https:// URL.
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
-    /// This manager's config file (for its store).
-    #[arg(short, long)]
-    config: Option<PathBuf>,
-    /// The redb store file (overrides [files] db_file).
-    #[arg(long)]
-    db_file: Option<PathBuf>,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -200,10 +63,7 @@ async fn run_standalone(args: StandaloneArgs) -> ExitCode {
     for warning in manager.warnings.iter().chain(&worker.warnings) {
         tracing::warn!("{warning}");
     }
-    let mut manager = manager.config;
-    if args.manager_config.is_none() {
-        manager.auth = tunasync::standalone::loopback_trust();
-    }
+    let manager = manager.config;
     let shutdown = tunasync::signals::shutdown_on_signals();
     let reload = tunasync::signals::reload_on_sighup();
     tunasync::signals::survive_file_size_limits();

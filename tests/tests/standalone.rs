@@ -1,7 +1,7 @@
 //! `tunasync standalone`: the manager and a worker in one process, no broker. The real
 //! binary syncs from a real rsync daemon, serves the API and the page over plain HTTP on
 //! loopback, takes tunasynctl's commands (trusted from loopback with no manager.conf), and
-//! keeps what it committed across a SIGKILL.
+//! runs a pool of one member, keeps what it committed across a SIGKILL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,7 +27,8 @@ fn solo_conf(dir: &Path, upstream: &str) -> std::path::PathBuf {
              concurrent = 2\ninterval = 1440\nheartbeat_interval = \"1s\"\n\
              [manager]\napi_base = \"http://localhost:14242\"\n\
              [[mirrors]]\nname = \"demo-rsync\"\nprovider = \"rsync\"\nupstream = {upstream:?}\n\
-             [[mirrors]]\nname = \"demo-command\"\nprovider = \"command\"\ncommand = \"/bin/echo synced\"\nupstream = \"none\"\n",
+             [[mirrors]]\nname = \"demo-command\"\nprovider = \"command\"\ncommand = \"/bin/echo synced\"\nupstream = \"none\"\n\
+             [[mirrors]]\nname = \"demo-pooled\"\nprovider = \"command\"\ncommand = \"/bin/echo pooled\"\nupstream = \"none\"\npool = \"solo-pool\"\n",
             root = dir.display(),
         ),
     );
@@ -72,6 +73,8 @@ fn one_process_syncs_serves_takes_commands_and_keeps_what_it_committed() {
     let synced = site::wait_status(&ctl, "solo", "demo-rsync", "success", WAIT);
     assert!(same_tree(&upstream, &dir.join("data/demo-rsync")));
     site::wait_status(&ctl, "solo", "demo-command", "success", WAIT);
+    // A pool of one member: the manager hands the run out through the pool's queue.
+    site::wait_status(&ctl, "solo-pool", "demo-pooled", "success", WAIT);
 
     // Commands go through the in-process broker and are answered.
     ctl_ok(&ctl, &["disable", "-w", "solo", "demo-command"]);
