@@ -4,7 +4,7 @@
 mod common;
 
 use common::receivers::{Alertmanager, Posted, Receiver, free_port};
-use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
+use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use serde_json::Value;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::status::SyncStatus;
@@ -153,13 +153,17 @@ async fn failures_alert_once_through_a_receiver_that_was_down_and_a_restart() {
     manager.stop().await;
 }
 
+both_transports!(
+    alertmanager_gets_stale_mirrors_and_offline_workers_muted_by_maintenance,
+    alertmanager_gets_stale_mirrors_and_offline_workers_muted_by_maintenance_over
+);
 /// Debian's Alertmanager receives a stale mirror and an offline worker, and their ends; a
 /// mirror in maintenance raises nothing until the maintenance ends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alertmanager_gets_stale_mirrors_and_offline_workers_muted_by_maintenance() {
+async fn alertmanager_gets_stale_mirrors_and_offline_workers_muted_by_maintenance_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let alertmanager = Alertmanager::start(dir.path());
     let manager = TestManager::start(Setup {
+        transport: kind,
         extra: format!(
             "[liveness]\noffline_after = \"2s\"\n\
              [alerts]\nstale_after = \"1h\"\ninterval = \"100ms\"\n\
@@ -169,7 +173,7 @@ async fn alertmanager_gets_stale_mirrors_and_offline_workers_muted_by_maintenanc
         ..Setup::default()
     })
     .await;
-    let worker = std::sync::Arc::new(FakeWorker::start("w1", manager.broker_config()).await);
+    let worker = std::sync::Arc::new(FakeWorker::start("w1", manager.link()).await);
     worker.hello(&["debian", "pypi"]).await;
     wait_welcomed(&worker).await;
     // Heartbeats until the test stops them.

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Answer, FakeWorker, Setup, TestManager, wait_welcomed};
+use common::{Answer, FakeWorker, Kind, Setup, TestManager, wait_welcomed};
 use reqwest::Method;
 use serde_json::json;
 use tunasync_shared::status::SyncStatus;
@@ -28,10 +28,17 @@ const WEB_KEYS: [&str; 13] = [
     "size",
 ];
 
+both_transports!(
+    empty_manager_answers_like_tunasync,
+    empty_manager_answers_like_tunasync_over
+);
 /// The routes and strings tunasync's own tests assert, on an empty manager.
-#[tokio::test]
-async fn empty_manager_answers_like_tunasync() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn empty_manager_answers_like_tunasync_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let response = manager.get("/ping").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -74,11 +81,18 @@ async fn empty_manager_answers_like_tunasync() {
     assert_eq!(response.status(), 400);
 }
 
+both_transports!(
+    worker_events_become_the_status_page,
+    worker_events_become_the_status_page_over
+);
 /// A worker's events become tunasync.json, per-worker lists and history.
-#[tokio::test]
-async fn worker_events_become_the_status_page() {
-    let manager = TestManager::start(Setup::default()).await;
-    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+async fn worker_events_become_the_status_page_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
+    let worker = FakeWorker::start("w1", manager.link()).await;
     worker.hello(&["debian", "alpine"]).await;
     wait_welcomed(&worker).await;
     let workers = manager.get_json("/workers").await;
@@ -234,15 +248,19 @@ async fn worker_events_become_the_status_page() {
     assert_eq!(manager.get("/workers").await.text().await.unwrap(), "[]");
 }
 
+both_transports!(
+    commands_reach_the_worker_and_report_its_answer,
+    commands_reach_the_worker_and_report_its_answer_over
+);
 /// `POST /cmd` reaches the worker and reports its answer.
-#[tokio::test]
-async fn commands_reach_the_worker_and_report_its_answer() {
+async fn commands_reach_the_worker_and_report_its_answer_over(kind: Kind) {
     let manager = TestManager::start(Setup {
+        transport: kind,
         extra: "[commands]\ntimeout = \"1500ms\"\n".into(),
         ..Setup::default()
     })
     .await;
-    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+    let worker = FakeWorker::start("w1", manager.link()).await;
     worker.hello(&["debian"]).await;
     wait_welcomed(&worker).await;
 
@@ -354,11 +372,15 @@ async fn commands_reach_the_worker_and_report_its_answer() {
     );
 }
 
+both_transports!(bad_input_gets_json_errors, bad_input_gets_json_errors_over);
 /// Malformed and oversized bodies get 4xx JSON errors and change nothing.
-#[tokio::test]
-async fn bad_input_gets_json_errors() {
-    let manager = TestManager::start(Setup::default()).await;
-    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+async fn bad_input_gets_json_errors_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
+    let worker = FakeWorker::start("w1", manager.link()).await;
     worker.hello(&["debian"]).await;
     wait_welcomed(&worker).await;
     let cases: Vec<(Method, &str, Vec<u8>, u16, &str)> = vec![
@@ -509,13 +531,20 @@ async fn state_changes_need_authentication() {
     );
 }
 
+both_transports!(
+    the_status_page_is_served_with_tags_filters_and_escaping,
+    the_status_page_is_served_with_tags_filters_and_escaping_over
+);
 /// The status page: HTML with a tag (304 for a reader that has it, until something
 /// changes), filters by status and worker and a search, gzip, escaped text, a mirror's page
 /// with its runs, HTML errors, the embedded assets.
-#[tokio::test]
-async fn the_status_page_is_served_with_tags_filters_and_escaping() {
-    let manager = TestManager::start(Setup::default()).await;
-    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+async fn the_status_page_is_served_with_tags_filters_and_escaping_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
+    let worker = FakeWorker::start("w1", manager.link()).await;
     worker.hello(&["debian", "alpine"]).await;
     wait_welcomed(&worker).await;
     let run = Uuid::new_v4();

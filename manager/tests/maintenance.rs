@@ -5,7 +5,7 @@
 mod common;
 
 use common::real_worker::{RealWorker, command_mirror, worker_conf};
-use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
+use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use serde_json::{Value, json};
 use tunasync_shared::wire::command::Command;
 use tunasync_worker::worker::Options;
@@ -39,10 +39,17 @@ fn sets(worker: &FakeWorker) -> Vec<(bool, Vec<String>)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn maintenance_is_set_listed_and_ended_and_bad_input_gets_json_errors() {
-    let manager = TestManager::start(Setup::default()).await;
-    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+both_transports!(
+    maintenance_is_set_listed_and_ended_and_bad_input_gets_json_errors,
+    maintenance_is_set_listed_and_ended_and_bad_input_gets_json_errors_over
+);
+async fn maintenance_is_set_listed_and_ended_and_bad_input_gets_json_errors_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
+    let worker = FakeWorker::start("w1", manager.link()).await;
     worker.hello(&["debian", "pypi"]).await;
     wait_welcomed(&worker).await;
 
@@ -184,7 +191,7 @@ async fn a_worker_starting_during_maintenance_runs_nothing_it_covers_until_it_en
     .await;
     assert_eq!(status, 200, "{entry}");
     earlier.stop().await;
-    let broker = manager.broker_config();
+    let broker = manager.link();
     let stopped = manager.stop().await;
     let manager = TestManager::start(Setup::again(stopped)).await;
     let listed = manager.get_json("/maintenance").await;
@@ -200,7 +207,7 @@ async fn a_worker_starting_during_maintenance_runs_nothing_it_covers_until_it_en
         command_mirror("free", &touch(&free_ran)),
     );
     let config = worker_conf(work.path(), &broker, &mirrors);
-    let worker = RealWorker::start(&config, Options::default());
+    let worker = RealWorker::start(&config, &manager.link(), Options::default());
     // Both came due together at the welcome: one ran, the other was held back.
     manager.wait_status("w1", "free", "success").await;
     assert!(free_ran.exists());
@@ -230,19 +237,26 @@ async fn a_worker_starting_during_maintenance_runs_nothing_it_covers_until_it_en
     worker.stop().await;
 }
 
+both_transports!(
+    an_operators_start_runs_a_mirror_in_maintenance,
+    an_operators_start_runs_a_mirror_in_maintenance_over
+);
 /// The operator's `start` runs a mirror in maintenance; its schedule then holds it again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operators_start_runs_a_mirror_in_maintenance() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn an_operators_start_runs_a_mirror_in_maintenance_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let work = tempfile::tempdir().unwrap();
     let ran = work.path().join("runs");
     let command = format!("/bin/sh -c 'echo run >> {}'", ran.display());
     let config = worker_conf(
         work.path(),
-        &manager.broker_config(),
+        &manager.link(),
         &command_mirror("held", &command),
     );
-    let worker = RealWorker::start(&config, Options::default());
+    let worker = RealWorker::start(&config, &manager.link(), Options::default());
     manager.wait_status("w1", "held", "success").await;
     let (status, entry) = maintenance(&manager, reqwest::Method::POST, Some(json!({}))).await;
     assert_eq!(status, 200, "{entry}");

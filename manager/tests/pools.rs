@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async};
+use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async};
 use tunasync_shared::broker::{QueueRole, Subscription, Transport};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, PoolName};
@@ -84,15 +84,19 @@ async fn report(member: &FakeWorker, run: &PoolRun, status: SyncStatus, last: bo
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline() {
+both_transports!(
+    a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline,
+    a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline_over
+);
+async fn a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline_over(kind: Kind) {
     let manager = TestManager::start(Setup {
+        transport: kind,
         extra: "[liveness]\noffline_after = \"2s\"\n".into(),
         ..Setup::default()
     })
     .await;
-    let m1 = FakeWorker::start("m1", manager.broker_config()).await;
-    let m2 = FakeWorker::start("m2", manager.broker_config()).await;
+    let m1 = FakeWorker::start("m1", manager.link()).await;
+    let m2 = FakeWorker::start("m2", manager.link()).await;
     m1.hello_pooled("shared", &["debian"], FINGERPRINT).await;
     m2.hello_pooled("shared", &["debian"], FINGERPRINT).await;
     let mut queue = m1
@@ -154,11 +158,18 @@ async fn a_pooled_run_goes_to_one_member_and_to_another_when_it_goes_offline() {
     assert_eq!(entries[1]["error_msg"], "worker offline");
 }
 
+both_transports!(
+    differing_definitions_are_shown,
+    differing_definitions_are_shown_over
+);
 /// Members that define a pooled mirror differently are shown: in `GET /workers` (the pool's
 /// entry) and in `/metrics`; the pool runs what most members have.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differing_definitions_are_shown() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn differing_definitions_are_shown_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let members = [
         ("m1", FINGERPRINT),
         ("m2", "v1:ffffffffffffffff"),
@@ -166,7 +177,7 @@ async fn differing_definitions_are_shown() {
     ];
     let mut fakes = Vec::new();
     for (id, fingerprint) in members {
-        let fake = FakeWorker::start(id, manager.broker_config()).await;
+        let fake = FakeWorker::start(id, manager.link()).await;
         fake.hello_pooled("shared", &["debian"], fingerprint).await;
         fakes.push(fake);
     }

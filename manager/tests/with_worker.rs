@@ -1,6 +1,7 @@
 //! The manager and a real worker (in-process, real jobs), the worker reaching the broker
 //! through a proxy the test opens and closes: outages of one worker's connection, a worker
-//! that connects late, a manager that answers late, a worker whose clock went back.
+//! that connects late, a manager that answers late, a worker whose clock went back. The
+//! tests that are not about the broker run over both transports (`…::amqp`, `…::memory`).
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use common::real_worker::{
     RealWorker, command_mirror, command_worker, worker_conf, worker_conf_with,
 };
-use common::{FakeWorker, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
+use common::{FakeWorker, Kind, Link, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use tunasync_shared::testkit::{TcpProxy, within};
 use tunasync_worker::worker::Options;
 
@@ -38,7 +39,7 @@ async fn status_of(manager: &TestManager, mirror: &str) -> Option<String> {
 /// The operator disabled `mirror` of worker `w1` in an earlier life of the worker (played
 /// by a fake worker that then goes away).
 async fn disabled_before(manager: &TestManager, mirrors: &[&str], mirror: &str) {
-    let earlier = FakeWorker::start("w1", manager.broker_config()).await;
+    let earlier = FakeWorker::start("w1", manager.link()).await;
     earlier.hello(mirrors).await;
     wait_welcomed(&earlier).await;
     let (status, answer) = manager
@@ -62,10 +63,11 @@ async fn a_run_that_ends_during_an_outage_is_reported_after_it() {
         "slow",
         &format!("/bin/sh -c 'sleep 2; touch {}'", done.display()),
     );
-    let broker = manager.env.tls_config_via(&manager.namespace, proxy.port);
+    let broker = Link::from(manager.env.tls_config_via(&manager.namespace, proxy.port));
     let config = worker_conf(dir.path(), &broker, &mirrors);
     let worker = RealWorker::start(
         &config,
+        &broker,
         Options {
             outbox_capacity: 3,
             ..Options::default()
@@ -103,10 +105,11 @@ async fn the_wait_for_welcome_counts_from_the_first_connection() {
         command_mirror("held", &format!("/bin/touch {}", ran.display())),
         command_mirror("free", "/bin/true"),
     );
-    let broker = manager.env.tls_config_via(&manager.namespace, proxy.port);
+    let broker = Link::from(manager.env.tls_config_via(&manager.namespace, proxy.port));
     let config = worker_conf(dir.path(), &broker, &mirrors);
     let worker = RealWorker::start(
         &config,
+        &broker,
         Options {
             welcome_wait: Duration::from_secs(1),
             ..Options::default()
@@ -132,7 +135,7 @@ async fn the_wait_for_welcome_counts_from_the_first_connection() {
 async fn a_late_welcome_stops_what_the_operator_disabled() {
     let manager = TestManager::start(Setup::default()).await;
     disabled_before(&manager, &["held", "free"], "held").await;
-    let broker = manager.broker_config();
+    let broker = manager.link();
     let stopped = manager.stop().await;
     let work = tempfile::tempdir().unwrap();
     let pid_file = work.path().join("held.pid");
@@ -150,6 +153,7 @@ async fn a_late_welcome_stops_what_the_operator_disabled() {
     let config = worker_conf(work.path(), &broker, &mirrors);
     let worker = RealWorker::start(
         &config,
+        &broker,
         Options {
             welcome_wait: Duration::from_secs(1),
             ..Options::default()
@@ -185,14 +189,21 @@ async fn a_late_welcome_stops_what_the_operator_disabled() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_worker_whose_clock_went_back_is_heard,
+    a_worker_whose_clock_went_back_is_heard_over
+);
 /// The manager holds event numbers of worker `w1` far ahead of what the worker numbers now
 /// (its clock was an hour fast before, and was set right since): the worker is told and
 /// numbers its events after them, so its reports count. (Before, they were ignored without
 /// a word while its heartbeats kept it online.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_clock_went_back_is_heard() {
-    let manager = TestManager::start(Setup::default()).await;
-    let earlier = FakeWorker::start("w1", manager.broker_config()).await;
+async fn a_worker_whose_clock_went_back_is_heard_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
+    let earlier = FakeWorker::start("w1", manager.link()).await;
     let hour_ahead = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap() + 3_600_000_000;
     earlier.seq.advance_past(hour_ahead);
     earlier.hello(&["m"]).await;
@@ -202,20 +213,27 @@ async fn a_worker_whose_clock_went_back_is_heard() {
     let dir = tempfile::tempdir().unwrap();
     let config = worker_conf(
         dir.path(),
-        &manager.broker_config(),
+        &manager.link(),
         &command_mirror("m", "/bin/true"),
     );
-    let worker = RealWorker::start(&config, Options::default());
+    let worker = RealWorker::start(&config, &manager.link(), Options::default());
     manager.wait_status("w1", "m", "success").await;
     worker.stop().await;
 }
 
+both_transports!(
+    two_members_share_the_runs_of_a_pool,
+    two_members_share_the_runs_of_a_pool_over
+);
 /// A pool of two real workers with one slot each and four pooled mirrors: every mirror runs
 /// once (the manager schedules them), on both members, one at a time on each, and each
 /// shows once, under the pool.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_members_share_the_runs_of_a_pool() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn two_members_share_the_runs_of_a_pool_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let shared = tempfile::tempdir().unwrap();
     let names = ["p0", "p1", "p2", "p3"];
     let mirrors: String = names
@@ -230,8 +248,12 @@ async fn two_members_share_the_runs_of_a_pool() {
             "name = \"{member}\"\nmirror_dir = \"{}\"\nconcurrent = 1\npool = \"shared\"\n",
             shared.path().display()
         );
-        let config = worker_conf_with(dir.path(), &manager.broker_config(), &global, &mirrors);
-        members.push(RealWorker::start(&config, Options::default()));
+        let config = worker_conf_with(dir.path(), &manager.link(), &global, &mirrors);
+        members.push(RealWorker::start(
+            &config,
+            &manager.link(),
+            Options::default(),
+        ));
         dirs.push(dir);
     }
     for name in names {
@@ -276,11 +298,18 @@ async fn two_members_share_the_runs_of_a_pool() {
     }
 }
 
+both_transports!(
+    commands_to_a_pool_stop_and_start_its_mirror,
+    commands_to_a_pool_stop_and_start_its_mirror_over
+);
 /// `stop` and `start` addressed to the pool (`-w POOL`): the manager holds the pooled mirror
 /// and has the member running it end the run; a start hands it out again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_to_a_pool_stop_and_start_its_mirror() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn commands_to_a_pool_stop_and_start_its_mirror_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("long.pid");
     let mirrors = command_mirror(
@@ -294,8 +323,8 @@ async fn commands_to_a_pool_stop_and_start_its_mirror() {
         "name = \"m1\"\nmirror_dir = \"{}/data\"\nconcurrent = 2\npool = \"shared\"\n",
         dir.path().display()
     );
-    let config = worker_conf_with(dir.path(), &manager.broker_config(), &global, &mirrors);
-    let member = RealWorker::start(&config, Options::default());
+    let config = worker_conf_with(dir.path(), &manager.link(), &global, &mirrors);
+    let member = RealWorker::start(&config, &manager.link(), Options::default());
     manager.wait_status("shared", "long", "syncing").await;
     let first = running_process(&pid_file).await;
 
@@ -339,11 +368,18 @@ async fn running_process(file: &Path) -> PathBuf {
     PathBuf::from(format!("/proc/{}", pid.trim()))
 }
 
+both_transports!(
+    a_running_jobs_progress_shows_and_grows,
+    a_running_jobs_progress_shows_and_grows_over
+);
 /// A running job's progress (time running, lines and bytes of log so far) shows in
 /// `GET /workers/{id}/jobs` and grows while the job writes; it goes when the run ends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_jobs_progress_shows_and_grows() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn a_running_jobs_progress_shows_and_grows_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let worker = command_worker(
         &manager,
@@ -391,12 +427,16 @@ async fn a_running_jobs_progress_shows_and_grows() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_jobs_log_is_read_through_the_manager,
+    a_jobs_log_is_read_through_the_manager_over
+);
 /// A job's latest log through the manager: asked of the worker over the broker, with the
 /// same authentication as changes; its last lines with `?tail=N`; clear JSON errors for a
 /// job that does not exist, a worker that went offline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jobs_log_is_read_through_the_manager() {
+async fn a_jobs_log_is_read_through_the_manager_over(kind: Kind) {
     let manager = TestManager::start(Setup {
+        transport: kind,
         extra: "[liveness]\noffline_after = \"2s\"\n".into(),
         ..Setup::default()
     })
@@ -451,11 +491,18 @@ async fn read_log(manager: &TestManager, path: &str) -> (u16, String, String) {
     (status, kind, response.text().await.unwrap())
 }
 
+both_transports!(
+    a_running_jobs_log_is_followed_until_its_run_ends,
+    a_running_jobs_log_is_followed_until_its_run_ends_over
+);
 /// Following a running job's log: the response goes on with the lines the job writes after
 /// it began, and ends when the run ends; as plain text, and as Server-Sent Events.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_jobs_log_is_followed_until_its_run_ends() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn a_running_jobs_log_is_followed_until_its_run_ends_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let worker = command_worker(
         &manager,
@@ -525,11 +572,18 @@ async fn a_running_jobs_log_is_followed_until_its_run_ends() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_50_mb_log_is_answered_with_its_end,
+    a_50_mb_log_is_answered_with_its_end_over
+);
 /// A 50 MB log: the manager answers with its last 8 MiB (from a line's start), carried in
 /// 64 KiB chunks over the broker.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_50_mb_log_is_answered_with_its_end() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn a_50_mb_log_is_answered_with_its_end_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let worker = command_worker(
         &manager,
@@ -548,11 +602,18 @@ async fn a_50_mb_log_is_answered_with_its_end() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_past_runs_log_is_read_by_its_run_id,
+    a_past_runs_log_is_read_by_its_run_id_over
+);
 /// `?run=ID`: the log of a run from the job's history, while the worker keeps it; an
 /// unknown run is a 404 and a run id that is not one a 400, both JSON.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_past_runs_log_is_read_by_its_run_id() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn a_past_runs_log_is_read_by_its_run_id_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("n");
     let command = format!(
@@ -604,12 +665,19 @@ async fn a_past_runs_log_is_read_by_its_run_id() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_follow_whose_reader_goes_away_ends_on_the_worker,
+    a_follow_whose_reader_goes_away_ends_on_the_worker_over
+);
 /// A reader that goes away in the middle of a follow: the manager tells the worker, whose
 /// follow ends while the job goes on running (the worker's last chunk comes back to a
 /// manager that no longer waits for it, and is counted).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follow_whose_reader_goes_away_ends_on_the_worker() {
-    let manager = TestManager::start(Setup::default()).await;
+async fn a_follow_whose_reader_goes_away_ends_on_the_worker_over(kind: Kind) {
+    let manager = TestManager::start(Setup {
+        transport: kind,
+        ..Setup::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let worker = command_worker(
         &manager,
@@ -659,12 +727,16 @@ async fn a_follow_whose_reader_goes_away_ends_on_the_worker() {
     worker.stop().await;
 }
 
+both_transports!(
+    mirrorz_json_lists_the_sites_mirrors,
+    mirrorz_json_lists_the_sites_mirrors_over
+);
 /// MirrorZ: `[mirrorz]` gives the site block, worker.conf's `url` and `desc` reach the
 /// document (and `url` tunasync.json); without `url` a mirror is `/NAME`, and tunasync.json
 /// keeps tunasync's keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mirrorz_json_lists_the_sites_mirrors() {
+async fn mirrorz_json_lists_the_sites_mirrors_over(kind: Kind) {
     let manager = TestManager::start(Setup {
+        transport: kind,
         extra: "[mirrorz]\nurl = \"https://mirrors.example.edu\"\nabbr = \"EXAMPLE\"\nname = \"Example Mirrors\"\n".into(),
         ..Setup::default()
     })
@@ -675,8 +747,8 @@ async fn mirrorz_json_lists_the_sites_mirrors() {
         command_mirror("debian", "/bin/true"),
         command_mirror("plain", "/bin/false"),
     );
-    let config = worker_conf(dir.path(), &manager.broker_config(), &mirrors);
-    let worker = RealWorker::start(&config, Options::default());
+    let config = worker_conf(dir.path(), &manager.link(), &mirrors);
+    let worker = RealWorker::start(&config, &manager.link(), Options::default());
     manager.wait_status("w1", "debian", "success").await;
     manager.wait_status("w1", "plain", "failed").await;
 

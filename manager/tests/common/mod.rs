@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tunasync_manager::config::{ManagerConfig, Overrides};
-use tunasync_shared::broker::{AmqpBroker, BrokerConfig, Outgoing, QueueRole, Role, Transport};
+use tunasync_shared::broker::{
+    AmqpBroker, AnyTransport, BrokerConfig, Deployment, MemoryBroker, Outgoing, QueueRole, Role,
+    Transport,
+};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
@@ -35,6 +38,80 @@ pub fn init() {
         .try_init();
 }
 
+/// Which transport a test's manager and workers talk through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// The private RabbitMQ node, over TLS.
+    #[default]
+    Amqp,
+    /// The in-process broker of `tunasync standalone`.
+    Memory,
+}
+
+/// Runs the test body `$body` (an `async fn(Kind)`) once over each transport: the tests
+/// `$name::amqp` and `$name::memory`.
+#[macro_export]
+macro_rules! both_transports {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn amqp() {
+                super::$body($crate::common::Kind::Amqp).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$body($crate::common::Kind::Memory).await;
+            }
+        }
+    };
+}
+
+/// How a worker in a test reaches the test's manager.
+#[derive(Clone)]
+pub enum Link {
+    Amqp(BrokerConfig),
+    Memory(MemoryBroker),
+}
+
+impl From<BrokerConfig> for Link {
+    fn from(config: BrokerConfig) -> Self {
+        Link::Amqp(config)
+    }
+}
+
+impl Link {
+    /// A transport for `role`, until `shutdown` (AMQP) or the broker's end (memory).
+    pub fn transport(&self, role: &Role, shutdown: CancellationToken) -> AnyTransport {
+        match self {
+            Link::Amqp(config) => AmqpBroker::start(config.clone(), role.clone(), shutdown)
+                .unwrap()
+                .into(),
+            Link::Memory(broker) => broker.connect(role).into(),
+        }
+    }
+
+    /// The `[broker]` section of a worker.conf (none in memory).
+    pub fn broker_section(&self) -> String {
+        match self {
+            Link::Amqp(broker) => format!(
+                "[broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n",
+                url = broker.urls[0],
+                ca = broker.ca_cert.as_ref().unwrap(),
+                namespace = broker.namespace,
+            ),
+            Link::Memory(_) => String::new(),
+        }
+    }
+
+    pub fn deployment(&self) -> Deployment {
+        match self {
+            Link::Amqp(_) => Deployment::Cluster,
+            Link::Memory(_) => Deployment::Standalone,
+        }
+    }
+}
+
 /// A running manager and a client for its API.
 pub struct TestManager {
     pub url: String,
@@ -42,6 +119,7 @@ pub struct TestManager {
     pub namespace: String,
     pub dir: Arc<tempfile::TempDir>,
     pub env: BrokerEnv,
+    pub link: Link,
     shutdown: CancellationToken,
     running: Option<tunasync_manager::Running>,
 }
@@ -58,6 +136,7 @@ pub struct Setup {
     pub extra: String,
     pub namespace: Option<String>,
     pub dir: Option<Arc<tempfile::TempDir>>,
+    pub transport: Kind,
 }
 
 impl Setup {
@@ -92,28 +171,46 @@ impl TestManager {
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let namespace = setup.namespace.unwrap_or_else(|| unique_namespace("mgr"));
         std::fs::write(dir.path().join("tokens"), format!("# test\n{TOKEN}\n")).unwrap();
+        let link = match setup.transport {
+            Kind::Amqp => Link::Amqp(env.tls_config(&namespace)),
+            Kind::Memory => Link::Memory(MemoryBroker::new()),
+        };
+        let broker = match &link {
+            Link::Amqp(_) => format!(
+                "[broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n",
+                url = env.amqps_url,
+                ca = env.ca_cert,
+            ),
+            Link::Memory(_) => String::new(),
+        };
         let text = format!(
             "[server]\nssl_cert = {cert:?}\nssl_key = {key:?}\n\
              [files]\ndb_file = {db:?}\n\
-             [broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n\
+             {broker}\
              [auth]\ntokens_file = {tokens:?}\n{extra}",
             cert = env.server_cert,
             key = env.server_key,
             db = dir.path().join("tunasync.redb"),
-            url = env.amqps_url,
-            ca = env.ca_cert,
             tokens = dir.path().join("tokens"),
             extra = setup.extra,
         );
         let config_path = dir.path().join("manager.conf");
         std::fs::write(&config_path, &text).unwrap();
-        let loaded = ManagerConfig::load(Some(&config_path), &Overrides::default()).unwrap();
+        let loaded =
+            ManagerConfig::load_as(Some(&config_path), &Overrides::default(), link.deployment())
+                .unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let shutdown = CancellationToken::new();
-        let running = tunasync_manager::start(loaded.config, Some(listener), shutdown.clone())
-            .await
-            .unwrap();
+        let transport = link.transport(&Role::Manager, shutdown.clone());
+        let running = tunasync_manager::start_with(
+            loaded.config,
+            Some(listener),
+            transport,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
         let client = if setup.extra.contains("require_client_cert = true") {
             client(&env, Some((&env.client_cert, &env.client_key)))
         } else {
@@ -125,6 +222,7 @@ impl TestManager {
             namespace,
             dir,
             env,
+            link,
             shutdown,
             running: Some(running),
         };
@@ -147,8 +245,18 @@ impl TestManager {
         (self.dir.clone(), self.namespace.clone())
     }
 
+    /// The AMQP settings of the manager's broker (tests of the broker path only).
     pub fn broker_config(&self) -> BrokerConfig {
+        assert!(
+            matches!(self.link, Link::Amqp(_)),
+            "this test reads the broker itself: run it over AMQP only"
+        );
         self.env.tls_config(&self.namespace)
+    }
+
+    /// How a worker reaches this manager, over the test's transport.
+    pub fn link(&self) -> Link {
+        self.link.clone()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -255,13 +363,14 @@ pub enum Answer {
 /// A worker that speaks the protocol, driven by the test.
 pub struct FakeWorker {
     pub id: WorkerId,
-    pub broker: AmqpBroker,
+    pub broker: AnyTransport,
     pub seq: SequenceSource,
     pub session: Uuid,
     /// Commands received, in order.
     pub received: Arc<Mutex<Vec<Command>>>,
     pub answer: Arc<Mutex<Answer>>,
     shutdown: CancellationToken,
+    commands: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeWorker {
@@ -271,18 +380,22 @@ impl Drop for FakeWorker {
 }
 
 impl FakeWorker {
-    pub async fn start(id: &str, config: BrokerConfig) -> FakeWorker {
+    pub async fn start(id: &str, link: impl Into<Link>) -> FakeWorker {
         let id = WorkerId::new(id).unwrap();
         let shutdown = CancellationToken::new();
-        let broker = AmqpBroker::start(config, Role::Worker(id.clone()), shutdown.clone()).unwrap();
-        broker.wait_connected(WAIT).await.unwrap();
+        let broker = link
+            .into()
+            .transport(&Role::Worker(id.clone()), shutdown.clone());
+        if let AnyTransport::Amqp(amqp) = &broker {
+            amqp.wait_connected(WAIT).await.unwrap();
+        }
         let received = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(Mutex::new(Answer::Accept));
         let mut commands = broker
             .subscribe(QueueRole::Worker(id.clone()), 16)
             .await
             .unwrap();
-        {
+        let commands = {
             let broker = broker.clone();
             let received = received.clone();
             let answer = answer.clone();
@@ -314,8 +427,8 @@ impl FakeWorker {
                     let reply = EventEnvelope::new(id.clone(), seq.next(), result);
                     broker.publish(Outgoing::event(&reply)).await.unwrap();
                 }
-            });
-        }
+            })
+        };
         FakeWorker {
             id,
             broker,
@@ -324,6 +437,7 @@ impl FakeWorker {
             received,
             answer,
             shutdown,
+            commands,
         }
     }
 
@@ -331,12 +445,23 @@ impl FakeWorker {
     /// queue is delivered to it any more).
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tunasync_shared::testkit::within(
-            WAIT,
-            "the fake worker to disconnect",
-            self.broker.closed(),
-        )
-        .await;
+        match &self.broker {
+            AnyTransport::Amqp(amqp) => {
+                tunasync_shared::testkit::within(
+                    WAIT,
+                    "the fake worker to disconnect",
+                    amqp.closed(),
+                )
+                .await;
+            }
+            // Its subscription ends with its task: what it held goes back to its queue.
+            AnyTransport::Memory(_) => {
+                self.commands.abort();
+                while !self.commands.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
     }
 
     pub async fn send(&self, event: Event) -> EventEnvelope {

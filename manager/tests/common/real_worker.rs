@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tunasync_shared::broker::{AmqpBroker, BrokerConfig, Role};
+use tunasync_shared::broker::Role;
 use tunasync_shared::testkit::within;
 use tunasync_worker::config::WorkerConfig;
 use tunasync_worker::hooks::HookSettings;
 use tunasync_worker::worker::{Options, Worker};
 
-use super::{TestManager, WAIT};
+use super::{Link, TestManager, WAIT};
 
 /// A worker running in this process until stopped.
 pub struct RealWorker {
@@ -22,15 +22,13 @@ pub struct RealWorker {
 }
 
 impl RealWorker {
-    pub fn start(config: &Path, options: Options) -> RealWorker {
-        let config = WorkerConfig::load(config).unwrap().config;
+    /// Starts the worker of `config`, reaching the manager through `link`.
+    pub fn start(config: &Path, link: &Link, options: Options) -> RealWorker {
+        let config = WorkerConfig::load_as(config, link.deployment())
+            .unwrap()
+            .config;
         let broker_stop = CancellationToken::new();
-        let broker = AmqpBroker::start(
-            config.broker.clone().expect("a [broker] section"),
-            Role::Worker(config.name.clone()),
-            broker_stop.clone(),
-        )
-        .unwrap();
+        let broker = link.transport(&Role::Worker(config.name.clone()), broker_stop.clone());
         let settings = HookSettings::from_config(&config, None);
         let worker = Worker::new(config, broker, settings, options);
         let (reload_tx, reload) = mpsc::channel(1);
@@ -53,25 +51,22 @@ impl RealWorker {
     }
 }
 
-/// Writes worker `w1`'s config with `mirrors`, for `broker`; its path.
-pub fn worker_conf(dir: &Path, broker: &BrokerConfig, mirrors: &str) -> PathBuf {
+/// Writes worker `w1`'s config with `mirrors`, for `link`; its path.
+pub fn worker_conf(dir: &Path, link: &Link, mirrors: &str) -> PathBuf {
     let global = format!(
         "name = \"w1\"\nmirror_dir = \"{}/data\"\nconcurrent = 4\n",
         dir.display()
     );
-    worker_conf_with(dir, broker, &global, mirrors)
+    worker_conf_with(dir, link, &global, mirrors)
 }
 
 /// Writes a worker's config with `global` keys (name, mirror_dir, concurrent, pool, ...).
-pub fn worker_conf_with(dir: &Path, broker: &BrokerConfig, global: &str, mirrors: &str) -> PathBuf {
+pub fn worker_conf_with(dir: &Path, link: &Link, global: &str, mirrors: &str) -> PathBuf {
     let path = dir.join("worker.conf");
     let text = format!(
-        "[broker]\nurl = {url:?}\nca_cert = {ca:?}\nnamespace = {namespace:?}\n\
-         [global]\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\n\
+        "{broker}[global]\nlog_dir = \"{root}/log/{{{{.Name}}}}\"\n\
          interval = 1440\nheartbeat_interval = \"1s\"\n{global}{mirrors}",
-        url = broker.urls[0],
-        ca = broker.ca_cert.as_ref().unwrap(),
-        namespace = broker.namespace,
+        broker = link.broker_section(),
         root = dir.display(),
     );
     std::fs::write(&path, text).unwrap();
@@ -80,12 +75,9 @@ pub fn worker_conf_with(dir: &Path, broker: &BrokerConfig, global: &str, mirrors
 
 /// A real worker `w1` with the one command mirror `name`, its files under `dir`.
 pub fn command_worker(manager: &TestManager, dir: &Path, name: &str, command: &str) -> RealWorker {
-    let config = worker_conf(
-        dir,
-        &manager.broker_config(),
-        &command_mirror(name, command),
-    );
-    RealWorker::start(&config, Options::default())
+    let link = manager.link();
+    let config = worker_conf(dir, &link, &command_mirror(name, command));
+    RealWorker::start(&config, &link, Options::default())
 }
 
 pub fn command_mirror(name: &str, command: &str) -> String {

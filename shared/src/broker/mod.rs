@@ -11,10 +11,12 @@
 //! - [`config`]: `[broker]` settings and their checks.
 //! - [`topology`]: exchange and queue names under a namespace, and who declares what.
 //! - [`amqp`]: the lapin implementation (connection supervisor, publishing).
+//! - [`any`]: either, chosen at run time.
 //! - [`memory`]: the in-process implementation (`tunasync standalone`, logic tests).
 //! - [`subscription`]: consumed messages and their acknowledgements.
 
 pub mod amqp;
+pub mod any;
 pub mod config;
 pub mod memory;
 pub mod subscription;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use amqp::AmqpBroker;
+pub use any::AnyTransport;
 pub use config::{BrokerConfig, ConfigError, QueueType};
 pub use memory::{MemoryBroker, MemoryTransport};
 pub use subscription::{Incoming, Subscription, ack_batch};
