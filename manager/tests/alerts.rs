@@ -3,6 +3,8 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use common::receivers::{Alertmanager, Posted, Receiver, free_port};
 use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use serde_json::Value;

@@ -2,6 +2,8 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use common::real_worker::{RealWorker, command_mirror, worker_conf};
 use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use serde_json::{Value, json};

@@ -4,6 +4,8 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use std::time::Duration;
 
 use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async};

@@ -5,6 +5,8 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

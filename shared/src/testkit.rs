@@ -550,3 +550,33 @@ pub fn same_tree(left: &std::path::Path, right: &std::path::Path) -> bool {
     }
     true
 }
+
+/// Which transport a test's manager and workers talk through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// The private RabbitMQ node, over TLS.
+    #[default]
+    Amqp,
+    /// The in-process broker of `tunasync standalone`.
+    Memory,
+}
+
+/// Runs the test body `$body` (an `async fn(Kind)`) once over each transport: the tests
+/// `$name::amqp` and `$name::memory`. One set of test bodies holds the in-process broker to
+/// the behaviour of the real one.
+#[macro_export]
+macro_rules! both_transports {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn amqp() {
+                super::$body($crate::testkit::Kind::Amqp).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$body($crate::testkit::Kind::Memory).await;
+            }
+        }
+    };
+}

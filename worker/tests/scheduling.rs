@@ -4,9 +4,11 @@
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use std::time::Duration;
 
-use common::{Started, WAIT};
+use common::{Kind, Started, WAIT};
 use tokio_util::sync::CancellationToken;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::testkit::{RsyncDaemon, make_tree, same_tree, wait_until};
@@ -26,10 +28,13 @@ fn dead_port() -> u16 {
         .unwrap()
 }
 
+both_transports!(
+    a_failed_mirror_is_tried_again_after_retry_after_failure,
+    a_failed_mirror_is_tried_again_after_retry_after_failure_over
+);
 /// A mirror whose runs fail is tried again after `retry_after_failure` (doubling), not a
 /// whole interval later; once it succeeds it waits for its interval again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_mirror_is_tried_again_after_retry_after_failure() {
+async fn a_failed_mirror_is_tried_again_after_retry_after_failure_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok");
     let mirrors = command_mirror(
@@ -37,7 +42,7 @@ async fn a_failed_mirror_is_tried_again_after_retry_after_failure() {
         &format!("/bin/sh -c 'test -e {}'", ok.display()),
         "retry = 1\nretry_after_failure = \"1s\"\n",
     );
-    let worker = Started::start("rerun", dir, 3, &mirrors).await;
+    let worker = Started::start_over(kind, "rerun", dir, 3, &mirrors).await;
     // interval = 1440: without the rule the second run would come a day later.
     wait_until(WAIT, "two failed runs", || worker.ends("flaky").len() >= 2).await;
     let failed = worker.ends("flaky");
@@ -62,10 +67,13 @@ async fn a_failed_mirror_is_tried_again_after_retry_after_failure() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones,
+    a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones_over
+);
 /// A blackout window: the run due at start-up waits for its end; `start` without `-f` is
 /// taken but waits too, and says until when; `start -f` runs at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones() {
+async fn a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones_over(kind: Kind) {
     // A window from an hour ago to two hours ahead, in UTC (across midnight if need be).
     let now = chrono::Utc::now();
     let window_end = now + chrono::Duration::hours(2);
@@ -79,7 +87,8 @@ async fn a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones() 
         "/bin/true",
         &format!("timezone = \"UTC\"\nblackout = [\"{window}\"]\n"),
     ) + &command_mirror("free", "/bin/true", "");
-    let worker = Started::start("blackout", tempfile::tempdir().unwrap(), 3, &mirrors).await;
+    let worker =
+        Started::start_over(kind, "blackout", tempfile::tempdir().unwrap(), 3, &mirrors).await;
     // Reports come in order: once the other mirror has run, quiet would have started too.
     wait_until(WAIT, "the free mirror's run", || {
         worker.successes("free") == 1
@@ -107,11 +116,14 @@ async fn a_blackout_holds_scheduled_runs_and_plain_starts_but_not_forced_ones() 
     worker.stop().await;
 }
 
+both_transports!(
+    cgroup_memory_limits_and_leftover_processes,
+    cgroup_memory_limits_and_leftover_processes_over
+);
 /// `[cgroup]` on this host's cgroup (v1's memory controller or v2): a run over its
 /// `memory_limit` is killed and reported failed, one under it succeeds, and a process that
 /// left the run's process group (`setsid`) is killed with the run's group.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cgroup_memory_limits_and_leftover_processes() {
+async fn cgroup_memory_limits_and_leftover_processes_over(kind: Kind) {
     assert!(
         std::path::Path::new("/usr/bin/python3").exists(),
         "python3 is missing: install it with `apt-get install python3`"
@@ -132,7 +144,7 @@ async fn cgroup_memory_limits_and_leftover_processes() {
             "",
         )
         + "[cgroup]\nenable = true\n";
-    let worker = Started::start("cgroup", dir, 3, &mirrors).await;
+    let worker = Started::start_over(kind, "cgroup", dir, 3, &mirrors).await;
     worker.wait_ended(&["hog", "small", "leaver"]).await;
     let hog = worker.ended("hog").unwrap();
     assert_eq!(hog.status, SyncStatus::Failed, "over 64M: {hog:?}");
@@ -157,11 +169,14 @@ async fn cgroup_memory_limits_and_leftover_processes() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_run_without_enough_free_disk_space_is_skipped_and_reported_failed,
+    a_run_without_enough_free_disk_space_is_skipped_and_reported_failed_over
+);
 /// `disk_min_free` against the real free space of the test's filesystem: a mirror asking
 /// for more than there is is skipped and reported failed with the reason; one asking for
 /// little runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed() {
+async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
     let free = tunasync_worker::disk::free_space(dir.path()).unwrap();
@@ -171,7 +186,7 @@ async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed() {
     let mirrors = command_mirror("full", &touch, &format!("disk_min_free = \"{too_much}\"\n"))
         + &command_mirror("percent", &touch, "disk_min_free = \"100%\"\n")
         + &command_mirror("roomy", "/bin/true", "disk_min_free = \"1K\"\n");
-    let worker = Started::start("disk", dir, 3, &mirrors).await;
+    let worker = Started::start_over(kind, "disk", dir, 3, &mirrors).await;
     worker.wait_ended(&["full", "percent", "roomy"]).await;
     for mirror in ["full", "percent"] {
         let report = worker.ended(mirror).unwrap();
@@ -188,11 +203,14 @@ async fn a_run_without_enough_free_disk_space_is_skipped_and_reported_failed() {
     worker.stop().await;
 }
 
+both_transports!(
+    runs_against_one_upstream_host_stay_within_its_limit,
+    runs_against_one_upstream_host_stay_within_its_limit_over
+);
 /// `[global.per_upstream_concurrent]`: with slots for all, runs against one host still go
 /// one at a time (each would leave an `overlap` mark, and fail, if another held the
 /// host's lock).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_against_one_upstream_host_stay_within_its_limit() {
+async fn runs_against_one_upstream_host_stay_within_its_limit_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("host.lock");
     let overlap = dir.path().join("overlap");
@@ -214,7 +232,7 @@ async fn runs_against_one_upstream_host_stay_within_its_limit() {
         "/bin/true",
         "upstream = \"rsync://other.example.org/x/\"\n",
     );
-    let worker = Started::start("upstream", dir, 4, &mirrors).await;
+    let worker = Started::start_over(kind, "upstream", dir, 4, &mirrors).await;
     wait_until(WAIT, "every run to succeed", || {
         names
             .iter()
@@ -226,11 +244,14 @@ async fn runs_against_one_upstream_host_stay_within_its_limit() {
     worker.stop().await;
 }
 
+both_transports!(
+    a_run_falls_back_to_the_upstream_that_answers,
+    a_run_falls_back_to_the_upstream_that_answers_over
+);
 /// `upstream_fallback`: the first upstream does not answer (nothing listens on its port),
 /// so the run syncs from the fallback, a real rsync daemon, and its reports say so; with
 /// every upstream dead, the run is skipped with each one's reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_falls_back_to_the_upstream_that_answers() {
+async fn a_run_falls_back_to_the_upstream_that_answers_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = dir.path().join("upstream");
     make_tree(&upstream);
@@ -241,7 +262,7 @@ async fn a_run_falls_back_to_the_upstream_that_answers() {
          [[mirrors]]\nname = \"all-dead\"\nupstream = \"{dead}\"\ncheck_upstream = true\nretry = 1\n",
         live = daemon.url()
     );
-    let worker = Started::start("fallback", dir, 3, &mirrors).await;
+    let worker = Started::start_over(kind, "fallback", dir, 3, &mirrors).await;
     worker.wait_ended(&["falls-back", "all-dead"]).await;
     let synced = worker.ended("falls-back").unwrap();
     assert_eq!(synced.status, SyncStatus::Success, "{synced:?}");
@@ -263,12 +284,15 @@ async fn a_run_falls_back_to_the_upstream_that_answers() {
     worker.stop().await;
 }
 
+both_transports!(
+    readers_never_see_a_half_synced_tree_with_atomic_publish,
+    readers_never_see_a_half_synced_tree_with_atomic_publish_over
+);
 /// `atomic_publish`: a reader holding the served directory open reads it again and again
 /// while runs write their trees file by file into the staging copy; every read sees one
 /// run's whole tree (40 files with one token), never a mix, and it sees successive runs'
 /// trees. A failed run leaves its staging copy, and the next run resumes from it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_never_see_a_half_synced_tree_with_atomic_publish() {
+async fn readers_never_see_a_half_synced_tree_with_atomic_publish_over(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let mirrors = format!("staging_dir = \"{}/staging\"\n", dir.path().display())
         + &command_mirror(
@@ -281,7 +305,7 @@ async fn readers_never_see_a_half_synced_tree_with_atomic_publish() {
             "/bin/sh -c 'if [ -e partial ]; then echo resumed > result; else touch partial; exit 1; fi'",
             "atomic_publish = true\nretry = 1\n",
         );
-    let worker = Started::start("publish", dir, 3, &mirrors).await;
+    let worker = Started::start_over(kind, "publish", dir, 3, &mirrors).await;
 
     // The reader: opens the served directory, reads all 40 files through that handle.
     let served = worker.path("data/tree");

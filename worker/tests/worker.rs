@@ -15,10 +15,15 @@ use tunasync_worker::config::WorkerConfig;
 
 mod common;
 
+use tunasync_shared::both_transports;
+
 use common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_worker_runs_its_jobs_obeys_commands_and_reloads() {
+both_transports!(
+    the_worker_runs_its_jobs_obeys_commands_and_reloads,
+    the_worker_runs_its_jobs_obeys_commands_and_reloads_over
+);
+async fn the_worker_runs_its_jobs_obeys_commands_and_reloads_over(kind: Kind) {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("info,lapin=warn")
@@ -32,7 +37,7 @@ async fn the_worker_runs_its_jobs_obeys_commands_and_reloads() {
     make_tree(&upstream);
     let daemon = RsyncDaemon::start(&upstream);
     let worker_id = WorkerId::new("w1").unwrap();
-    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let manager = FakeManager::start_on(kind, &env, &namespace, &worker_id, &shutdown).await;
 
     let mirrors = format!(
         r#"
@@ -61,8 +66,17 @@ command = "/bin/sleep 60"
         upstream = daemon.url()
     );
     let config_path = dir.path().join("worker.conf");
-    write_config(&config_path, &env, &namespace, dir.path(), &mirrors);
-    let (worker, worker_shutdown, reload_tx) = spawn_worker(&config_path);
+    write_config_over(
+        kind,
+        &config_path,
+        &env,
+        &namespace,
+        dir.path(),
+        3,
+        &mirrors,
+    );
+    let (worker, worker_shutdown, reload_tx) =
+        spawn_worker_on(&config_path, manager.memory.as_ref());
 
     // hello, then (our) welcome: the manager knows nothing, so everything runs now.
     manager.wait_hello().await;
@@ -182,7 +196,7 @@ command = "/bin/sleep 60"
     let edited = mirrors
         .replace("name = \"cmd-fail\"", "name = \"cmd-new\"")
         .replace("exit 3", "exit 0");
-    write_config(&config_path, &env, &namespace, dir.path(), &edited);
+    write_config_over(kind, &config_path, &env, &namespace, dir.path(), 3, &edited);
     assert_eq!(
         manager.command(Command::Reload(Reload {})).await,
         CmdOutcome::Accepted
@@ -362,19 +376,22 @@ fn concurrency_after(manager: &FakeManager, after: u64, limit: usize) -> (usize,
     (most, over)
 }
 
+both_transports!(
+    the_concurrency_limit_holds_across_reloads,
+    the_concurrency_limit_holds_across_reloads_over
+);
 /// A reload that lowers `concurrent` while more runs than the new limit are going on lets
 /// no new run start until fewer than the limit remain, and raising it again does not go
 /// past the new limit. (Before, the lower limit was ignored until the running jobs ended,
 /// and raising it afterwards went past it: 4 → 2 → 4 allowed 6.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_concurrency_limit_holds_across_reloads() {
+async fn the_concurrency_limit_holds_across_reloads_over(kind: Kind) {
     let env = BrokerEnv::get();
     let namespace = unique_namespace("limit");
     let shutdown = CancellationToken::new();
     let _guard = shutdown.clone().drop_guard();
     let dir = tempfile::tempdir().unwrap();
     let worker_id = WorkerId::new("w1").unwrap();
-    let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+    let manager = FakeManager::start_on(kind, &env, &namespace, &worker_id, &shutdown).await;
     let names: Vec<String> = (0..8).map(|idx| format!("c{idx}")).collect();
     let mirrors: String = names
         .iter()
@@ -383,8 +400,17 @@ async fn the_concurrency_limit_holds_across_reloads() {
         })
         .collect();
     let config_path = dir.path().join("worker.conf");
-    write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
-    let (worker, worker_shutdown, _reload_tx) = spawn_worker(&config_path);
+    write_config_over(
+        kind,
+        &config_path,
+        &env,
+        &namespace,
+        dir.path(),
+        4,
+        &mirrors,
+    );
+    let (worker, worker_shutdown, _reload_tx) =
+        spawn_worker_on(&config_path, manager.memory.as_ref());
     manager.wait_hello().await;
     manager.send(Command::Welcome(Welcome::default())).await;
     wait_until(WAIT, "four runs", || {
@@ -393,7 +419,15 @@ async fn the_concurrency_limit_holds_across_reloads() {
     .await;
 
     // Four run; the limit goes down to two.
-    write_config_with(&config_path, &env, &namespace, dir.path(), 2, &mirrors);
+    write_config_over(
+        kind,
+        &config_path,
+        &env,
+        &namespace,
+        dir.path(),
+        2,
+        &mirrors,
+    );
     assert_eq!(
         manager.command(Command::Reload(Reload {})).await,
         CmdOutcome::Accepted
@@ -420,7 +454,15 @@ async fn the_concurrency_limit_holds_across_reloads() {
     );
 
     // Back to four, and every job asked to run again.
-    write_config_with(&config_path, &env, &namespace, dir.path(), 4, &mirrors);
+    write_config_over(
+        kind,
+        &config_path,
+        &env,
+        &namespace,
+        dir.path(),
+        4,
+        &mirrors,
+    );
     assert_eq!(
         manager.command(Command::Reload(Reload {})).await,
         CmdOutcome::Accepted

@@ -38,34 +38,7 @@ pub fn init() {
         .try_init();
 }
 
-/// Which transport a test's manager and workers talk through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Kind {
-    /// The private RabbitMQ node, over TLS.
-    #[default]
-    Amqp,
-    /// The in-process broker of `tunasync standalone`.
-    Memory,
-}
-
-/// Runs the test body `$body` (an `async fn(Kind)`) once over each transport: the tests
-/// `$name::amqp` and `$name::memory`.
-#[macro_export]
-macro_rules! both_transports {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn amqp() {
-                super::$body($crate::common::Kind::Amqp).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$body($crate::common::Kind::Memory).await;
-            }
-        }
-    };
-}
+pub use tunasync_shared::testkit::Kind;
 
 /// How a worker in a test reaches the test's manager.
 #[derive(Clone)]

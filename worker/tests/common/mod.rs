@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tunasync_shared::broker::{AmqpBroker, Outgoing, QueueRole, Role, Transport};
+use tunasync_shared::broker::{
+    AmqpBroker, AnyTransport, Deployment, MemoryBroker, Outgoing, QueueRole, Role, Transport,
+};
 use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
+pub use tunasync_shared::testkit::Kind;
 use tunasync_shared::testkit::{BrokerEnv, unique_namespace, wait_until, within};
 use tunasync_shared::wire::command::{Command, Welcome};
 use tunasync_shared::wire::event::{CmdOutcome, CmdResult, Event, JobStatus};
@@ -21,7 +24,9 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The test's stand-in for the manager: records every event, sends commands.
 pub struct FakeManager {
-    pub broker: AmqpBroker,
+    pub broker: AnyTransport,
+    /// The in-process broker, when the test runs over it.
+    pub memory: Option<MemoryBroker>,
     pub worker: WorkerId,
     pub events: Arc<Mutex<Vec<EventEnvelope>>>,
 }
@@ -33,9 +38,30 @@ impl FakeManager {
         worker: &WorkerId,
         shutdown: &CancellationToken,
     ) -> FakeManager {
-        let broker =
-            AmqpBroker::start(env.tls_config(namespace), Role::Manager, shutdown.clone()).unwrap();
-        broker.wait_connected(WAIT).await.unwrap();
+        Self::start_on(Kind::Amqp, env, namespace, worker, shutdown).await
+    }
+
+    /// The stand-in manager over `kind`'s transport.
+    pub async fn start_on(
+        kind: Kind,
+        env: &BrokerEnv,
+        namespace: &str,
+        worker: &WorkerId,
+        shutdown: &CancellationToken,
+    ) -> FakeManager {
+        let (broker, memory): (AnyTransport, _) = match kind {
+            Kind::Amqp => {
+                let broker =
+                    AmqpBroker::start(env.tls_config(namespace), Role::Manager, shutdown.clone())
+                        .unwrap();
+                broker.wait_connected(WAIT).await.unwrap();
+                (broker.into(), None)
+            }
+            Kind::Memory => {
+                let memory = MemoryBroker::new();
+                (memory.connect(&Role::Manager).into(), Some(memory))
+            }
+        };
         let mut subscription = broker.subscribe(QueueRole::Manager, 100).await.unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
@@ -48,6 +74,7 @@ impl FakeManager {
         });
         FakeManager {
             broker,
+            memory,
             worker: worker.clone(),
             events,
         }
@@ -123,15 +150,39 @@ pub type WorkerTask = tokio::task::JoinHandle<Result<(), tunasync_worker::StartE
 /// Starts the worker of the config file at `path`: its task, what stops it, and what asks it
 /// to reload.
 pub fn spawn_worker(path: &Path) -> (WorkerTask, CancellationToken, tokio::sync::mpsc::Sender<()>) {
-    let config = WorkerConfig::load(path).unwrap().config;
+    spawn_worker_on(path, None)
+}
+
+/// [`spawn_worker`] over the in-process broker `memory` when there is one.
+pub fn spawn_worker_on(
+    path: &Path,
+    memory: Option<&MemoryBroker>,
+) -> (WorkerTask, CancellationToken, tokio::sync::mpsc::Sender<()>) {
+    let deployment = match memory {
+        Some(_) => Deployment::Standalone,
+        None => Deployment::Cluster,
+    };
+    let config = WorkerConfig::load_as(path, deployment).unwrap().config;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(tunasync_worker::start(
-        config,
-        reload_rx,
-        shutdown.clone(),
-        || {},
-    ));
+    let task = match memory {
+        Some(memory) => {
+            let transport = memory.connect(&Role::Worker(config.name.clone()));
+            tokio::spawn(tunasync_worker::run(
+                config,
+                transport,
+                reload_rx,
+                shutdown.clone(),
+                || {},
+            ))
+        }
+        None => tokio::spawn(tunasync_worker::start(
+            config,
+            reload_rx,
+            shutdown.clone(),
+            || {},
+        )),
+    };
     (task, shutdown, reload_tx)
 }
 
@@ -151,12 +202,29 @@ pub fn write_config_with(
     concurrent: usize,
     mirrors: &str,
 ) {
+    write_config_over(Kind::Amqp, path, env, namespace, root, concurrent, mirrors);
+}
+
+/// [`write_config_with`] for `kind`'s transport (no `[broker]` in memory).
+pub fn write_config_over(
+    kind: Kind,
+    path: &Path,
+    env: &BrokerEnv,
+    namespace: &str,
+    root: &Path,
+    concurrent: usize,
+    mirrors: &str,
+) {
+    let broker = match kind {
+        Kind::Amqp => format!(
+            "[broker]\nurl = \"{url}\"\nca_cert = \"{ca}\"\nnamespace = \"{namespace}\"\n",
+            url = env.amqps_url,
+            ca = env.ca_cert.display(),
+        ),
+        Kind::Memory => String::new(),
+    };
     let text = format!(
-        r#"[broker]
-url = "{url}"
-ca_cert = "{ca}"
-namespace = "{namespace}"
-[global]
+        r#"{broker}[global]
 name = "w1"
 log_dir = "{root}/log/{{{{.Name}}}}"
 mirror_dir = "{root}/data"
@@ -164,8 +232,6 @@ interval = 1440
 concurrent = {concurrent}
 heartbeat_interval = "1s"
 {mirrors}"#,
-        url = env.amqps_url,
-        ca = env.ca_cert.display(),
         root = root.display(),
     );
     std::fs::write(path, text).unwrap();
@@ -197,14 +263,25 @@ impl Started {
         concurrent: usize,
         text: &str,
     ) -> Started {
+        Self::start_over(Kind::Amqp, label, dir, concurrent, text).await
+    }
+
+    /// [`Started::start`] over `kind`'s transport.
+    pub async fn start_over(
+        kind: Kind,
+        label: &str,
+        dir: tempfile::TempDir,
+        concurrent: usize,
+        text: &str,
+    ) -> Started {
         let env = BrokerEnv::get();
         let namespace = unique_namespace(label);
         let shutdown = CancellationToken::new();
         let worker_id = WorkerId::new("w1").unwrap();
-        let manager = FakeManager::start(&env, &namespace, &worker_id, &shutdown).await;
+        let manager = FakeManager::start_on(kind, &env, &namespace, &worker_id, &shutdown).await;
         let path = dir.path().join("worker.conf");
-        write_config_with(&path, &env, &namespace, dir.path(), concurrent, text);
-        let (worker, worker_shutdown, reload) = spawn_worker(&path);
+        write_config_over(kind, &path, &env, &namespace, dir.path(), concurrent, text);
+        let (worker, worker_shutdown, reload) = spawn_worker_on(&path, manager.memory.as_ref());
         manager.wait_hello().await;
         manager.send(Command::Welcome(Welcome::default())).await;
         Started {
