@@ -48,13 +48,13 @@ pub async fn run(
         manager_stop.clone(),
     )
     .await?;
-    crate::systemd::watchdog(running.liveness(), watchdog_stop);
     info!(
         addr = %running.local_addr,
         worker = %worker.name,
         "standalone: manager and worker in one process, no broker"
     );
     let addr = running.local_addr;
+    let liveness = running.liveness();
     let transport = broker.connect(&Role::Worker(worker.name.clone()));
     let worker_stop = CancellationToken::new();
     let mut worker_task = tokio::spawn(tunasync_worker::run(
@@ -62,7 +62,11 @@ pub async fn run(
         transport,
         reload,
         worker_stop.clone(),
-        move || ready(addr),
+        move || {
+            ready(addr);
+            // Pings only after READY=1, as systemd expects.
+            crate::systemd::watchdog(liveness, watchdog_stop);
+        },
     ));
     let worker_result = tokio::select! {
         // The worker only returns by itself when it failed.
