@@ -44,7 +44,7 @@ pub async fn run(
     let running = tunasync_manager::start_with(
         manager,
         None,
-        broker.connect(&Role::Manager),
+        || Ok(broker.connect(&Role::Manager)),
         manager_stop.clone(),
     )
     .await?;
@@ -59,7 +59,7 @@ pub async fn run(
     let worker_stop = CancellationToken::new();
     let mut worker_task = tokio::spawn(tunasync_worker::run(
         worker,
-        transport,
+        move || Ok(transport),
         reload,
         worker_stop.clone(),
         move || {

@@ -508,6 +508,24 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         seq.clone(),
         stop.clone(),
     ));
+    // RSS at each tenth of the run, to see whether it levels off (the redb page cache
+    // fills up to its bound as the history grows).
+    let series = {
+        let pid = manager.child.0.id();
+        let stop = stop.clone();
+        let every = (length / 10).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut mib = Vec::new();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {
+                        mib.push(setup::status_kib(pid, "VmRSS") as f64 / 1024.0);
+                    }
+                    () = stop.cancelled() => return mib,
+                }
+            }
+        })
+    };
     let started = Instant::now();
     for due in checkpoints {
         if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -523,6 +541,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     let _ = beats.await;
     let sent = events.await.unwrap_or(0);
     let reads = reader.await.unwrap_or(0);
+    let series = series.await.unwrap_or_default();
     shutdown.cancel();
     let [warm, first_end, last_start, end] = samples.as_slice() else {
         return vec![Row::failed(
@@ -530,9 +549,13 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             "too short: run it for at least 30 s".into(),
         )];
     };
-    let minutes = length.as_secs_f64() / 60.0;
+    let span = if length < Duration::from_secs(60) {
+        format!("{} s", length.as_secs())
+    } else {
+        format!("{:.0} min", length.as_secs_f64() / 60.0)
+    };
     let what = format!(
-        "soak {minutes:.0} min: {n_workers} workers × {jobs_per_worker} jobs, heartbeats every 10 s, {sent} status events, {reads} GET /jobs"
+        "soak {span}: {n_workers} workers × {jobs_per_worker} jobs, heartbeats every 10 s, {sent} status events, {reads} GET /jobs"
     );
     let mb = |sample: &Sample| sample.rss_kib as f64 / 1024.0;
     vec![
@@ -542,6 +565,18 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             baseline: format!("after {:.0} s, at the end", (window * 2).as_secs_f64()),
             ratio: ratio(mb(end), mb(first_end)),
             target: "flat".into(),
+        },
+        Row {
+            what: format!("{what}: manager RSS at each tenth of the run"),
+            figure: series
+                .iter()
+                .map(|mib| format!("{mib:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + " MB",
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "levels off".into(),
         },
         Row {
             what: format!("{what}: open fds"),

@@ -157,11 +157,14 @@ pub async fn start(
         .broker
         .clone()
         .ok_or(BrokerError::Config(ConfigError::NoSection))?;
-    // Checked before the broker starts connecting, so a bad listener or store leaves no
-    // connection attempts behind.
-    let listener = bind(&config, listener)?;
-    let broker = AmqpBroker::start(broker_config, Role::Manager, shutdown.clone())?;
-    start_with(config, Some(listener), broker, shutdown).await
+    let broker_shutdown = shutdown.clone();
+    start_with(
+        config,
+        listener,
+        move || AmqpBroker::start(broker_config, Role::Manager, broker_shutdown),
+        shutdown,
+    )
+    .await
 }
 
 fn bind(
@@ -180,12 +183,13 @@ fn bind(
         .map_err(|source| StartError::Listen { addr, source })
 }
 
-/// Starts the manager over `transport` (`tunasync standalone` gives it the in-process
-/// broker); otherwise as [`start`].
+/// Starts the manager over the transport `connect` makes (`tunasync standalone` gives it
+/// the in-process broker); otherwise as [`start`]. `connect` is called once the listener
+/// and the store are open, so a bad one leaves no connection attempts behind.
 pub async fn start_with<T: Transport>(
     config: ManagerConfig,
     listener: Option<std::net::TcpListener>,
-    broker: T,
+    connect: impl FnOnce() -> Result<T, BrokerError>,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
     let listener = bind(&config, listener)?;
@@ -249,6 +253,7 @@ pub async fn start_with<T: Transport>(
         None => (alerts::AlertsHandle::disabled(), None),
     };
 
+    let broker = connect()?;
     let dispatcher = Arc::new(Dispatcher::new(
         broker.clone(),
         config.commands.timeout,

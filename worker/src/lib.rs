@@ -73,22 +73,22 @@ pub async fn start(
         )));
     };
     let broker_stop = CancellationToken::new();
-    let broker = AmqpBroker::start(
-        broker_config,
-        Role::Worker(config.name.clone()),
-        broker_stop.clone(),
-    )?;
-    let result = run(config, broker, reload, shutdown, ready).await;
+    let role = Role::Worker(config.name.clone());
+    let stop = broker_stop.clone();
+    let connect = move || AmqpBroker::start(broker_config, role, stop);
+    let result = run(config, connect, reload, shutdown, ready).await;
     broker_stop.cancel();
     result
 }
 
-/// Runs the worker of `config` over `transport` until `shutdown` (`tunasync standalone`
-/// gives it the in-process broker). `ready` is called once, when leftovers of a previous
-/// life are ended and the transport is connected (systemd's readiness).
+/// Runs the worker of `config` over the transport `connect` makes, until `shutdown`
+/// (`tunasync standalone` gives it the in-process broker). `connect` is called once the
+/// health port and the cgroup are set up, so a bad one leaves no connection attempts
+/// behind. `ready` is called once, when leftovers of a previous life are ended and the
+/// transport is connected (systemd's readiness).
 pub async fn run<T: Transport>(
     config: config::WorkerConfig,
-    transport: T,
+    connect: impl FnOnce() -> Result<T, BrokerError>,
     reload: mpsc::Receiver<()>,
     shutdown: CancellationToken,
     ready: impl FnOnce() + Send + 'static,
@@ -107,6 +107,7 @@ pub async fn run<T: Transport>(
         }
         None => None,
     };
+    let transport = connect()?;
     let options = worker::Options::default();
     let health_stop = CancellationToken::new();
     let health = health.map(|listener| {

@@ -179,7 +179,7 @@ impl TestManager {
         let running = tunasync_manager::start_with(
             loaded.config,
             Some(listener),
-            transport,
+            || Ok(transport),
             shutdown.clone(),
         )
         .await

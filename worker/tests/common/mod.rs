@@ -170,7 +170,7 @@ pub fn spawn_worker_on(
             let transport = memory.connect(&Role::Worker(config.name.clone()));
             tokio::spawn(tunasync_worker::run(
                 config,
-                transport,
+                move || Ok(transport),
                 reload_rx,
                 shutdown.clone(),
                 || {},
