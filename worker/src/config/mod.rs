@@ -13,7 +13,8 @@ mod stages;
 pub use schedule::DEFAULT_PRIORITY;
 use stages::split_command;
 pub use stages::{DEFAULT_RSYNC_TIMEOUT, RSYNC_DEFAULT_OPTIONS};
-pub mod raw;
+mod deployment;
+mod raw;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -359,27 +360,7 @@ impl WorkerConfig {
                 "`cgroup.base_path` / `cgroup.subsystem` are ignored (legacy)",
             );
         }
-        let broker = match (deployment, raw.broker.clone()) {
-            (Deployment::Cluster, Some(broker)) => match broker.validate() {
-                Ok(()) => Some(Some(broker)),
-                Err(err) => {
-                    collector.problem(file, "broker", err.to_string());
-                    None
-                }
-            },
-            (Deployment::Cluster, None) => {
-                collector.problem(file, "broker", "the [broker] section is required (url, ca_cert, …): workers reach the manager through RabbitMQ");
-                None
-            }
-            (Deployment::Standalone, Some(_)) => {
-                collector.warn(
-                    file,
-                    "[broker] is ignored in standalone mode (run `tunasync manager` and `tunasync worker` to use it)",
-                );
-                Some(None)
-            }
-            (Deployment::Standalone, None) => Some(None),
-        };
+        let broker = deployment::broker(deployment, raw.broker.clone(), file, collector);
         if raw.zfs.enable && raw.zfs.zpool.is_empty() {
             collector.problem(file, "zfs.zpool", "required when [zfs] is enabled");
         }
