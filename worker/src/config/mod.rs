@@ -14,7 +14,7 @@ pub use schedule::DEFAULT_PRIORITY;
 use stages::split_command;
 pub use stages::{DEFAULT_RSYNC_TIMEOUT, RSYNC_DEFAULT_OPTIONS};
 mod deployment;
-mod raw;
+pub mod raw;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
