@@ -519,7 +519,10 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {
-                        mib.push(setup::status_kib(pid, "VmRSS") as f64 / 1024.0);
+                        mib.push((
+                            setup::status_kib(pid, "VmRSS") as f64 / 1024.0,
+                            setup::status_kib(pid, "RssAnon") as f64 / 1024.0,
+                        ));
                     }
                     () = stop.cancelled() => return mib,
                 }
@@ -567,10 +570,10 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             target: "flat".into(),
         },
         Row {
-            what: format!("{what}: manager RSS at each tenth of the run"),
+            what: format!("{what}: manager RSS (of which anonymous) at each tenth of the run"),
             figure: series
                 .iter()
-                .map(|mib| format!("{mib:.0}"))
+                .map(|(rss, anon)| format!("{rss:.0} ({anon:.0})"))
                 .collect::<Vec<_>>()
                 .join(", ")
                 + " MB",
