@@ -58,6 +58,18 @@ impl Dirty {
             ..Dirty::default()
         }
     }
+
+    /// How much is recorded. It only grows until a render takes it, and while it holds
+    /// anything no body is served as current; so a change that leaves it the same size
+    /// touched nothing `GET /jobs` shows that was not waiting to render already.
+    pub fn size(&self) -> (bool, usize, usize, usize) {
+        (
+            self.all,
+            self.changed.len(),
+            self.added_or_removed.len(),
+            self.workers.len(),
+        )
+    }
 }
 
 /// A chunk starts at its boundary key; the first chunk (`None`) holds what comes before

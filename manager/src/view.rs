@@ -69,8 +69,12 @@ pub struct PageData {
 struct ViewState {
     model: Model,
     offline: BTreeSet<WorkerId>,
-    /// Counts changes, so a render can tell whether what it rendered is still current.
+    /// Counts changes (the status page's tag is made from it).
     generation: u64,
+    /// Counts the changes that touched `GET /jobs` (a job's record, a job added or removed,
+    /// a worker's presence), so a render can tell whether what it rendered is still
+    /// current. A heartbeat that changes none of them keeps the served body.
+    jobs_generation: u64,
     /// The current `GET /jobs` body, once rendered.
     jobs: Option<ServedJobs>,
 }
@@ -79,7 +83,7 @@ struct ViewState {
 /// answers; below, they go out as stored blocks and are compressed on another thread.
 const COMPRESS_NOW: usize = 1 << 20;
 
-/// The `GET /jobs` chunks and the generation they show.
+/// The `GET /jobs` chunks and the jobs generation they show.
 #[derive(Default)]
 struct Rendering {
     body: JobsBody,
@@ -200,15 +204,20 @@ impl View {
     pub(crate) fn update(&self, change: impl FnOnce(&mut ViewEdit<'_>)) {
         let mut state = self.write();
         let mut dirty = lock(&self.dirty);
+        let before = dirty.size();
         let ViewState { model, offline, .. } = &mut *state;
         change(&mut ViewEdit {
             model,
             offline,
             dirty: &mut dirty,
         });
+        let touched_jobs = dirty.size() != before;
         drop(dirty);
         state.generation += 1;
-        state.jobs = None;
+        if touched_jobs {
+            state.jobs_generation += 1;
+            state.jobs = None;
+        }
     }
 
     /// The `GET /jobs` body and its tag if it is rendered already (gzip-compressed when
@@ -237,7 +246,7 @@ impl View {
             }
             let dirty = std::mem::take(&mut *lock(&self.dirty));
             rendering.body.refresh(&state.model, &state.offline, dirty);
-            rendering.generation = state.generation;
+            rendering.generation = state.jobs_generation;
         }
         if gzip && rendering.body.uncompressed_bytes() > COMPRESS_NOW {
             // After a restart or a mass change: compressing on the thread that reads
@@ -258,7 +267,7 @@ impl View {
             .observe(started.elapsed().as_secs_f64());
         {
             let mut state = self.write();
-            if state.generation == generation {
+            if state.jobs_generation == generation {
                 state.jobs = Some(served.clone());
             }
         }
@@ -298,7 +307,7 @@ impl View {
                         // The served body is replaced only while it shows what the chunks
                         // show (no change since), and only if a gzip one is served.
                         let current = |state: &ViewState| {
-                            state.generation == rendering.generation
+                            state.jobs_generation == rendering.generation
                                 && state
                                     .jobs
                                     .as_ref()
@@ -600,11 +609,31 @@ mod tests {
         .unwrap();
         assert_eq!(decoded, body);
 
-        // A change that leaves the body as it was keeps the tag.
-        view.update(|_| {});
-        assert_eq!(view.jobs_etag(), None, "a change drops the rendered body");
-        assert_eq!(view.jobs(false).1, tag);
+        // A change that touches no job (a heartbeat) keeps the served body.
         let w1 = WorkerId::new("w1").unwrap();
+        let generation = view.generation();
+        let (served, _) = view.cached_jobs(false).expect("rendered");
+        view.update(|shown| {
+            shown
+                .workers()
+                .insert(w1.clone(), WorkerRecord::new(GoTime::now_local()));
+        });
+        assert!(view.generation() > generation, "the page sees every change");
+        let (kept, kept_tag) = view.cached_jobs(false).expect("still served");
+        assert!(kept.is_same(&served) && kept_tag == tag);
+        // A job written again as it was renders again, to the same tag.
+        view.update(|shown| {
+            shown.set_job(
+                &(MirrorName::new("alpha").unwrap(), w1.clone()),
+                JobRecord::default(),
+            );
+        });
+        assert_eq!(
+            view.jobs_etag(),
+            None,
+            "a job's change drops the rendered body"
+        );
+        assert_eq!(view.jobs(false).1, tag);
         let syncing = JobRecord {
             status: SyncStatus::Syncing,
             ..JobRecord::default()
