@@ -59,6 +59,18 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let only: Vec<String> = std::env::args().skip(1).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|arg| arg == name);
+    // Checked before anything starts: a row that finds it missing would end the bench with
+    // the daemons it started still running.
+    let needs_wrk = ["jobs", "page", "scale"].iter().any(|name| wanted(name));
+    if needs_wrk
+        && std::process::Command::new("wrk")
+            .arg("-v")
+            .output()
+            .is_err()
+    {
+        eprintln!("tunasync-bench: these rows need wrk: install it with `apt-get install wrk`");
+        std::process::exit(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -68,6 +68,8 @@ pub struct ManagerConfig {
     pub mirrorz: Option<crate::mirrorz::MirrorzSite>,
     /// `[alerts]`: rules and sinks (off without it).
     pub alerts: Option<crate::alerts::config::AlertsConfig>,
+    /// `[legacy] go_workers`: the bridge for tunasync's Go workers (off without it).
+    pub legacy: Option<crate::legacy::Bridge>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +187,7 @@ struct FileConfig {
     history: HistorySection,
     mirrorz: Option<crate::mirrorz::MirrorzSite>,
     alerts: Option<crate::alerts::config::AlertsConfig>,
+    legacy: crate::legacy::LegacySection,
 }
 
 /// Command-line flags that override the file (tunasync's precedence: flag > file > default).
@@ -419,6 +422,7 @@ impl ManagerConfig {
             ));
         }
 
+        let legacy = file.legacy.bridge(&auth.trusted_networks);
         let db_file = overrides
             .db_file
             .clone()
@@ -436,6 +440,7 @@ impl ManagerConfig {
                 history: file.history,
                 mirrorz: file.mirrorz,
                 alerts: file.alerts,
+                legacy,
             },
             warnings,
         })
@@ -465,6 +470,13 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Dur
             "invalid duration {text:?} ({err}); write e.g. \"5s\" or \"2m\""
         ))
     })
+}
+
+/// An optional list of networks (absent: `None`).
+pub(crate) fn some_cidrs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Cidr>>, D::Error> {
+    cidrs(deserializer).map(Some)
 }
 
 fn cidrs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Cidr>, D::Error> {

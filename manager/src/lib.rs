@@ -27,6 +27,7 @@ pub mod etag;
 pub mod import;
 pub mod ingest;
 pub mod jobs_body;
+pub mod legacy;
 pub mod log_requests;
 pub mod metrics;
 pub mod mirrorz;
@@ -315,8 +316,14 @@ pub async fn start_with<T: Transport>(
         metrics,
         alerts,
     });
-    let app = api::router(api, auth, config.auth.public_logs)
+    let mut app = api::router(api.clone(), auth, config.auth.public_logs)
         .merge(mirrorz::router(view.clone(), config.mirrorz.clone()));
+    if let Some(bridge) = &config.legacy {
+        info!(networks = ?bridge.networks, "serving tunasync's Go workers over HTTP ([legacy] go_workers)");
+        app = app.merge(legacy::router(api, bridge));
+    }
+    // As tunasync (gin): a known path with another method is not found, not 405.
+    let app = app.method_not_allowed_fallback(api::not_found);
     let https = tls.is_some();
     info!(addr = %local_addr, https, "API listening");
     let server = tokio::spawn(server::serve(listener, tls, app, shutdown));

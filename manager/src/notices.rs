@@ -34,6 +34,9 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 pub struct Notices {
     queue: Mutex<Queue>,
     notify: Notify,
+    /// Workers without a command queue, already logged (a worker restarting in a loop, or
+    /// many simulated ones, would log a line per `hello`).
+    unroutable: crate::once_log::OnceLog<Key>,
 }
 
 #[derive(Default)]
@@ -138,7 +141,11 @@ impl Notices {
                 }
                 Ok(Err(err @ BrokerError::Unroutable)) => {
                     // The worker has no command queue: trying again cannot help.
-                    warn!(%worker, kind, error = %error_chain(&err), "cannot tell the worker");
+                    if self.unroutable.first(key.clone()) {
+                        warn!(%worker, kind, error = %error_chain(&err), "cannot tell the worker (logged once per worker and kind)");
+                    } else {
+                        debug!(%worker, kind, error = %error_chain(&err), "cannot tell the worker");
+                    }
                     continue;
                 }
                 Ok(Err(err)) => error_chain(&err),

@@ -111,6 +111,7 @@ impl PoolSummary {
             online: Some(self.status.members.iter().any(|member| member.online)),
             pool: Some(self.status.clone()),
             maintenance: None,
+            legacy: None,
         }
     }
 }

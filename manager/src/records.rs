@@ -35,6 +35,11 @@ pub struct WorkerRecord {
     /// Slots free for a pool's run, as its last heartbeat said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_slots: Option<u32>,
+    /// A Go tunasync worker registered over HTTP (`[legacy] go_workers`): the URL it
+    /// gave, where its commands are relayed. Such a worker has no broker session, and its
+    /// id cannot be used over the broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_url: Option<String>,
 }
 
 /// A pooled mirror as one member defines it.
@@ -153,20 +158,28 @@ impl WorkerRecord {
             flushed_at: 0,
             pools: BTreeMap::new(),
             free_slots: None,
+            legacy_url: None,
         }
+    }
+
+    /// Whether it is a Go worker that registered over HTTP.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy_url.is_some()
     }
 
     /// The `GET /workers` entry.
     pub fn to_status(&self, id: &WorkerId, online: bool) -> WorkerStatus {
         WorkerStatus {
             id: id.to_string(),
-            url: self.host.clone(),
+            url: self.legacy_url.clone().unwrap_or_else(|| self.host.clone()),
             token: "REDACTED".to_owned(),
             last_online: self.last_online,
             last_register: self.last_register,
-            online: Some(online),
+            // A Go worker has no heartbeat: it is neither online nor offline.
+            online: (!self.is_legacy()).then_some(online),
             pool: None,
             maintenance: None,
+            legacy: self.is_legacy().then_some(true),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 use tunasync_shared::error_chain;
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::maintenance::Scope;
@@ -24,9 +24,11 @@ use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
 use tunasync_shared::wire::pool::Grant;
 
+use crate::model::legacy::{LegacyPost, LegacyRefusal};
 use crate::model::pools::{PoolKey, Publication};
 use crate::model::{Changes, JobKey, Model, Verified};
 use crate::notices::Notices;
+use crate::once_log::OnceLog;
 use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
 use crate::view::View;
@@ -124,8 +126,14 @@ enum Request {
         mutation: Mutation,
         reply: oneshot::Sender<Result<bool, StateError>>,
     },
+    Legacy {
+        post: LegacyPost,
+        reply: LegacyReply,
+    },
     Liveness,
 }
+
+type LegacyReply = oneshot::Sender<Result<Result<(), LegacyRefusal>, StateError>>;
 
 /// The answer to a submitted batch: what to send once it is committed.
 pub struct Applied(oneshot::Receiver<Result<Replies, StateError>>);
@@ -172,6 +180,7 @@ impl StateHandle {
             held: VecDeque::new(),
             failure: None,
             notices,
+            claimed: OnceLog::default(),
         };
         let spawned = std::thread::Builder::new()
             .name("tunasync-state".into())
@@ -214,6 +223,17 @@ impl StateHandle {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Request::Mutate { mutation, reply })
+            .await
+            .map_err(|_| StateError::Stopped)?;
+        answer.await.map_err(|_| StateError::Stopped)?
+    }
+
+    /// Applies a Go worker's post (the `[legacy]` bridge) and commits it; the refusal, if
+    /// the post changed nothing.
+    pub async fn legacy(&self, post: LegacyPost) -> Result<Result<(), LegacyRefusal>, StateError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Request::Legacy { post, reply })
             .await
             .map_err(|_| StateError::Stopped)?;
         answer.await.map_err(|_| StateError::Stopped)?
@@ -285,6 +305,8 @@ struct Actor {
     pool_changed: Arc<Notify>,
     /// Where committed maintenance sets go, to be published.
     notices: Arc<Notices>,
+    /// Go workers' ids the broker's events were ignored for, already logged.
+    claimed: OnceLog<WorkerId>,
 }
 
 /// Why the actor stopped waiting for the store.
@@ -306,6 +328,7 @@ impl Actor {
                 Request::Apply { events, reply } => self.apply(events, reply),
                 Request::PoolTick { reply } => self.pool_tick(reply),
                 Request::Mutate { mutation, reply } => self.mutate(&mutation, reply),
+                Request::Legacy { post, reply } => self.legacy(&post, reply),
                 Request::Liveness => {
                     self.refresh_liveness();
                     Ok(())
@@ -327,6 +350,13 @@ impl Actor {
             let mut changes = Changes::default();
             for event in &events {
                 self.model.apply(event, now, &mut changes);
+            }
+            for worker in &changes.claimed_over_http {
+                if self.claimed.first(worker.clone()) {
+                    warn!(%worker, "events over the broker for the id of a Go worker registered over HTTP are ignored (logged once per worker): stop the Go worker and remove it with `tunasynctl rm-worker -w {worker}` to use the id over the broker");
+                } else {
+                    debug!(%worker, "ignored broker events for a Go worker's id");
+                }
             }
             if self.commit(&changes).is_ok() {
                 self.view.count_applied(events.len());
@@ -436,6 +466,30 @@ impl Actor {
         }
     }
 
+    fn legacy(&mut self, post: &LegacyPost, reply: LegacyReply) -> Result<(), Stopping> {
+        let mut changes = Changes::default();
+        let offline = &self.offline;
+        let outcome = self.model.apply_legacy(
+            post,
+            GoTime::now_local(),
+            &|worker| !offline.contains(worker),
+            &mut changes,
+        );
+        match self.commit(&changes) {
+            Ok(()) => {
+                if outcome.is_ok() && !matches!(post, LegacyPost::Register { .. }) {
+                    self.view.count_applied(1);
+                }
+                let _ = reply.send(Ok(outcome));
+                Ok(())
+            }
+            Err(reason) => {
+                let _ = reply.send(Err(StateError::Unavailable(reason)));
+                self.recover()
+            }
+        }
+    }
+
     /// After a failed commit: waits (answering what arrives meanwhile), then reopens the
     /// store and reloads the model from it; repeats until the store is open again.
     fn recover(&mut self) -> Result<(), Stopping> {
@@ -468,7 +522,7 @@ impl Actor {
                     Ok(Request::PoolTick { reply }) => {
                         let _ = reply.send(PoolTicked::default());
                     }
-                    Ok(request @ Request::Mutate { .. }) => {
+                    Ok(request @ (Request::Mutate { .. } | Request::Legacy { .. })) => {
                         refuse(request, || StateError::Unavailable(reason.to_owned()));
                     }
                     Ok(request @ Request::Apply { .. }) => self.held.push_back(request),
@@ -548,8 +602,10 @@ impl Actor {
             .model
             .workers
             .iter()
+            // A Go worker has no heartbeat: tunasync never marks it offline.
             .filter(|(_, record)| {
-                now.signed_duration_since(record.last_online.as_datetime()) > limit
+                !record.is_legacy()
+                    && now.signed_duration_since(record.last_online.as_datetime()) > limit
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -574,6 +630,9 @@ fn refuse(request: Request, error: impl Fn() -> StateError) {
             let _ = reply.send(Err(error()));
         }
         Request::Mutate { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Legacy { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
         Request::PoolTick { reply } => {

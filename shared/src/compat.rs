@@ -130,6 +130,10 @@ pub struct WorkerStatus {
     /// the operator's message (possibly empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<String>,
+    /// New: a Go tunasync worker that registered over HTTP (the manager's `[legacy]`
+    /// bridge), with tunasync's liveness only (no heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<bool>,
 }
 
 /// A pool in `GET /workers`: `"pool": true` and its members, slots and queued runs.
@@ -207,6 +211,13 @@ pub struct SizeMsg {
 pub struct MirrorSchedule {
     pub name: String,
     pub next_schedule: GoTime,
+}
+
+/// `POST /workers/{id}/schedules` from a Go worker: its whole queue (`null` when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorSchedules {
+    #[serde(default)]
+    pub schedules: Option<Vec<MirrorSchedule>>,
 }
 
 /// `{"message": …}`: tunasync's informational answer.

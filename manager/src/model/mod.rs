@@ -16,6 +16,7 @@
 mod hello;
 mod jobs;
 pub use jobs::LOST_END_ERROR;
+pub mod legacy;
 pub mod maintenance;
 pub mod pools;
 mod progress;
@@ -76,6 +77,8 @@ pub struct Changes {
     pub maintenance: bool,
     /// Workers' new maintenance sets, to publish once the change is committed.
     pub maintenance_sets: Vec<(WorkerId, MaintenanceSet)>,
+    /// Broker events ignored because their worker's id is a Go worker's (to log).
+    pub claimed_over_http: BTreeSet<WorkerId>,
 }
 
 impl Changes {
@@ -120,9 +123,36 @@ impl Model {
         }
     }
 
-    /// Applies one event (`now` is the manager's clock, for worker liveness).
+    /// Applies one event from the broker (`now` is the manager's clock, for worker
+    /// liveness). The id of a Go worker registered over HTTP is not the broker's to use:
+    /// such events change nothing.
     pub fn apply(&mut self, verified: &Verified, now: GoTime, changes: &mut Changes) {
-        let worker = &verified.worker;
+        if self
+            .workers
+            .get(&verified.worker)
+            .is_some_and(WorkerRecord::is_legacy)
+        {
+            changes.claimed_over_http.insert(verified.worker.clone());
+            return;
+        }
+        self.apply_event(
+            &verified.worker,
+            verified.seq,
+            &verified.event,
+            now,
+            changes,
+        );
+    }
+
+    /// Applies one event of `worker`, numbered `seq`, whichever way it came.
+    fn apply_event(
+        &mut self,
+        worker: &WorkerId,
+        seq: u64,
+        event: &Event,
+        now: GoTime,
+        changes: &mut Changes,
+    ) {
         let record = self
             .workers
             .entry(worker.clone())
@@ -132,24 +162,22 @@ impl Model {
         let newest = record.last_seq;
         let flushed_at = record.flushed_at;
         changes.workers.insert(worker.clone());
-        match &verified.event {
-            Event::Hello(hello) => self.apply_hello(worker, verified.seq, hello, now, changes),
+        match event {
+            Event::Hello(hello) => self.apply_hello(worker, seq, hello, now, changes),
             Event::Heartbeat(heartbeat) => {
                 if let Some(record) = self.workers.get_mut(worker) {
                     record.free_slots = heartbeat.free_slots;
                 }
             }
             Event::Status(status) => match &status.pooled {
-                Some(pooled) => {
-                    self.apply_pool_status(worker, verified.seq, status, pooled, changes)
-                }
-                None => self.apply_status(worker, verified.seq, flushed_at, status, changes),
+                Some(pooled) => self.apply_pool_status(worker, seq, status, pooled, changes),
+                None => self.apply_status(worker, seq, flushed_at, status, changes),
             },
             Event::Schedule(schedule) => {
-                self.apply_schedule(worker, verified.seq, newest, schedule, changes)
+                self.apply_schedule(worker, seq, newest, schedule, changes)
             }
             Event::JobRemoved(removed) => {
-                self.apply_job_removed(worker, verified.seq, &removed.mirror, now, changes)
+                self.apply_job_removed(worker, seq, &removed.mirror, now, changes)
             }
             // Answers to commands are routed to the dispatcher, never stored.
             Event::CmdResult(_) | Event::LogChunk(_) => {}
@@ -157,7 +185,7 @@ impl Model {
             Event::Progress(progress) => self.apply_progress(worker, progress, changes),
         }
         if let Some(record) = self.workers.get_mut(worker) {
-            record.last_seq = record.last_seq.max(verified.seq);
+            record.last_seq = record.last_seq.max(seq);
         }
     }
 
