@@ -43,6 +43,8 @@ pub struct Api<T> {
     pub metrics: crate::metrics::SharedRegistry,
     /// What `GET /alerts` shows.
     pub alerts: crate::alerts::AlertsHandle,
+    /// How commands reach Go workers (`[legacy] go_workers`; `None` when off).
+    pub relay: Option<crate::legacy::relay::Relay>,
 }
 
 type Shared<T> = State<Arc<Api<T>>>;
@@ -517,6 +519,9 @@ async fn command<T: Transport>(
                 .await
                 .map_err(|err| state_error("failed to record the job status", &err))?;
         }
+    }
+    if let Some(url) = api.view.legacy_url(&worker) {
+        return crate::legacy::relay_command(&api, &worker, &url, &cmd).await;
     }
     match api.dispatcher.send(&worker, command).await {
         Ok(CmdOutcome::Accepted) => Ok(message(format!(

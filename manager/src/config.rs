@@ -308,9 +308,9 @@ impl ManagerConfig {
                 path.display()
             ));
         }
-        if file.files.ca_cert.is_some() {
+        if file.files.ca_cert.is_some() && !file.legacy.go_workers {
             warnings.push(format!(
-                "{}: `files.ca_cert` is ignored: the manager no longer calls workers over HTTPS",
+                "{}: `files.ca_cert` is ignored: the manager calls workers over HTTPS only for [legacy] go_workers",
                 path.display()
             ));
         }
@@ -422,7 +422,8 @@ impl ManagerConfig {
             ));
         }
 
-        let legacy = file.legacy.bridge(&auth.trusted_networks);
+        let legacy_ca = file.files.ca_cert.clone().or_else(|| broker_ca.cloned());
+        let legacy = file.legacy.bridge(&auth.trusted_networks, legacy_ca);
         let db_file = overrides
             .db_file
             .clone()

@@ -99,6 +99,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("alerts")]
     Alerts(#[from] alerts::AlertsError),
+    #[error("the [legacy] bridge")]
+    Legacy(#[from] legacy::relay::RelayError),
 }
 
 /// A started manager.
@@ -235,6 +237,22 @@ pub async fn start_with<T: Transport>(
         .await
         .map_err(|err| StoreError::Redb(Box::new(err)))??;
     info!(db_file = %config.db_file.display(), n_workers = model.workers.len(), n_jobs = model.jobs.len(), "store opened");
+    if config.legacy.is_none() {
+        let go_workers: Vec<&str> = model
+            .workers
+            .iter()
+            .filter(|(_, record)| record.is_legacy())
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !go_workers.is_empty() {
+            warn!(
+                ?go_workers,
+                "Go workers registered over HTTP, and [legacy] go_workers is off: they cannot post, \
+                 and their ids stay theirs (the broker's events for them are ignored) until \
+                 `tunasynctl rm-worker -w <id>`"
+            );
+        }
+    }
     let notices = Arc::new(Notices::default());
     let (state, view, store_closed) =
         StateHandle::start(store, model, config.liveness.offline_after, notices.clone());
@@ -307,6 +325,13 @@ pub async fn start_with<T: Transport>(
         broker_connected: Box::new(move || connected.is_connected()),
     }));
     let liveness = Arc::new(state.liveness());
+    let relay = match &config.legacy {
+        Some(bridge) => Some(legacy::relay::Relay::new(
+            bridge.ca_cert.as_deref(),
+            config.commands.timeout,
+        )?),
+        None => None,
+    };
     let api = Arc::new(Api {
         view: view.clone(),
         state,
@@ -315,6 +340,7 @@ pub async fn start_with<T: Transport>(
         transport: broker,
         metrics,
         alerts,
+        relay,
     });
     let mut app = api::router(api.clone(), auth, config.auth.public_logs)
         .merge(mirrorz::router(view.clone(), config.mirrorz.clone()));

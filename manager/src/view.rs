@@ -381,6 +381,11 @@ impl View {
         self.read().knows(worker)
     }
 
+    /// The URL a Go worker registered over HTTP (`None` for a broker worker).
+    pub fn legacy_url(&self, worker: &WorkerId) -> Option<String> {
+        self.read().model.workers.get(worker)?.legacy_url.clone()
+    }
+
     /// Whether `worker` (a worker, not a pool) is known and online.
     pub fn worker_online(&self, worker: &WorkerId) -> Option<bool> {
         let state = self.read();

@@ -324,3 +324,111 @@ async fn the_bridge_is_off_by_default_and_takes_posts_only_from_its_networks() {
     })
     .await;
 }
+
+/// A stand-in for a Go worker's command endpoint (`POST /`), answering as tunasync's worker
+/// does; what it received, in order.
+async fn go_worker_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::http::StatusCode;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let cmd: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                seen.lock().unwrap().push(cmd.clone());
+                if cmd["mirror_id"] == "nosuch" {
+                    (
+                        StatusCode::NOT_FOUND,
+                        r#"{"msg":"Mirror ``nosuch'' not found"}"#,
+                    )
+                } else {
+                    (StatusCode::OK, r#"{"msg":"OK"}"#)
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_to_a_go_worker_are_relayed_to_its_url() {
+    let manager = TestManager::start(Setup {
+        extra: LOOPBACK.into(),
+        ..Setup::default()
+    })
+    .await;
+    let (url, received) = go_worker_endpoint().await;
+    let (code, body) = post(
+        &manager,
+        "/workers",
+        &json!({"id": "wgo", "url": url}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(
+        &manager,
+        "/workers/wgo/jobs/ubuntu",
+        r#"{"name":"ubuntu","status":"success","size":"2.1T"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    let (code, body) = manager
+        .cmd(json!({"cmd": "start", "mirror_id": "ubuntu", "worker_id": "wgo", "args": null, "options": {"force": true}}))
+        .await;
+    assert_eq!(
+        (code, body["message"].as_str()),
+        (200, Some("successfully send command to worker wgo"))
+    );
+    // The manager records a stop itself (the Go worker does not report it).
+    let (code, _) = manager
+        .cmd(json!({"cmd": "stop", "mirror_id": "ubuntu", "worker_id": "wgo"}))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        manager.job("wgo", "ubuntu").await.unwrap()["status"],
+        "paused"
+    );
+    let (code, body) = manager
+        .cmd(json!({"cmd": "start", "mirror_id": "nosuch", "worker_id": "wgo"}))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "worker wgo refused the command: Mirror ``nosuch'' not found"
+    );
+    assert_eq!(
+        *received.lock().unwrap(),
+        [
+            json!({"cmd": "start", "mirror_id": "ubuntu", "args": null, "options": {"force": true}}),
+            json!({"cmd": "stop", "mirror_id": "ubuntu", "args": null, "options": null}),
+            json!({"cmd": "start", "mirror_id": "nosuch", "args": null, "options": null}),
+        ]
+    );
+
+    // A worker that is gone: tunasync's text, as a 502.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, _) = post(
+        &manager,
+        "/workers",
+        &json!({"id": "wgone", "url": gone}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = manager
+        .cmd(json!({"cmd": "ping", "mirror_id": "", "worker_id": "wgone"}))
+        .await;
+    assert_eq!(code, 502, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("post command to worker wgone({gone}) fail: ")),
+        "{error}"
+    );
+}

@@ -16,7 +16,10 @@
 //! nothing (tunasync's handlers go on after their 400), and a post's times are the
 //! manager's (the Go worker sends Go's zero time).
 
+pub mod relay;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -53,14 +56,48 @@ pub struct LegacySection {
 #[derive(Debug, Clone)]
 pub struct Bridge {
     pub networks: Vec<Cidr>,
+    /// The CA that Go workers' HTTPS certificates chain to (tunasync's `[files] ca_cert`,
+    /// else `[broker] ca_cert`); without one, a worker's https:// URL cannot be reached.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl LegacySection {
     /// The bridge, if it is on (`trusted` is `[auth] trusted_networks`).
-    pub fn bridge(&self, trusted: &[Cidr]) -> Option<Bridge> {
+    pub fn bridge(&self, trusted: &[Cidr], ca_cert: Option<PathBuf>) -> Option<Bridge> {
         self.go_workers.then(|| Bridge {
             networks: self.networks.clone().unwrap_or_else(|| trusted.to_vec()),
+            ca_cert,
         })
+    }
+}
+
+/// `POST /cmd` for a Go worker: relayed to its URL, answered as for a broker worker.
+pub async fn relay_command<T>(
+    api: &Api<T>,
+    worker: &WorkerId,
+    url: &str,
+    cmd: &tunasync_shared::compat::ClientCmd,
+) -> Result<Response, ApiError> {
+    let Some(relay) = &api.relay else {
+        return Err(ApiError::BadGateway(format!(
+            "worker {worker} is a Go worker registered over HTTP, and [legacy] go_workers is off"
+        )));
+    };
+    let body = relay::WorkerCmd {
+        cmd: cmd.cmd,
+        mirror_id: cmd.mirror_id.clone(),
+        args: cmd.args.clone(),
+        options: cmd.options.clone(),
+    };
+    match relay.send(worker, url, &body).await {
+        Ok(()) => Ok(crate::api::message(format!(
+            "successfully send command to worker {worker}"
+        ))),
+        Err(err @ relay::RelayError::Refused { .. }) => Err(ApiError::BadRequest(err.to_string())),
+        Err(err @ relay::RelayError::Timeout { .. }) => {
+            Err(ApiError::GatewayTimeout(err.to_string()))
+        }
+        Err(err) => Err(ApiError::BadGateway(err.to_string())),
     }
 }
 
