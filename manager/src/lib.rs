@@ -116,6 +116,8 @@ pub struct Running {
     notices: JoinHandle<()>,
     pools: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    /// The `[legacy]` handover of ids from Go workers to broker workers.
+    handover: Option<JoinHandle<()>>,
     alerts: Option<JoinHandle<()>>,
     store_closed: tokio::sync::oneshot::Receiver<()>,
 }
@@ -140,6 +142,9 @@ impl Running {
         let _ = self.notices.await;
         let _ = self.pools.await;
         let _ = self.ticker.await;
+        if let Some(handover) = self.handover {
+            let _ = handover.await;
+        }
         if let Some(alerts) = self.alerts {
             let _ = alerts.await;
         }
@@ -332,6 +337,15 @@ pub async fn start_with<T: Transport>(
         )?),
         None => None,
     };
+    let handover = relay.clone().map(|relay| {
+        tokio::spawn(legacy::handover::run(
+            state.handovers(),
+            relay,
+            view.clone(),
+            state.clone(),
+            shutdown.clone(),
+        ))
+    });
     let api = Arc::new(Api {
         view: view.clone(),
         state,
@@ -363,6 +377,7 @@ pub async fn start_with<T: Transport>(
         notices,
         pools,
         ticker,
+        handover,
         alerts: alerts_task,
         store_closed,
     })

@@ -11,7 +11,7 @@
 //! unacknowledged in the broker (ingestion waits for the answer), and API changes are
 //! refused at once with [`StateError::Unavailable`] instead of waiting.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::wire::command::Welcome;
 use tunasync_shared::wire::pool::Grant;
 
+use crate::legacy::handover::Handovers;
 use crate::model::legacy::{LegacyPost, LegacyRefusal};
 use crate::model::pools::{PoolKey, Publication};
 use crate::model::{Changes, JobKey, Model, Verified};
@@ -40,6 +41,8 @@ const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 /// How often a waiting actor looks for requests to answer.
 const POLL: Duration = Duration::from_millis(50);
+/// The most `hello`s kept for Go workers' ids (one per id).
+const MAX_PARKED: usize = 1024;
 
 /// A change asked for through the API.
 #[derive(Debug, Clone)]
@@ -84,6 +87,9 @@ pub enum Mutation {
     MaintenanceOff {
         scope: Scope,
     },
+    /// The Go worker of this id is gone: the id is the broker's, and the `hello` kept for
+    /// it is applied (false if it was not a Go worker's).
+    ReleaseLegacy(WorkerId),
 }
 
 /// What to send once a batch is committed.
@@ -150,6 +156,8 @@ impl Applied {
 pub struct StateHandle {
     sender: mpsc::Sender<Request>,
     store: Arc<Store>,
+    /// Go workers' ids a broker worker said `hello` under.
+    handovers: Arc<Handovers>,
     /// Signalled when a committed change touched a pooled mirror.
     pool_changed: Arc<Notify>,
 }
@@ -169,7 +177,10 @@ impl StateHandle {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (closed_tx, closed) = oneshot::channel();
         let pool_changed = Arc::new(Notify::new());
+        let handovers = Arc::new(Handovers::default());
         let actor = Actor {
+            handovers: handovers.clone(),
+            parked: BTreeMap::new(),
             pool_changed: pool_changed.clone(),
             store: store.clone(),
             model,
@@ -195,6 +206,7 @@ impl StateHandle {
             StateHandle {
                 sender,
                 store,
+                handovers,
                 pool_changed,
             },
             view,
@@ -273,6 +285,12 @@ impl StateHandle {
             .map_err(StateError::Store)
     }
 
+    /// Go workers' ids a broker worker said `hello` under (the `[legacy]` handover reads
+    /// them).
+    pub fn handovers(&self) -> Arc<Handovers> {
+        self.handovers.clone()
+    }
+
     /// The store (the alert engine keeps its own tables in it).
     pub fn store(&self) -> Arc<Store> {
         self.store.clone()
@@ -307,6 +325,9 @@ struct Actor {
     notices: Arc<Notices>,
     /// Go workers' ids the broker's events were ignored for, already logged.
     claimed: OnceLog<WorkerId>,
+    handovers: Arc<Handovers>,
+    /// The newest `hello` under each Go worker's id, applied if the id moves to the broker.
+    parked: BTreeMap<WorkerId, Verified>,
 }
 
 /// Why the actor stopped waiting for the store.
@@ -353,9 +374,15 @@ impl Actor {
             }
             for worker in &changes.claimed_over_http {
                 if self.claimed.first(worker.clone()) {
-                    warn!(%worker, "events over the broker for the id of a Go worker registered over HTTP are ignored (logged once per worker): stop the Go worker and remove it with `tunasynctl rm-worker -w {worker}` to use the id over the broker");
+                    warn!(%worker, "events over the broker for the id of a Go worker registered over HTTP are ignored (logged once per worker): with [legacy] go_workers on, the id moves to the broker at a hello once the Go worker no longer answers at its URL (else `tunasynctl rm-worker -w ID`)");
                 } else {
                     debug!(%worker, "ignored broker events for a Go worker's id");
+                }
+            }
+            for hello in std::mem::take(&mut changes.parked_hellos) {
+                if self.parked.len() < MAX_PARKED || self.parked.contains_key(&hello.worker) {
+                    self.handovers.push(hello.worker.clone());
+                    self.parked.insert(hello.worker.clone(), hello);
                 }
             }
             if self.commit(&changes).is_ok() {
@@ -442,6 +469,13 @@ impl Actor {
                 self.model
                     .maintenance_off(scope, GoTime::now_local(), &mut changes)
             }
+            Mutation::ReleaseLegacy(worker) => {
+                let released = self.model.release_legacy(worker, &mut changes);
+                if released && let Some(hello) = self.parked.remove(worker) {
+                    self.model.apply(&hello, GoTime::now_local(), &mut changes);
+                }
+                released
+            }
         };
         match self.commit(&changes) {
             Ok(()) => {
@@ -454,6 +488,10 @@ impl Actor {
                 }
                 for (worker, set) in changes.maintenance_sets {
                     self.notices.maintenance(worker, set);
+                }
+                for (worker, mut welcome) in changes.welcomes {
+                    welcome.offline_after_secs = Some(self.offline_after.as_secs());
+                    self.notices.welcome(worker, welcome);
                 }
                 let _ = reply.send(Ok(found));
                 Ok(())

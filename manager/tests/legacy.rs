@@ -327,7 +327,11 @@ async fn the_bridge_is_off_by_default_and_takes_posts_only_from_its_networks() {
 
 /// A stand-in for a Go worker's command endpoint (`POST /`), answering as tunasync's worker
 /// does; what it received, in order.
-async fn go_worker_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+async fn go_worker_endpoint() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     use axum::http::StatusCode;
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = received.clone();
@@ -351,8 +355,8 @@ async fn go_worker_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Va
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received, server)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +366,7 @@ async fn commands_to_a_go_worker_are_relayed_to_its_url() {
         ..Setup::default()
     })
     .await;
-    let (url, received) = go_worker_endpoint().await;
+    let (url, received, _server) = go_worker_endpoint().await;
     let (code, body) = post(
         &manager,
         "/workers",
@@ -431,4 +435,85 @@ async fn commands_to_a_go_worker_are_relayed_to_its_url() {
         error.starts_with(&format!("post command to worker wgone({gone}) fail: ")),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_moves_to_the_broker_once_its_go_worker_is_gone() {
+    let manager = TestManager::start(Setup {
+        extra: LOOPBACK.into(),
+        ..Setup::default()
+    })
+    .await;
+    let (url, received, server) = go_worker_endpoint().await;
+    let (code, _) = post(
+        &manager,
+        "/workers",
+        &json!({"id": "wmove", "url": url}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = post(
+        &manager,
+        "/workers/wmove/jobs/debian",
+        r#"{"name":"debian","status":"pre-syncing"}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, synced) = post(
+        &manager,
+        "/workers/wmove/jobs/debian",
+        r#"{"name":"debian","status":"success","size":"1.33T"}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // Our worker starts under the id while the Go worker still answers: it is asked, and
+    // the id stays the Go worker's.
+    let ours = FakeWorker::start("wmove", manager.link()).await;
+    ours.hello(&["debian"]).await;
+    tunasync_shared::testkit::wait_until(WAIT, "the Go worker to be asked", || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|cmd| cmd["cmd"] == "ping")
+    })
+    .await;
+    assert_eq!(ours.welcomes(), 0);
+    assert_eq!(manager.get_json("/workers").await[0]["legacy"], true);
+
+    // The Go worker stops: at the next hello the id moves, and the jobs keep their times.
+    server.abort();
+    let _ = server.await;
+    wait_until_async(WAIT, "our worker's welcome", || async {
+        ours.hello(&["debian"]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        ours.welcomes() > 0
+    })
+    .await;
+    let workers = manager.get_json("/workers").await;
+    assert!(workers[0].get("legacy").is_none(), "{workers}");
+    assert_eq!(workers[0]["online"], true);
+    let job = manager.job("wmove", "debian").await.unwrap();
+    assert_eq!(job["last_update"], synced["last_update"]);
+    assert_eq!(job["size"], "1.33T");
+    let history = manager.get_json("/jobs/wmove/debian/history").await;
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    // The id is the broker's now.
+    let (code, _) = post(
+        &manager,
+        "/workers/wmove/jobs/debian",
+        r#"{"name":"debian","status":"failed"}"#,
+    )
+    .await;
+    assert_eq!(code, 400);
+    ours.heartbeat().await;
+    let (code, _) = post(
+        &manager,
+        "/workers",
+        &json!({"id": "wmove", "url": url}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 409);
+    ours.stop().await;
 }

@@ -16,6 +16,7 @@
 //! nothing (tunasync's handlers go on after their 400), and a post's times are the
 //! manager's (the Go worker sends Go's zero time).
 
+pub mod handover;
 pub mod relay;
 
 use std::net::SocketAddr;

@@ -47,6 +47,8 @@ pub enum RelayError {
         worker: WorkerId,
         url: String,
         reason: String,
+        /// No connection could be made (nothing listens there).
+        connect: bool,
     },
     #[error("worker {worker}({url}) did not answer within {timeout:?}")]
     Timeout {
@@ -94,7 +96,7 @@ impl Relay {
         cmd: &WorkerCmd,
     ) -> Result<(), RelayError> {
         let failed = |err: reqwest::Error| {
-            if err.is_timeout() {
+            if err.is_timeout() && !err.is_connect() {
                 RelayError::Timeout {
                     worker: worker.clone(),
                     url: url.to_owned(),
@@ -105,6 +107,7 @@ impl Relay {
                     worker: worker.clone(),
                     url: url.to_owned(),
                     reason: tunasync_shared::error_chain(&err),
+                    connect: err.is_connect(),
                 }
             }
         };

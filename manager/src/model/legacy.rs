@@ -9,7 +9,9 @@
 //!
 //! A worker id belongs to one side: one registered over HTTP ignores the broker's events
 //! (see [`Model::apply`]), and a Go worker cannot register under the id of a broker worker
-//! that is online.
+//! that is online. It moves to the broker when a broker worker says `hello` under it and
+//! the Go worker no longer answers at its URL ([`Model::release_legacy`], decided by
+//! `crate::legacy::handover`): the jobs, their times and history stay.
 
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, WorkerId};
@@ -109,6 +111,23 @@ impl Model {
                 Ok(())
             }
         }
+    }
+
+    /// The Go worker registered as `worker` is gone: its id is the broker's from now on
+    /// (its jobs stay, so a broker worker's `hello` keeps their times). False if `worker`
+    /// is not a Go worker.
+    pub fn release_legacy(&mut self, worker: &WorkerId, changes: &mut Changes) -> bool {
+        let Some(record) = self
+            .workers
+            .get_mut(worker)
+            .filter(|record| record.is_legacy())
+        else {
+            return false;
+        };
+        record.legacy_url = None;
+        record.version.clear();
+        changes.workers.insert(worker.clone());
+        true
     }
 
     /// The number of a registered Go worker's next post.

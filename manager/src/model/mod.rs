@@ -79,6 +79,9 @@ pub struct Changes {
     pub maintenance_sets: Vec<(WorkerId, MaintenanceSet)>,
     /// Broker events ignored because their worker's id is a Go worker's (to log).
     pub claimed_over_http: BTreeSet<WorkerId>,
+    /// Of those, the `hello`s: kept by the state actor in case the Go worker is gone and
+    /// the id moves to the broker (see [`legacy`]).
+    pub parked_hellos: Vec<Verified>,
 }
 
 impl Changes {
@@ -133,6 +136,9 @@ impl Model {
             .is_some_and(WorkerRecord::is_legacy)
         {
             changes.claimed_over_http.insert(verified.worker.clone());
+            if matches!(verified.event, Event::Hello(_)) {
+                changes.parked_hellos.push(verified.clone());
+            }
             return;
         }
         self.apply_event(
