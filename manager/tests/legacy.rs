@@ -166,6 +166,16 @@ async fn a_go_workers_recorded_cycle_becomes_status_history_and_schedules() {
         1
     );
 
+    // tunasynctl's set-size works on a Go worker's job as on any other.
+    let response = manager
+        .authed(Method::POST, "/workers/wproto/jobs/cmd-ok/size")
+        .json(&json!({"name": "cmd-ok", "size": "13M"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(manager_job(&manager, "cmd-ok").await["size"], "13M");
+
     // A re-registration replaces the URL and keeps the jobs.
     let (code, body) = post(
         &manager,
@@ -194,7 +204,7 @@ async fn a_go_workers_recorded_cycle_becomes_status_history_and_schedules() {
         ..Setup::again(again)
     })
     .await;
-    assert_eq!(manager_job(&manager, "cmd-ok").await["size"], "12.5M");
+    assert_eq!(manager_job(&manager, "cmd-ok").await["size"], "13M");
     assert_eq!(manager.get_json("/workers").await[0]["legacy"], true);
 }
 
