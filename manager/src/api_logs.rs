@@ -57,6 +57,11 @@ pub async fn job_log<T: Transport>(
 ) -> Result<Response, ApiError> {
     let worker = known_worker(&api, &worker)?;
     let mirror = mirror_name(&mirror)?;
+    if api.view.legacy_url(&worker).is_some() {
+        return Err(ApiError::NotFound(format!(
+            "{worker} is a Go worker registered over HTTP: its logs are on its host (log_dir), not served by the manager"
+        )));
+    }
     match api.view.worker_online(&worker) {
         None => {
             return Err(ApiError::NotFound(format!(

@@ -166,6 +166,14 @@ async fn a_go_workers_recorded_cycle_becomes_status_history_and_schedules() {
         1
     );
 
+    // Its logs are not the manager's to serve.
+    let response = manager
+        .authed(Method::GET, "/jobs/wproto/cmd-ok/log")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
     // tunasynctl's set-size works on a Go worker's job as on any other.
     let response = manager
         .authed(Method::POST, "/workers/wproto/jobs/cmd-ok/size")
