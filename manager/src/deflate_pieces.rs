@@ -79,6 +79,11 @@ impl Checksum {
         }
     }
 
+    /// The CRC and the length in one number (for a tag).
+    pub fn fingerprint(&self) -> u64 {
+        (u64::from(self.crc) << 32) ^ self.len
+    }
+
     /// gzip's trailer: the CRC and the length modulo 2³², little-endian.
     pub fn trailer(&self) -> [u8; 8] {
         let mut trailer = [0; 8];
@@ -123,19 +128,22 @@ pub fn deflate(data: &[u8], level: u32, last: bool) -> Bytes {
     Bytes::from(out)
 }
 
-/// `data` as uncompressed (stored) deflate blocks, not final, for a byte-aligned stream:
-/// a memory copy, for a piece that has to go out before it could be compressed.
-pub fn stored(data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 65_535 * 5 + 5);
-    for block in data.chunks(usize::from(u16::MAX)) {
-        // One block holds at most 65,535 bytes: `chunks` makes them so.
-        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
-        out.push(0); // not final, stored; the rest of the byte is padding
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
+/// `data` as uncompressed (stored) deflate blocks, not final, for a byte-aligned stream,
+/// appended to `out`: each block a 5-byte header and a slice of `data` (no copy), for a
+/// piece that has to go out before it could be compressed.
+pub fn stored(data: &Bytes, out: &mut Vec<Bytes>) {
+    let mut at = 0;
+    while at < data.len() {
+        // One block holds at most 65,535 bytes.
+        let len = (data.len() - at).min(usize::from(u16::MAX));
+        let len16 = u16::try_from(len).unwrap_or(u16::MAX);
+        let mut header = [0u8; 5]; // not final, stored; the rest of the byte is padding
+        header[1..3].copy_from_slice(&len16.to_le_bytes());
+        header[3..].copy_from_slice(&(!len16).to_le_bytes());
+        out.push(Bytes::copy_from_slice(&header));
+        out.push(data.slice(at..at + len));
+        at += len;
     }
-    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -181,12 +189,15 @@ mod tests {
         let mut whole = Vec::new();
         let mut checksum = Checksum::EMPTY;
         for (data, compress) in parts {
-            let piece = if compress {
-                deflate(data, 6, false)
+            if compress {
+                body.extend_from_slice(&deflate(data, 6, false));
             } else {
-                stored(data)
-            };
-            body.extend_from_slice(&piece);
+                let mut pieces = Vec::new();
+                stored(&Bytes::copy_from_slice(data), &mut pieces);
+                for piece in pieces {
+                    body.extend_from_slice(&piece);
+                }
+            }
             whole.extend_from_slice(data);
             checksum = checksum.then(&Checksum::of(data));
         }

@@ -87,7 +87,7 @@ struct Rendered {
     json: Bytes,
     /// Where each entry (its comma) starts in `json`, in key order.
     starts: Vec<u32>,
-    digest: u64,
+    /// The JSON's CRC-32 and length: what the tag is made of, and the gzip body's piece.
     checksum: Checksum,
     /// `json` compressed, once [`JobsBody::compress`] got to it.
     deflated: Option<Bytes>,
@@ -98,10 +98,7 @@ struct Rendered {
 
 impl Rendered {
     fn new(json: Vec<u8>, starts: Vec<u32>) -> Rendered {
-        let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(&json);
         Rendered {
-            digest: hasher.finish(),
             checksum: Checksum::of(&json),
             json: Bytes::from(json),
             starts,
@@ -110,17 +107,47 @@ impl Rendered {
         }
     }
 
-    /// Entry `idx`'s bytes (with its comma).
-    fn entry(&self, idx: usize) -> &[u8] {
-        let start = self
-            .starts
+    /// Where entry `idx` starts (the end for one past the last).
+    fn start(&self, idx: usize) -> usize {
+        self.starts
             .get(idx)
-            .map_or(self.json.len(), |at| *at as usize);
-        let end = self
-            .starts
-            .get(idx + 1)
-            .map_or(self.json.len(), |at| *at as usize);
-        self.json.get(start..end).unwrap_or_default()
+            .map_or(self.json.len(), |at| *at as usize)
+    }
+
+    /// This chunk with the entries of `changed` rendered again from `jobs` (the chunk's
+    /// jobs, the same keys as when it was rendered): the entries between them are copied
+    /// in runs.
+    fn splice<'a>(
+        &self,
+        jobs: impl Iterator<Item = (&'a JobKey, &'a JobRecord)>,
+        changed: &BTreeSet<&JobKey>,
+        offline: &BTreeSet<WorkerId>,
+    ) -> Rendered {
+        let mut json = Vec::with_capacity(self.json.len() + 256);
+        let mut starts = Vec::with_capacity(self.starts.len());
+        // The unchanged entries from `run` on are not copied yet.
+        let mut run = 0;
+        let copy_run = |json: &mut Vec<u8>, starts: &mut Vec<u32>, run: usize, end: usize| {
+            let (from, to) = (self.start(run), self.start(end));
+            let base = offset(json);
+            for at in self.starts.get(run..end).unwrap_or_default() {
+                starts.push(base + (at - self.starts.get(run).copied().unwrap_or(0)));
+            }
+            json.extend_from_slice(self.json.get(from..to).unwrap_or_default());
+        };
+        let mut next = changed.iter().peekable();
+        for (idx, (key, job)) in jobs.enumerate() {
+            // Both are in key order: one comparison a job.
+            while next.next_if(|wanted| **wanted < key).is_some() {}
+            if next.next_if(|wanted| **wanted == key).is_some() {
+                copy_run(&mut json, &mut starts, run, idx);
+                starts.push(offset(&json));
+                write_entry(&mut json, key, job, !offline.contains(&key.1));
+                run = idx + 1;
+            }
+        }
+        copy_run(&mut json, &mut starts, run, self.starts.len());
+        Rendered::new(json, starts)
     }
 }
 
@@ -130,7 +157,8 @@ pub struct JobsBody {
     chunks: BTreeMap<Start, Chunk>,
 }
 
-/// Whether `key` starts a chunk: FNV-1a of the key, fixed so the cut survives restarts.
+/// Whether `key` starts a chunk: FNV-1a of the key, mixed, fixed so the cut survives
+/// restarts.
 fn is_boundary(key: &JobKey) -> bool {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = key
@@ -143,6 +171,13 @@ fn is_boundary(key: &JobKey) -> bool {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    // FNV's low bits mix poorly (keys that differ in a counter left runs of thousands of
+    // jobs without a boundary): finish with a 64-bit mixer, as MurmurHash3 does.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
     hash.is_multiple_of(CHUNK_JOBS)
 }
 
@@ -222,17 +257,7 @@ impl JobsBody {
                     chunk.rendered = Some(Rendered::new(json, starts));
                 }
                 (Some(old), Some(keys)) => {
-                    let mut json = Vec::with_capacity(old.json.len() + 256);
-                    let mut starts = Vec::with_capacity(old.starts.len());
-                    for (idx, (key, job)) in jobs.enumerate() {
-                        starts.push(offset(&json));
-                        if keys.contains(key) {
-                            write_entry(&mut json, key, job, !offline.contains(&key.1));
-                        } else {
-                            json.extend_from_slice(old.entry(idx));
-                        }
-                    }
-                    chunk.rendered = Some(Rendered::new(json, starts));
+                    chunk.rendered = Some(old.splice(jobs, keys, offline));
                 }
                 (Some(_), None) => {}
             }
@@ -302,36 +327,33 @@ impl JobsBody {
     }
 
     /// What goes out uncompressed, to compress off the lock: each chunk (and the first one bare)
-    /// not compressed yet, identified by its digest.
+    /// not compressed yet.
     pub fn uncompressed(&self) -> Vec<Uncompressed> {
         self.not_compressed()
             .map(|(rendered, bare)| Uncompressed {
-                digest: rendered.digest,
-                json: if bare {
-                    rendered.json.slice(1..)
-                } else {
-                    rendered.json.clone()
-                },
+                source: rendered.json.clone(),
                 bare,
             })
             .collect()
     }
 
-    /// Takes compressed chunks back, where the chunk is still what was compressed.
+    /// Takes compressed chunks back, where the chunk is still what was compressed: the
+    /// same buffer, which the work item kept alive, so no other chunk can have its address.
     pub fn install(&mut self, compressed: Vec<(Uncompressed, Bytes)>) {
-        let by_digest: BTreeMap<(u64, bool), Bytes> = compressed
+        let by_source: BTreeMap<(usize, usize, bool), Bytes> = compressed
             .into_iter()
-            .map(|(work, bytes)| ((work.digest, work.bare), bytes))
+            .map(|(work, bytes)| (work.identity(), bytes))
             .collect();
         for rendered in self
             .chunks
             .values_mut()
             .filter_map(|chunk| chunk.rendered.as_mut())
         {
-            if let Some(bytes) = by_digest.get(&(rendered.digest, false)) {
+            let at = (rendered.json.as_ptr() as usize, rendered.json.len());
+            if let Some(bytes) = by_source.get(&(at.0, at.1, false)) {
                 rendered.deflated = Some(bytes.clone());
             }
-            if let Some(bytes) = by_digest.get(&(rendered.digest, true)) {
+            if let Some(bytes) = by_source.get(&(at.0, at.1, true)) {
                 let checksum = Checksum::of(rendered.json.get(1..).unwrap_or_default());
                 rendered.bare = Some((checksum, Some(bytes.clone())));
             }
@@ -352,12 +374,13 @@ impl JobsBody {
         self.install(done);
     }
 
-    /// The tag: a digest of the chunks' digests (a function of what is shown, as the cut
-    /// is).
+    /// The tag: a digest of the chunks' CRCs and lengths (a function of what is shown, as
+    /// the cut is; a change keeps it only if it keeps a chunk's length and CRC-32, about
+    /// one change in four billion).
     pub fn tag(&self) -> ETag {
         let mut hasher = std::hash::DefaultHasher::new();
         for rendered in self.rendered() {
-            hasher.write_u64(rendered.digest);
+            hasher.write_u64(rendered.checksum.fingerprint());
         }
         ETag::from_digest(hasher.finish())
     }
@@ -376,69 +399,62 @@ impl JobsBody {
         Pieces::new(pieces)
     }
 
-    /// The gzip-encoded body in one buffer, with what is compressed so far (the rest as
-    /// stored blocks).
+    /// The gzip-encoded body as shared pieces, with what is compressed so far (the rest as
+    /// stored blocks that slice the chunks' JSON): nothing is copied, so a render after a
+    /// change costs the chunks it touched plus one checksum combination per chunk.
     pub fn gzip(&self) -> Pieces {
         let mut checksum = Checksum::of(b"[");
-        let mut joined = Vec::with_capacity(self.gzip_size());
-        joined.extend_from_slice(&GZIP_HEADER);
-        joined.extend_from_slice(&OPEN);
+        let mut pieces = Vec::with_capacity(self.chunks.len() + 4);
+        pieces.push(Bytes::from_static(&GZIP_HEADER));
+        pieces.push(OPEN.clone());
         for (idx, rendered) in self.rendered().enumerate() {
             if idx == 0 {
-                let json = rendered.json.get(1..).unwrap_or_default();
                 match &rendered.bare {
                     Some((bare, Some(bytes))) => {
-                        joined.extend_from_slice(bytes);
+                        pieces.push(bytes.clone());
                         checksum = checksum.then(bare);
                     }
                     _ => {
-                        joined.extend_from_slice(&stored(json));
-                        checksum = checksum.then(&Checksum::of(json));
+                        let json = rendered.json.slice(1..);
+                        checksum = checksum.then(&Checksum::of(&json));
+                        stored(&json, &mut pieces);
                     }
                 }
             } else {
                 match &rendered.deflated {
-                    Some(bytes) => joined.extend_from_slice(bytes),
-                    None => joined.extend_from_slice(&stored(&rendered.json)),
+                    Some(bytes) => pieces.push(bytes.clone()),
+                    None => stored(&rendered.json, &mut pieces),
                 }
                 checksum = checksum.then(&rendered.checksum);
             }
         }
-        joined.extend_from_slice(&CLOSE);
+        pieces.push(CLOSE.clone());
         checksum = checksum.then(&Checksum::of(b"]"));
-        joined.extend_from_slice(&checksum.trailer());
-        Pieces::new(vec![Bytes::from(joined)])
-    }
-
-    /// About what [`JobsBody::gzip`] makes, to allocate once.
-    fn gzip_size(&self) -> usize {
-        GZIP_HEADER.len()
-            + OPEN.len()
-            + CLOSE.len()
-            + 8
-            + self
-                .rendered()
-                .map(|rendered| {
-                    rendered.deflated.as_ref().map_or(
-                        rendered.json.len() + rendered.json.len() / 65_535 * 5 + 5,
-                        Bytes::len,
-                    )
-                })
-                .sum::<usize>()
+        pieces.push(Bytes::copy_from_slice(&checksum.trailer()));
+        Pieces::new(pieces)
     }
 }
 
 /// A chunk's JSON to compress, and which chunk it is.
 pub struct Uncompressed {
-    digest: u64,
-    json: Bytes,
-    /// The first chunk, without its comma.
+    /// The chunk's JSON as rendered.
+    source: Bytes,
+    /// The first chunk: compressed without its comma.
     bare: bool,
 }
 
 impl Uncompressed {
     pub fn compress(&self) -> Bytes {
-        deflate(&self.json, LEVEL, false)
+        let json = if self.bare {
+            self.source.get(1..).unwrap_or_default()
+        } else {
+            &self.source
+        };
+        deflate(json, LEVEL, false)
+    }
+
+    fn identity(&self) -> (usize, usize, bool) {
+        (self.source.as_ptr() as usize, self.source.len(), self.bare)
     }
 }
 
@@ -483,6 +499,11 @@ impl Pieces {
         joined
     }
 
+    /// The same body as one piece.
+    pub fn joined(&self) -> Pieces {
+        Pieces::new(vec![Bytes::from(self.to_vec())])
+    }
+
     /// The pieces as an HTTP body.
     pub fn into_body(self) -> axum::body::Body {
         axum::body::Body::new(PiecesBody {
@@ -492,6 +513,9 @@ impl Pieces {
         })
     }
 }
+
+/// The size of frame small pieces are joined into.
+const FRAME: usize = 32 * 1024;
 
 struct PiecesBody {
     pieces: Pieces,
@@ -508,14 +532,32 @@ impl http_body::Body for PiecesBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        while let Some(piece) = this.pieces.pieces.get(this.next) {
+        let pieces = &this.pieces.pieces;
+        while pieces.get(this.next).is_some_and(Bytes::is_empty) {
             this.next += 1;
-            if !piece.is_empty() {
-                this.left -= piece.len() as u64;
-                return Poll::Ready(Some(Ok(http_body::Frame::data(piece.clone()))));
-            }
         }
-        Poll::Ready(None)
+        // A large piece goes out as it is; a run of small ones (the gzip body's compressed
+        // chunks, a few hundred bytes each) is joined into one frame, so the connection
+        // does not write (and encrypt) each one separately.
+        let Some(first) = pieces.get(this.next) else {
+            return Poll::Ready(None);
+        };
+        let frame = if first.len() >= FRAME {
+            this.next += 1;
+            first.clone()
+        } else {
+            let mut joined = Vec::with_capacity(FRAME);
+            while let Some(piece) = pieces.get(this.next)
+                && (joined.is_empty() || joined.len() + piece.len() <= FRAME)
+                && piece.len() < FRAME
+            {
+                joined.extend_from_slice(piece);
+                this.next += 1;
+            }
+            Bytes::from(joined)
+        };
+        this.left -= frame.len() as u64;
+        Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -639,6 +681,32 @@ mod tests {
                 assert_ne!(body.tag(), fresh_tag);
             }
         }
+    }
+
+    #[test]
+    fn small_pieces_go_out_joined_and_large_ones_as_they_are() {
+        use http_body::Body as _;
+        let sizes = [0, 300, 500, 0, 40_000, 200, 20_000, 20_000, 0, 10];
+        let pieces: Vec<Bytes> = sizes
+            .iter()
+            .enumerate()
+            .map(|(idx, size)| Bytes::from(vec![b'a' + idx as u8; *size]))
+            .collect();
+        let whole: Vec<u8> = pieces.iter().flat_map(|piece| piece.to_vec()).collect();
+        let mut body = PiecesBody {
+            left: whole.len() as u64,
+            pieces: Pieces::new(pieces),
+            next: 0,
+        };
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        let mut frames = Vec::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut context) {
+            frames.push(frame.into_data().unwrap());
+        }
+        assert!(body.is_end_stream());
+        let lengths: Vec<usize> = frames.iter().map(Bytes::len).collect();
+        assert_eq!(lengths, [800, 40_000, 20_200, 20_010]);
+        assert_eq!(frames.concat(), whole);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::notices::Notices;
 use crate::once_log::OnceLog;
 use crate::records::{Hold, RunRecord};
 use crate::store::{Store, StoreError};
-use crate::view::View;
+use crate::view::{Freshness, View};
 
 /// How many requests may wait for the actor; senders wait when it is full.
 const QUEUE: usize = 64;
@@ -385,7 +385,7 @@ impl Actor {
                     self.parked.insert(hello.worker.clone(), hello);
                 }
             }
-            if self.commit(&changes).is_ok() {
+            if self.commit(&changes, Freshness::Eventual).is_ok() {
                 self.view.count_applied(events.len());
                 for (_, welcome) in &mut changes.welcomes {
                     welcome.offline_after_secs = Some(self.offline_after.as_secs());
@@ -417,7 +417,7 @@ impl Actor {
             &|worker| !offline.contains(worker),
             &mut changes,
         );
-        if self.commit(&changes).is_ok() {
+        if self.commit(&changes, Freshness::Eventual).is_ok() {
             let _ = reply.send(PoolTicked {
                 publications: changes.pool_runs,
                 next,
@@ -477,7 +477,7 @@ impl Actor {
                 released
             }
         };
-        match self.commit(&changes) {
+        match self.commit(&changes, Freshness::Immediate) {
             Ok(()) => {
                 // A publication's confirm changes nothing the scheduler acts on now; a
                 // maintenance change changes what it may hand out.
@@ -513,7 +513,7 @@ impl Actor {
             &|worker| !offline.contains(worker),
             &mut changes,
         );
-        match self.commit(&changes) {
+        match self.commit(&changes, Freshness::Immediate) {
             Ok(()) => {
                 if outcome.is_ok() && !matches!(post, LegacyPost::Register { .. }) {
                     self.view.count_applied(1);
@@ -576,9 +576,9 @@ impl Actor {
         }
     }
 
-    /// Writes `changes`, then shows them. A failure is noted (and logged) once, until a
+    /// Writes `changes`, then shows them (as soon as `freshness` says). A failure is noted (and logged) once, until a
     /// commit succeeds again; the error says why.
-    fn commit(&mut self, changes: &Changes) -> Result<(), String> {
+    fn commit(&mut self, changes: &Changes, freshness: Freshness) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -595,7 +595,7 @@ impl Actor {
             self.offline.remove(worker);
         }
         let model = &self.model;
-        self.view.update(|shown| {
+        self.view.update(freshness, |shown| {
             for worker in &changes.removed_workers {
                 shown.workers().remove(worker);
             }
@@ -656,7 +656,8 @@ impl Actor {
             }
             self.offline = offline;
             let offline = self.offline.clone();
-            self.view.update(|shown| shown.set_offline(offline));
+            self.view
+                .update(Freshness::Eventual, |shown| shown.set_offline(offline));
         }
     }
 }

@@ -2,15 +2,14 @@
 //!
 //! **Invariant:** only the state actor writes the view, and only after the store committed,
 //! through [`ViewEdit`], which records which jobs a change touched; API handlers only read.
-//! The `GET /jobs` body (and its gzip) is brought up to date at most once per change, on the
-//! first read after it, re-rendering only the chunks the changes touched
-//! ([`crate::jobs_body`]); between changes every reader gets the same pieces. A body
-//! rendered while a change landed is served to its reader but not kept as current.
+//! The `GET /jobs` body (and its gzip) is rendered ahead of its readers, re-rendering only
+//! the chunks the changes touched ([`crate::jobs_body`]); [`jobs`] says what a reader gets
+//! while it renders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use flate2::Compression;
@@ -20,12 +19,16 @@ use tunasync_shared::gotime::GoTime;
 use tunasync_shared::maintenance::{MaintenanceEntry, Scope};
 use tunasync_shared::names::{MirrorName, WorkerId};
 
-use crate::etag::ETag;
-use crate::jobs_body::{Dirty, JobsBody, Pieces};
+use crate::jobs_body::Dirty;
 use crate::model::maintenance::{Maintenance, Window};
 use crate::model::pools::PoolKey;
 use crate::model::{JobKey, Model};
 use crate::records::{JobRecord, PoolJobRecord, WorkerRecord};
+
+mod jobs;
+
+pub use jobs::Freshness;
+use jobs::{Ahead, Rendering, ServedJobs};
 
 pub struct View {
     inner: RwLock<ViewState>,
@@ -37,8 +40,8 @@ pub struct View {
     /// readers that missed the current body wait for one render instead of each doing
     /// their own.
     body: Mutex<Rendering>,
-    /// Whether the compressing thread runs (at most one does).
-    compressing: AtomicBool,
+    /// Rendering ahead of the readers.
+    ahead: Ahead,
     /// Why the store cannot commit, while it cannot (for `/readyz`).
     store_problem: Mutex<Option<String>>,
     /// What the manager counts as it goes (for `/metrics`).
@@ -75,28 +78,10 @@ struct ViewState {
     /// a worker's presence), so a render can tell whether what it rendered is still
     /// current. A heartbeat that changes none of them keeps the served body.
     jobs_generation: u64,
-    /// The current `GET /jobs` body, once rendered.
+    /// The last `GET /jobs` body rendered, current or being replaced.
     jobs: Option<ServedJobs>,
-}
-
-/// Above this much JSON in chunks not compressed yet, a gzip read compresses them before it
-/// answers; below, they go out as stored blocks and are compressed on another thread.
-const COMPRESS_NOW: usize = 1 << 20;
-
-/// The `GET /jobs` chunks and the jobs generation they show.
-#[derive(Default)]
-struct Rendering {
-    body: JobsBody,
-    generation: u64,
-}
-
-/// A `GET /jobs` body as served: the identity encoding, the gzip one once asked for, and
-/// the tag both share.
-#[derive(Clone)]
-struct ServedJobs {
-    json: Pieces,
-    gzip: Option<Pieces>,
-    tag: ETag,
+    /// Since when the installed body is behind (`None` while it is current).
+    stale_since: Option<Instant>,
 }
 
 /// A change to the view, recording which `GET /jobs` entries it touches (see
@@ -155,6 +140,12 @@ impl ViewEdit<'_> {
     }
 }
 
+impl Drop for View {
+    fn drop(&mut self) {
+        self.ahead.close();
+    }
+}
+
 impl View {
     pub fn new(model: Model) -> Arc<View> {
         Arc::new(View {
@@ -164,7 +155,7 @@ impl View {
             }),
             dirty: Mutex::new(Dirty::everything()),
             body: Mutex::new(Rendering::default()),
-            compressing: AtomicBool::new(false),
+            ahead: Ahead::default(),
             store_problem: Mutex::new(None),
             telemetry: crate::metrics::Telemetry::default(),
         })
@@ -194,14 +185,23 @@ impl View {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The state, for a reader that shows jobs or workers through another route than
+    /// `GET /jobs` (which then shows no less).
+    fn read_shown(&self) -> RwLockReadGuard<'_, ViewState> {
+        let state = self.read();
+        self.note_seen(&state);
+        state
+    }
+
     fn write(&self) -> RwLockWriteGuard<'_, ViewState> {
         self.inner
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Changes what readers see (called by the state actor after a commit).
-    pub(crate) fn update(&self, change: impl FnOnce(&mut ViewEdit<'_>)) {
+    /// Changes what readers see (called by the state actor after a commit), as soon as
+    /// `freshness` says.
+    pub(crate) fn update(&self, freshness: Freshness, change: impl FnOnce(&mut ViewEdit<'_>)) {
         let mut state = self.write();
         let mut dirty = lock(&self.dirty);
         let before = dirty.size();
@@ -216,130 +216,20 @@ impl View {
         state.generation += 1;
         if touched_jobs {
             state.jobs_generation += 1;
-            state.jobs = None;
-        }
-    }
-
-    /// The `GET /jobs` body and its tag if it is rendered already (gzip-compressed when
-    /// `gzip`).
-    pub fn cached_jobs(&self, gzip: bool) -> Option<(Pieces, ETag)> {
-        self.read().cached(gzip)
-    }
-
-    /// The tag of the current `GET /jobs` body, if it is rendered already.
-    pub fn jobs_etag(&self) -> Option<ETag> {
-        self.read().jobs.as_ref().map(|served| served.tag)
-    }
-
-    /// The `GET /jobs` body: tunasync.json, sorted by name then worker (gzip-compressed when
-    /// `gzip`), and its tag. Renders what changed on a miss: call it off the async runtime.
-    pub fn jobs(self: &Arc<Self>, gzip: bool) -> (Pieces, ETag) {
-        if let Some(body) = self.cached_jobs(gzip) {
-            return body;
-        }
-        let mut rendering = lock(&self.body);
-        let started = std::time::Instant::now();
-        {
-            let state = self.read();
-            if let Some(served) = state.cached(gzip) {
-                return served;
-            }
-            let dirty = std::mem::take(&mut *lock(&self.dirty));
-            rendering.body.refresh(&state.model, &state.offline, dirty);
-            rendering.generation = state.jobs_generation;
-        }
-        if gzip && rendering.body.uncompressed_bytes() > COMPRESS_NOW {
-            // After a restart or a mass change: compressing on the thread that reads
-            // costs less than sending it all uncompressed.
-            rendering.body.compress();
-        }
-        let body = &rendering.body;
-        let served = ServedJobs {
-            json: body.json(),
-            gzip: gzip.then(|| body.gzip()),
-            tag: body.tag(),
-        };
-        let compress = gzip && body.needs_compression();
-        let generation = rendering.generation;
-        drop(rendering);
-        self.telemetry
-            .jobs_render
-            .observe(started.elapsed().as_secs_f64());
-        {
-            let mut state = self.write();
-            if state.jobs_generation == generation {
-                state.jobs = Some(served.clone());
+            state.stale_since.get_or_insert_with(Instant::now);
+            if freshness == Freshness::Immediate {
+                self.ahead.require_current();
             }
         }
-        if compress {
-            self.compress_later();
-        }
-        let tag = served.tag;
-        (served.gzip.filter(|_| gzip).unwrap_or(served.json), tag)
-    }
-
-    /// Compresses the chunks that went out uncompressed, on a thread of its own (one at a
-    /// time), and replaces the served gzip body with the smaller one (same content, same
-    /// tag) while nothing changed meanwhile.
-    fn compress_later(self: &Arc<Self>) {
-        if self.compressing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let view = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("jobs-gzip".into())
-            .spawn(move || {
-                loop {
-                    loop {
-                        let work = lock(&view.body).body.uncompressed();
-                        if work.is_empty() {
-                            break;
-                        }
-                        let done = work
-                            .into_iter()
-                            .map(|chunk| {
-                                let bytes = chunk.compress();
-                                (chunk, bytes)
-                            })
-                            .collect();
-                        let mut rendering = lock(&view.body);
-                        rendering.body.install(done);
-                        // The served body is replaced only while it shows what the chunks
-                        // show (no change since), and only if a gzip one is served.
-                        let current = |state: &ViewState| {
-                            state.jobs_generation == rendering.generation
-                                && state
-                                    .jobs
-                                    .as_ref()
-                                    .is_some_and(|served| served.gzip.is_some())
-                        };
-                        if current(&view.read()) {
-                            let gzip = rendering.body.gzip();
-                            let mut state = view.write();
-                            if current(&state)
-                                && let Some(served) = state.jobs.as_mut()
-                            {
-                                served.gzip = Some(gzip);
-                            }
-                        }
-                    }
-                    view.compressing.store(false, Ordering::Release);
-                    // A render may have left work while this thread was finishing.
-                    if !lock(&view.body).body.needs_compression()
-                        || view.compressing.swap(true, Ordering::AcqRel)
-                    {
-                        break;
-                    }
-                }
-            });
-        if spawned.is_err() {
-            self.compressing.store(false, Ordering::Release);
+        drop(state);
+        if touched_jobs {
+            self.ahead.changed();
         }
     }
 
     /// `GET /workers`: the workers, then the pools.
     pub fn workers(&self) -> Vec<WorkerStatus> {
-        let state = self.read();
+        let state = self.read_shown();
         let mut workers: Vec<WorkerStatus> = state
             .model
             .workers
@@ -388,7 +278,7 @@ impl View {
 
     /// Whether `worker` (a worker, not a pool) is known and online.
     pub fn worker_online(&self, worker: &WorkerId) -> Option<bool> {
-        let state = self.read();
+        let state = self.read_shown();
         state
             .model
             .workers
@@ -398,7 +288,7 @@ impl View {
 
     /// `GET /workers/{id}/jobs` (also for a pool): `None` for an unknown worker.
     pub fn worker_jobs(&self, worker: &WorkerId) -> Option<Vec<MirrorStatus>> {
-        let state = self.read();
+        let state = self.read_shown();
         if !state.knows(worker) {
             return None;
         }
@@ -416,7 +306,7 @@ impl View {
 
     /// One job as tunasync shows it, if it exists.
     pub fn job(&self, worker: &WorkerId, mirror: &MirrorName) -> Option<MirrorStatus> {
-        let state = self.read();
+        let state = self.read_shown();
         let online = !state.offline.contains(worker);
         let key = (mirror.clone(), worker.clone());
         state
@@ -449,7 +339,7 @@ impl View {
         worker: &WorkerId,
         mirror: &MirrorName,
     ) -> Option<(MirrorStatus, Presence)> {
-        let state = self.read();
+        let state = self.read_shown();
         let presence = state.presence(worker);
         let key = (mirror.clone(), worker.clone());
         state.model.jobs.get(&key).map(|job| {
@@ -461,7 +351,7 @@ impl View {
     /// The status page's data: every job (sorted by name, then worker) with its worker's
     /// presence, and every worker and pool.
     pub fn page(&self) -> PageData {
-        let state = self.read();
+        let state = self.read_shown();
         // The model's map is ordered by mirror, then worker: the page's order.
         let jobs: Vec<(MirrorStatus, Presence)> = state
             .model
@@ -504,7 +394,7 @@ impl View {
     /// Runs `read` on the model and the offline workers, under the view's lock (for the
     /// metrics' scrape: keep it short).
     pub fn with_state<R>(&self, read: impl FnOnce(&Model, &BTreeSet<WorkerId>) -> R) -> R {
-        let state = self.read();
+        let state = self.read_shown();
         read(&state.model, &state.offline)
     }
 }
@@ -532,16 +422,6 @@ impl ViewState {
 
     fn knows(&self, worker: &WorkerId) -> bool {
         self.model.workers.contains_key(worker) || self.model.is_pool(worker)
-    }
-
-    fn cached(&self, gzip: bool) -> Option<(Pieces, ETag)> {
-        let served = self.jobs.as_ref()?;
-        let body = if gzip {
-            served.gzip.clone()?
-        } else {
-            served.json.clone()
-        };
-        Some((body, served.tag))
     }
 }
 
@@ -618,7 +498,7 @@ mod tests {
         let w1 = WorkerId::new("w1").unwrap();
         let generation = view.generation();
         let (served, _) = view.cached_jobs(false).expect("rendered");
-        view.update(|shown| {
+        view.update(Freshness::Immediate, |shown| {
             shown
                 .workers()
                 .insert(w1.clone(), WorkerRecord::new(GoTime::now_local()));
@@ -627,7 +507,7 @@ mod tests {
         let (kept, kept_tag) = view.cached_jobs(false).expect("still served");
         assert!(kept.is_same(&served) && kept_tag == tag);
         // A job written again as it was renders again, to the same tag.
-        view.update(|shown| {
+        view.update(Freshness::Immediate, |shown| {
             shown.set_job(
                 &(MirrorName::new("alpha").unwrap(), w1.clone()),
                 JobRecord::default(),
@@ -636,14 +516,14 @@ mod tests {
         assert_eq!(
             view.jobs_etag(),
             None,
-            "a job's change drops the rendered body"
+            "a change made through the API is not served stale"
         );
         assert_eq!(view.jobs(false).1, tag);
         let syncing = JobRecord {
             status: SyncStatus::Syncing,
             ..JobRecord::default()
         };
-        view.update(|shown| {
+        view.update(Freshness::Immediate, |shown| {
             for mirror in ["zeta", "alpha"] {
                 shown.set_job(
                     &(MirrorName::new(mirror).unwrap(), w1.clone()),
@@ -661,5 +541,65 @@ mod tests {
             .filter(|entry| entry["status"] == "failed")
             .count();
         assert_eq!(failed, 2, "the offline worker's running jobs show failed");
+    }
+
+    fn syncing_body(view: &View) -> bool {
+        let (body, _) = view.cached_jobs(false).expect("a body to serve");
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body.to_vec()).unwrap();
+        entries.iter().all(|entry| entry["status"] == "syncing")
+    }
+
+    #[test]
+    fn events_are_rendered_ahead_of_the_readers_who_never_see_less_than_elsewhere() {
+        let w1 = WorkerId::new("w1").unwrap();
+        let key = (MirrorName::new("alpha").unwrap(), w1.clone());
+        let mut model = Model::default();
+        model
+            .workers
+            .insert(w1.clone(), WorkerRecord::new(GoTime::ZERO));
+        model.jobs.insert(key.clone(), JobRecord::default());
+        let view = View::new(model);
+        let syncing = JobRecord {
+            status: SyncStatus::Syncing,
+            ..JobRecord::default()
+        };
+
+        // Before anyone read GET /jobs nothing renders ahead: the reader renders.
+        view.update(Freshness::Eventual, |shown| {
+            shown.set_job(&key, JobRecord::default());
+        });
+        assert!(view.cached_jobs(false).is_none());
+        let (_, first_tag) = view.jobs(true);
+        let (first, _) = view.cached_jobs(false).expect("rendered");
+
+        // Once read, an event's change is rendered by the renderer; until then readers get
+        // the body it replaces, not a wait.
+        view.update(Freshness::Eventual, |shown| {
+            shown.set_job(&key, syncing.clone())
+        });
+        let (served, _) = view
+            .cached_jobs(false)
+            .expect("served while the renderer works");
+        assert!(served.is_same(&first) || syncing_body(&view));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !syncing_body(&view) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the renderer rendered it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (_, tag) = view.cached_jobs(true).expect("gzip rendered ahead too");
+        assert_ne!(tag, first_tag);
+
+        // A reader who saw the change elsewhere gets it from GET /jobs too.
+        view.update(Freshness::Eventual, |shown| {
+            shown.set_job(&key, JobRecord::default());
+        });
+        let seen = view.worker_jobs(&w1).unwrap();
+        assert_eq!(seen[0].status, SyncStatus::None);
+        let (body, _) = view.jobs(false);
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body.to_vec()).unwrap();
+        assert_eq!(entries[0]["status"], "none");
     }
 }
