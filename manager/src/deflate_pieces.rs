@@ -94,6 +94,31 @@ impl Checksum {
     }
 }
 
+/// The CRC-32 and length of a concatenation built piece by piece: one multiplication a
+/// piece (a [`Checksum`] also keeps its shift, to be combined further; this cannot be).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Running {
+    crc: u32,
+    len: u64,
+}
+
+impl Running {
+    pub fn push(&mut self, next: &Checksum) {
+        self.crc = multiply(next.shift, self.crc) ^ next.crc;
+        self.len += next.len;
+    }
+
+    /// gzip's trailer: the CRC and the length modulo 2³², little-endian.
+    pub fn trailer(&self) -> [u8; 8] {
+        Checksum {
+            crc: self.crc,
+            len: self.len,
+            shift: 0,
+        }
+        .trailer()
+    }
+}
+
 /// gzip's member header: deflate, no name, no time, unknown OS.
 pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
@@ -175,6 +200,19 @@ mod tests {
             .then(&Checksum::of(parts[3]))
             .then(&Checksum::of(parts[4]));
         assert_eq!(left.then(&right), combined);
+    }
+
+    #[test]
+    fn a_running_checksum_is_the_combined_one() {
+        let parts: [&[u8]; 4] = [b"[", &[b'x'; 70_000], b"", b",{}]"];
+        let mut running = Running::default();
+        let mut combined = Checksum::EMPTY;
+        for part in parts {
+            running.push(&Checksum::of(part));
+            combined = combined.then(&Checksum::of(part));
+        }
+        assert_eq!(running.trailer(), combined.trailer());
+        assert_eq!(running.trailer(), Checksum::of(&parts.concat()).trailer());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use axum::body::Bytes;
 use tunasync_shared::compat::WebMirrorStatus;
 use tunasync_shared::names::WorkerId;
 
-use crate::deflate_pieces::{Checksum, GZIP_HEADER, deflate, stored};
+use crate::deflate_pieces::{Checksum, GZIP_HEADER, Running, deflate, stored};
 use crate::etag::ETag;
 use crate::model::{JobKey, Model};
 use crate::records::JobRecord;
@@ -403,7 +403,8 @@ impl JobsBody {
     /// stored blocks that slice the chunks' JSON): nothing is copied, so a render after a
     /// change costs the chunks it touched plus one checksum combination per chunk.
     pub fn gzip(&self) -> Pieces {
-        let mut checksum = Checksum::of(b"[");
+        let mut checksum = Running::default();
+        checksum.push(&Checksum::of(b"["));
         let mut pieces = Vec::with_capacity(self.chunks.len() + 4);
         pieces.push(Bytes::from_static(&GZIP_HEADER));
         pieces.push(OPEN.clone());
@@ -412,11 +413,11 @@ impl JobsBody {
                 match &rendered.bare {
                     Some((bare, Some(bytes))) => {
                         pieces.push(bytes.clone());
-                        checksum = checksum.then(bare);
+                        checksum.push(bare);
                     }
                     _ => {
                         let json = rendered.json.slice(1..);
-                        checksum = checksum.then(&Checksum::of(&json));
+                        checksum.push(&Checksum::of(&json));
                         stored(&json, &mut pieces);
                     }
                 }
@@ -425,11 +426,11 @@ impl JobsBody {
                     Some(bytes) => pieces.push(bytes.clone()),
                     None => stored(&rendered.json, &mut pieces),
                 }
-                checksum = checksum.then(&rendered.checksum);
+                checksum.push(&rendered.checksum);
             }
         }
         pieces.push(CLOSE.clone());
-        checksum = checksum.then(&Checksum::of(b"]"));
+        checksum.push(&Checksum::of(b"]"));
         pieces.push(Bytes::copy_from_slice(&checksum.trailer()));
         Pieces::new(pieces)
     }

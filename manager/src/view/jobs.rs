@@ -292,7 +292,16 @@ impl View {
         let body = &rendering.body;
         let served = ServedJobs {
             json: body.json(),
-            gzip: gzip_too.then(|| body.gzip()),
+            // Compressed through (the first render, compressed above): one buffer, as the
+            // compressing thread leaves it.
+            gzip: gzip_too.then(|| {
+                let gzip = body.gzip();
+                if body.needs_compression() {
+                    gzip
+                } else {
+                    gzip.joined()
+                }
+            }),
             tag: body.tag(),
             generation: rendering.generation,
         };
