@@ -753,6 +753,14 @@ async fn mirrorz_json_lists_the_sites_mirrors_over(kind: Kind) {
     let worker = RealWorker::start(&config, &manager.link(), Options::default());
     manager.wait_status("w1", "debian", "success").await;
     manager.wait_status("w1", "plain", "failed").await;
+    // The next run's time comes in the schedule event after the status.
+    wait_until_async(WAIT, "debian's next run in the document", || async {
+        let document = manager.get_json("/mirrorz.json").await;
+        document["mirrors"][0]["status"]
+            .as_str()
+            .is_some_and(|status| status.contains('X'))
+    })
+    .await;
 
     let document = manager.get_json("/mirrorz.json").await;
     assert_eq!(document["version"], 1.7);
