@@ -129,9 +129,10 @@ impl Rendered {
         let mut run = 0;
         let copy_run = |json: &mut Vec<u8>, starts: &mut Vec<u32>, run: usize, end: usize| {
             let (from, to) = (self.start(run), self.start(end));
-            let base = offset(json);
+            // Entries move from `from` in the old buffer to the end of the new one.
+            let (old_base, new_base) = (u32::try_from(from).unwrap_or(u32::MAX), offset(json));
             for at in self.starts.get(run..end).unwrap_or_default() {
-                starts.push(base + (at - self.starts.get(run).copied().unwrap_or(0)));
+                starts.push(new_base + (at - old_base));
             }
             json.extend_from_slice(self.json.get(from..to).unwrap_or_default());
         };
@@ -349,11 +350,10 @@ impl JobsBody {
             .values_mut()
             .filter_map(|chunk| chunk.rendered.as_mut())
         {
-            let at = (rendered.json.as_ptr() as usize, rendered.json.len());
-            if let Some(bytes) = by_source.get(&(at.0, at.1, false)) {
+            if let Some(bytes) = by_source.get(&identity(&rendered.json, false)) {
                 rendered.deflated = Some(bytes.clone());
             }
-            if let Some(bytes) = by_source.get(&(at.0, at.1, true)) {
+            if let Some(bytes) = by_source.get(&identity(&rendered.json, true)) {
                 let checksum = Checksum::of(rendered.json.get(1..).unwrap_or_default());
                 rendered.bare = Some((checksum, Some(bytes.clone())));
             }
@@ -455,8 +455,14 @@ impl Uncompressed {
     }
 
     fn identity(&self) -> (usize, usize, bool) {
-        (self.source.as_ptr() as usize, self.source.len(), self.bare)
+        identity(&self.source, self.bare)
     }
+}
+
+/// A rendered chunk's buffer (its address and length) and which form of it: what a
+/// compressed piece is matched back to.
+fn identity(json: &Bytes, bare: bool) -> (usize, usize, bool) {
+    (json.as_ptr() as usize, json.len(), bare)
 }
 
 static OPEN: LazyLock<Bytes> = LazyLock::new(|| deflate(b"[", LEVEL, false));
