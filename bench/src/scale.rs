@@ -7,8 +7,9 @@
 //! `GET /jobs` p99 while 100 status events a second arrive.
 //!
 //! `soak`: 1000 simulated workers × 20 jobs, heartbeats every 10 s and status changes, for
-//! `BENCH_SOAK_SECS` (default 1800): RSS, open fds and ingest lag near the start and at the
-//! end.
+//! `BENCH_SOAK_SECS` (default 1800), `/metrics` scraped every 15 s as Prometheus would:
+//! RSS (read before that tenth's scrape) and open fds at each tenth of the run, and the
+//! ingest lag over the second and the last tenth.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,16 +34,20 @@ const PACED_RATE: u32 = 20;
 /// rather than one unlucky request.
 const PACED_SECONDS: u64 = 30;
 
-/// A number of the manager's `/metrics` (the sum over its labels), if it answers.
-async fn metric(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
-    let text = client
+/// The manager's `/metrics` text, if it answers.
+async fn scrape(client: &reqwest::Client, url: &str) -> Option<String> {
+    client
         .get(format!("{url}/metrics"))
         .send()
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// A number of a `/metrics` text (the sum over its labels), if it is there.
+fn metric_in(text: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name) else {
@@ -55,6 +60,11 @@ async fn metric(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> 
         found = Some(found.unwrap_or(0.0) + value);
     }
     found
+}
+
+/// A number of the manager's `/metrics` (the sum over its labels), if it answers.
+async fn metric(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
+    metric_in(&scrape(client, url).await?, name)
 }
 
 /// The manager's `GET /jobs` renders so far: seconds spent, and how many.
@@ -445,22 +455,26 @@ fn open_fds(pid: u32) -> usize {
 /// What the soak samples at one moment.
 struct Sample {
     rss_kib: u64,
+    anon_kib: u64,
     fds: usize,
     lag_sum: f64,
     lag_count: f64,
 }
 
+/// Reads the manager's RSS and fds first, then scrapes `/metrics` once for the lag
+/// histogram (so the scrape's own transient memory is not in the RSS read).
 async fn sample(client: &reqwest::Client, manager: &ManagerProcess) -> Sample {
     let pid = manager.child.0.id();
+    let rss_kib = setup::status_kib(pid, "VmRSS");
+    let anon_kib = setup::status_kib(pid, "RssAnon");
+    let fds = open_fds(pid);
+    let text = scrape(client, &manager.url).await.unwrap_or_default();
     Sample {
-        rss_kib: setup::status_kib(pid, "VmRSS"),
-        fds: open_fds(pid),
-        lag_sum: metric(client, &manager.url, "tunasync_ingest_lag_seconds_sum")
-            .await
-            .unwrap_or(0.0),
-        lag_count: metric(client, &manager.url, "tunasync_ingest_lag_seconds_count")
-            .await
-            .unwrap_or(0.0),
+        rss_kib,
+        anon_kib,
+        fds,
+        lag_sum: metric_in(&text, "tunasync_ingest_lag_seconds_sum").unwrap_or(0.0),
+        lag_count: metric_in(&text, "tunasync_ingest_lag_seconds_count").unwrap_or(0.0),
     }
 }
 
@@ -521,60 +535,45 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             reads
         })
     };
-    // Samples after a warm-up window, one window later, one window before the end, and
-    // at the end.
-    let window = (length / 10).clamp(Duration::from_secs(5), Duration::from_secs(120));
-    let checkpoints = [window, window * 2, length.saturating_sub(window)];
-    let mut samples: Vec<Sample> = Vec::new();
     let beats = tokio::spawn(setup::heartbeats(
         publisher.clone(),
         sessions.clone(),
         seq.clone(),
         stop.clone(),
     ));
-    // RSS at each tenth of the run, to see whether it levels off (the redb page cache
-    // fills up to its bound as the history grows).
-    let series = {
-        let pid = manager.child.0.id();
-        let stop = stop.clone();
-        let every = (length / 10).max(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut mib = Vec::new();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {
-                        mib.push((
-                            setup::status_kib(pid, "VmRSS") as f64 / 1024.0,
-                            setup::status_kib(pid, "RssAnon") as f64 / 1024.0,
-                        ));
-                    }
-                    () = stop.cancelled() => return mib,
-                }
-            }
-        })
-    };
+    // One sampler, in sequence: a sample (RSS and fds, then one scrape) at the start and
+    // at each tenth of the run, and between them a scrape every 15 s as Prometheus would
+    // do, so the scrape's cost is part of the steady state rather than a spike at the
+    // checkpoints.
+    let tenth = (length / 10).max(Duration::from_secs(1));
+    let scrape_every = (length / 20).clamp(Duration::from_secs(1), Duration::from_secs(15));
     let started = Instant::now();
-    for due in checkpoints {
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
+    let mut samples: Vec<Sample> = vec![sample(&client, &manager).await];
+    for n in 1..=10u32 {
+        let due = tenth * n;
+        while let Some(wait) = due.checked_sub(started.elapsed()) {
+            if wait <= scrape_every {
+                tokio::time::sleep(wait).await;
+                break;
+            }
+            tokio::time::sleep(scrape_every).await;
+            let _ = scrape(&client, &manager.url).await;
         }
         samples.push(sample(&client, &manager).await);
     }
-    if let Some(wait) = length.checked_sub(started.elapsed()) {
-        tokio::time::sleep(wait).await;
-    }
-    samples.push(sample(&client, &manager).await);
     stop.cancel();
     let _ = beats.await;
     let sent = events.await.unwrap_or(0);
     let reads = reader.await.unwrap_or(0);
-    let series = series.await.unwrap_or_default();
     shutdown.cancel();
-    let [warm, first_end, last_start, end] = samples.as_slice() else {
-        return vec![Row::failed(
-            "soak",
-            "too short: run it for at least 30 s".into(),
-        )];
+    let window = tenth;
+    let (Some(warm), Some(first_end), Some(last_start), Some(end)) = (
+        samples.get(1),
+        samples.get(2),
+        samples.get(samples.len().saturating_sub(2)),
+        samples.last(),
+    ) else {
+        return vec![Row::failed("soak", "no samples".into())];
     };
     let span = if length < Duration::from_secs(60) {
         format!("{} s", length.as_secs())
@@ -595,9 +594,10 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         },
         Row {
             what: format!("{what}: manager RSS (of which anonymous) at each tenth of the run"),
-            figure: series
+            figure: samples
                 .iter()
-                .map(|(rss, anon)| format!("{rss:.0} ({anon:.0})"))
+                .skip(1)
+                .map(|s| format!("{:.0} ({:.0})", mb(s), s.anon_kib as f64 / 1024.0))
                 .collect::<Vec<_>>()
                 .join(", ")
                 + " MB",
@@ -614,7 +614,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         },
         Row {
             what: format!(
-                "{what}: mean ingest lag, first and last {:.0} s",
+                "{what}: mean ingest lag, second and last tenth ({:.0} s each)",
                 window.as_secs_f64()
             ),
             figure: format!(
