@@ -21,7 +21,9 @@ use super::{Changes, JobKey, Model};
 
 /// A pooled mirror's priority when its members set none (the workers' default).
 const DEFAULT_PRIORITY: u8 = 50;
-use crate::records::{JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition};
+use crate::records::{
+    JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition, WorkerRecord,
+};
 
 #[cfg(test)]
 mod tests;
@@ -597,12 +599,17 @@ impl Model {
             _ => 0,
         };
         let next_due = pooled.last.then(|| {
+            // The reporting member's definition; if its `hello` is not in yet (a claim can
+            // overtake it), another member's, so the next run is not due at once.
+            let definition_of = |record: &'_ WorkerRecord| -> Option<PooledDefinition> {
+                record.pools.get(&key.0)?.get(&key.1).cloned()
+            };
             let rules = self
                 .workers
                 .get(worker)
-                .and_then(|record| record.pools.get(&key.0))
-                .and_then(|jobs| jobs.get(&key.1))
-                .map(PooledDefinition::rules);
+                .and_then(definition_of)
+                .or_else(|| self.workers.values().find_map(definition_of))
+                .map(|definition| definition.rules());
             let ended = status.at.as_datetime().to_utc();
             rules.map_or(ended, |rules| {
                 rules.jittered(rules.next_after_run(ended, failed_runs), &mut rand::rng())

@@ -710,3 +710,25 @@ fn the_higher_priority_pooled_run_goes_first_when_slots_are_scarce() {
     assert_eq!(forced[0].mirror.as_str(), "low");
     assert!(forced[0].force);
 }
+
+#[test]
+fn a_run_reported_by_a_member_whose_hello_is_not_in_yet_is_not_due_again_at_once() {
+    let mut pool = Pool::new(&[("m1", "v1:a")]);
+    let run = pool.tick(NOW).remove(0);
+    // m2 read the pool's queue and claimed before the manager took its `hello`.
+    assert!(pool.claim("m2", &run, "v1:a").granted);
+    pool.report(
+        "m2",
+        &run,
+        SyncStatus::Success,
+        "2026-12-01T10:05:00Z",
+        true,
+    );
+    assert_eq!(*pool.state(), PoolRunState::Idle);
+    assert_eq!(
+        pool.model.pool_jobs[&debian()].next_due,
+        at("2026-12-01T11:05:00Z"),
+        "the pool's definition (m1's) gives the interval"
+    );
+    assert!(pool.tick("2026-12-01T10:05:01Z").is_empty());
+}
