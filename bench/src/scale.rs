@@ -541,14 +541,14 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         seq.clone(),
         stop.clone(),
     ));
-    // One sampler, in sequence: a sample (RSS and fds, then one scrape) at the start and
-    // at each tenth of the run, and between them a scrape every 15 s as Prometheus would
+    // One sampler, in sequence: a sample (RSS and fds, then one scrape) at each tenth of
+    // the run, and between them a scrape every 15 s as Prometheus would
     // do, so the scrape's cost is part of the steady state rather than a spike at the
     // checkpoints.
     let tenth = (length / 10).max(Duration::from_secs(1));
     let scrape_every = (length / 20).clamp(Duration::from_secs(1), Duration::from_secs(15));
     let started = Instant::now();
-    let mut samples: Vec<Sample> = vec![sample(&client, &manager).await];
+    let mut samples: Vec<Sample> = Vec::with_capacity(10);
     for n in 1..=10u32 {
         let due = tenth * n;
         while let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -566,12 +566,11 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     let sent = events.await.unwrap_or(0);
     let reads = reader.await.unwrap_or(0);
     shutdown.cancel();
-    let window = tenth;
     let (Some(warm), Some(first_end), Some(last_start), Some(end)) = (
+        samples.first(),
         samples.get(1),
-        samples.get(2),
-        samples.get(samples.len().saturating_sub(2)),
-        samples.last(),
+        samples.get(8),
+        samples.get(9),
     ) else {
         return vec![Row::failed("soak", "no samples".into())];
     };
@@ -588,7 +587,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         Row {
             what: format!("{what}: manager RSS"),
             figure: format!("{:.1} → {:.1} MB", mb(first_end), mb(end)),
-            baseline: format!("after {:.0} s, at the end", (window * 2).as_secs_f64()),
+            baseline: format!("after {:.0} s, at the end", (tenth * 2).as_secs_f64()),
             ratio: ratio(mb(end), mb(first_end)),
             target: "flat".into(),
         },
@@ -596,7 +595,6 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             what: format!("{what}: manager RSS (of which anonymous) at each tenth of the run"),
             figure: samples
                 .iter()
-                .skip(1)
                 .map(|s| format!("{:.0} ({:.0})", mb(s), s.anon_kib as f64 / 1024.0))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -615,7 +613,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         Row {
             what: format!(
                 "{what}: mean ingest lag, second and last tenth ({:.0} s each)",
-                window.as_secs_f64()
+                tenth.as_secs_f64()
             ),
             figure: format!(
                 "{:.1} → {:.1} ms",

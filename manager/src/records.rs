@@ -162,6 +162,11 @@ impl WorkerRecord {
         }
     }
 
+    /// Its definition of `mirror` in `pool`, if it is a member that defines it.
+    pub fn pooled(&self, pool: &PoolName, mirror: &MirrorName) -> Option<&PooledDefinition> {
+        self.pools.get(pool)?.get(mirror)
+    }
+
     /// Whether it is a Go worker that registered over HTTP.
     pub fn is_legacy(&self) -> bool {
         self.legacy_url.is_some()

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 use tunasync_shared::gotime::GoTime;
 use tunasync_shared::names::{MirrorName, PoolName, WorkerId};
+use tunasync_shared::schedule::Rules;
 use tunasync_shared::status::SyncStatus;
 use tunasync_shared::wire::event::{Hello, JobStatus};
 use tunasync_shared::wire::pool::{Claim, Grant, PoolRun, PooledRun};
@@ -21,9 +22,7 @@ use super::{Changes, JobKey, Model};
 
 /// A pooled mirror's priority when its members set none (the workers' default).
 const DEFAULT_PRIORITY: u8 = 50;
-use crate::records::{
-    JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition, WorkerRecord,
-};
+use crate::records::{JobRecord, OFFLINE_ERROR, PoolJobRecord, PoolRunState, PooledDefinition};
 
 #[cfg(test)]
 mod tests;
@@ -134,7 +133,7 @@ impl Model {
                     .workers
                     .iter()
                     .filter(|(other, _)| *other != worker)
-                    .filter_map(|(_, record)| record.pools.get(pool)?.get(mirror))
+                    .filter_map(|(_, record)| record.pooled(pool, mirror))
                     .map(|other| other.fingerprint.as_str())
                     .filter(|other| *other != definition.fingerprint)
                     .collect();
@@ -207,7 +206,7 @@ impl Model {
             if !online(worker) {
                 continue;
             }
-            if let Some(definition) = record.pools.get(pool).and_then(|jobs| jobs.get(mirror)) {
+            if let Some(definition) = record.pooled(pool, mirror) {
                 by_fingerprint
                     .entry(definition.fingerprint.as_str())
                     .or_insert_with(|| (Vec::new(), definition))
@@ -561,6 +560,11 @@ impl Model {
         changes: &mut Changes,
     ) {
         let key = (pooled.pool.clone(), status.mirror.clone());
+        let rules = if pooled.last {
+            self.pooled_rules(worker, &key)
+        } else {
+            None
+        };
         let Some(job) = self.pool_jobs.get_mut(&key) else {
             return;
         };
@@ -599,17 +603,6 @@ impl Model {
             _ => 0,
         };
         let next_due = pooled.last.then(|| {
-            // The reporting member's definition; if its `hello` is not in yet (a claim can
-            // overtake it), another member's, so the next run is not due at once.
-            let definition_of = |record: &'_ WorkerRecord| -> Option<PooledDefinition> {
-                record.pools.get(&key.0)?.get(&key.1).cloned()
-            };
-            let rules = self
-                .workers
-                .get(worker)
-                .and_then(definition_of)
-                .or_else(|| self.workers.values().find_map(definition_of))
-                .map(|definition| definition.rules());
             let ended = status.at.as_datetime().to_utc();
             rules.map_or(ended, |rules| {
                 rules.jittered(rules.next_after_run(ended, failed_runs), &mut rand::rng())
@@ -641,6 +634,22 @@ impl Model {
         {
             run.record.member = Some(worker.clone());
             changes.runs.push((shown, run.clone()));
+        }
+    }
+
+    /// The schedule rules of `member`'s run of a pooled mirror: its own definition's, or,
+    /// when its `hello` is not in yet (its claim can overtake it), the ones the pool's
+    /// members agree on, so that the mirror is not due again at once.
+    fn pooled_rules(&self, member: &WorkerId, key: &PoolKey) -> Option<Rules> {
+        match self
+            .workers
+            .get(member)
+            .and_then(|record| record.pooled(&key.0, &key.1))
+        {
+            Some(definition) => Some(definition.rules()),
+            None => self
+                .pool_consensus(key, &|_| true)
+                .map(|consensus| consensus.definition.rules()),
         }
     }
 
