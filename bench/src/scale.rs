@@ -34,16 +34,38 @@ const PACED_RATE: u32 = 20;
 /// rather than one unlucky request.
 const PACED_SECONDS: u64 = 30;
 
-/// The manager's `/metrics` text, if it answers.
-async fn scrape(client: &reqwest::Client, url: &str) -> Option<String> {
-    client
+/// One `/metrics` scrape as Prometheus makes it (asking for gzip).
+struct Scrape {
+    text: String,
+    /// What came over the wire: the gzip body, or the text when the manager sent it plain.
+    wire_bytes: usize,
+}
+
+/// The manager's `/metrics`, if it answers.
+async fn scrape(client: &reqwest::Client, url: &str) -> Option<Scrape> {
+    let response = client
         .get(format!("{url}/metrics"))
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
         .send()
         .await
-        .ok()?
-        .text()
-        .await
-        .ok()
+        .ok()?;
+    let gzipped = response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|coding| coding == "gzip");
+    let body = response.bytes().await.ok()?;
+    let text = if gzipped {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .ok()?;
+        text
+    } else {
+        String::from_utf8(body.to_vec()).ok()?
+    };
+    Some(Scrape {
+        text,
+        wire_bytes: body.len(),
+    })
 }
 
 /// A number of a `/metrics` text (the sum over its labels), if it is there.
@@ -64,7 +86,7 @@ fn metric_in(text: &str, name: &str) -> Option<f64> {
 
 /// A number of the manager's `/metrics` (the sum over its labels), if it answers.
 async fn metric(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
-    metric_in(&scrape(client, url).await?, name)
+    metric_in(&scrape(client, url).await?.text, name)
 }
 
 /// The manager's `GET /jobs` renders so far: seconds spent, and how many.
@@ -459,6 +481,8 @@ struct Sample {
     fds: usize,
     lag_sum: f64,
     lag_count: f64,
+    metrics_bytes: usize,
+    metrics_wire_bytes: usize,
 }
 
 /// Reads the manager's RSS and fds first, then scrapes `/metrics` once for the lag
@@ -468,13 +492,19 @@ async fn sample(client: &reqwest::Client, manager: &ManagerProcess) -> Sample {
     let rss_kib = setup::status_kib(pid, "VmRSS");
     let anon_kib = setup::status_kib(pid, "RssAnon");
     let fds = open_fds(pid);
-    let text = scrape(client, &manager.url).await.unwrap_or_default();
+    let (text, wire_bytes) = scrape(client, &manager.url)
+        .await
+        .map_or((String::new(), 0), |scrape| {
+            (scrape.text, scrape.wire_bytes)
+        });
     Sample {
         rss_kib,
         anon_kib,
         fds,
         lag_sum: metric_in(&text, "tunasync_ingest_lag_seconds_sum").unwrap_or(0.0),
         lag_count: metric_in(&text, "tunasync_ingest_lag_seconds_count").unwrap_or(0.0),
+        metrics_bytes: text.len(),
+        metrics_wire_bytes: wire_bytes,
     }
 }
 
@@ -623,6 +653,20 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             baseline: "–".into(),
             ratio: "–".into(),
             target: "flat".into(),
+        },
+        Row {
+            what: format!(
+                "{what}: size of one `/metrics` text, scraped every {:.0} s",
+                scrape_every.as_secs_f64()
+            ),
+            figure: format!(
+                "{:.1} MB ({:.2} MB gzip)",
+                end.metrics_bytes as f64 / 1_048_576.0,
+                end.metrics_wire_bytes as f64 / 1_048_576.0
+            ),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "–".into(),
         },
     ]
 }

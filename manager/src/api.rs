@@ -158,13 +158,34 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format.",
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
-async fn metrics<T: Transport>(State(api): Shared<T>) -> Response {
-    // Thousands of jobs make a long text: rendered off the async runtime.
+async fn metrics<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
+    // Thousands of jobs make a long text (14 MB at 20,000 jobs): rendered off the async
+    // runtime, and gzipped for a scraper that takes it (Prometheus does) at the fastest
+    // level, which shrinks these repetitive lines some fifteen-fold for a few
+    // milliseconds per megabyte.
     let registry = api.metrics.clone();
-    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&registry))
-        .await
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+    let gzip = accepts_gzip(&headers);
+    let body = tokio::task::spawn_blocking(move || {
+        let text = crate::metrics::render(&registry);
+        if gzip {
+            crate::view::compress_at(text.as_bytes(), 1)
+        } else {
+            Bytes::from(text)
+        }
+    })
+    .await
+    .unwrap_or_default();
+    let content_type = (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE);
+    let vary = (header::VARY, "Accept-Encoding");
+    if gzip {
+        (
+            [content_type, (header::CONTENT_ENCODING, "gzip"), vary],
+            body,
+        )
+            .into_response()
+    } else {
+        ([content_type, vary], body).into_response()
+    }
 }
 
 /// Whether the client accepts a gzip-encoded body.

@@ -189,6 +189,26 @@ async fn worker_events_become_the_status_page_over(kind: Kind) {
         metrics.contains("tunasync_worker_online{worker=\"w1\"} 1"),
         "{metrics}"
     );
+    // A scraper that takes gzip (Prometheus does) gets the same text gzipped.
+    let response = manager
+        .client
+        .get(format!("{}/metrics", manager.url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let gzipped = response.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert!(
+        unzipped.contains("tunasync_mirror_status{mirror=\"debian\",worker=\"w1\"} 3"),
+        "{unzipped}"
+    );
 
     let history = manager.get_json("/jobs/w1/debian/history").await;
     assert_eq!(history.as_array().unwrap().len(), 1);

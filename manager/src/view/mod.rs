@@ -431,10 +431,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub(crate) fn compress(json: &[u8]) -> Bytes {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::new(6));
+/// `data` in gzip at the level bodies are served with.
+pub(crate) fn compress(data: &[u8]) -> Bytes {
+    compress_at(data, 6)
+}
+
+/// `data` in gzip at `level` (0–9).
+pub(crate) fn compress_at(data: &[u8], level: u32) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::new(level));
     // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(json);
+    let _ = encoder.write_all(data);
     Bytes::from(encoder.finish().unwrap_or_default())
 }
 
