@@ -7,9 +7,9 @@
 //! `GET /jobs` p99 while 100 status events a second arrive.
 //!
 //! `soak`: 1000 simulated workers × 20 jobs, heartbeats every 10 s and status changes, for
-//! `BENCH_SOAK_SECS` (default 1800), `/metrics` scraped every 15 s as Prometheus would:
-//! RSS (read before that tenth's scrape) and open fds at each tenth of the run, and the
-//! ingest lag over the second and the last tenth.
+//! `BENCH_SOAK_SECS` (default 1800), `/metrics` scraped every 15 s as Prometheus would
+//! (with gzip): RSS (read before that tenth's scrape) and open fds at each tenth of the run,
+//! the ingest lag over the second and the last tenth, and the size of one `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -161,7 +161,7 @@ async fn readyz<T: Transport>(State(api): Shared<T>) -> Response {
 async fn metrics<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Response {
     // Thousands of jobs make a long text (14 MB at 20,000 jobs): rendered off the async
     // runtime, and gzipped for a scraper that takes it (Prometheus does) at the fastest
-    // level, which shrinks these repetitive lines some fifteen-fold for a few
+    // level, which shrinks these repetitive lines some twenty-fold for a few
     // milliseconds per megabyte.
     let registry = api.metrics.clone();
     let gzip = accepts_gzip(&headers);
@@ -175,17 +175,7 @@ async fn metrics<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Res
     })
     .await
     .unwrap_or_default();
-    let content_type = (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE);
-    let vary = (header::VARY, "Accept-Encoding");
-    if gzip {
-        (
-            [content_type, (header::CONTENT_ENCODING, "gzip"), vary],
-            body,
-        )
-            .into_response()
-    } else {
-        ([content_type, vary], body).into_response()
-    }
+    encoded(crate::metrics::CONTENT_TYPE, gzip, None, body.into())
 }
 
 /// Whether the client accepts a gzip-encoded body.
@@ -238,28 +228,28 @@ async fn jobs<T: Transport>(State(api): Shared<T>, headers: HeaderMap) -> Respon
         return not_modified(tag);
     }
     let etag = tag.header();
+    encoded(JSON, gzip, Some(&etag), body.into_body())
+}
+
+/// A 200 of `body`, marked gzip-encoded when it is, with its `ETag` if it has one; it varies
+/// with `Accept-Encoding` either way.
+fn encoded(
+    content_type: &'static str,
+    gzip: bool,
+    etag: Option<&str>,
+    body: axum::body::Body,
+) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if gzip {
-        (
-            [
-                (header::CONTENT_TYPE, JSON),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::VARY, "Accept-Encoding"),
-                (header::ETAG, etag.as_str()),
-            ],
-            body.into_body(),
-        )
-            .into_response()
-    } else {
-        (
-            [
-                (header::CONTENT_TYPE, JSON),
-                (header::VARY, "Accept-Encoding"),
-                (header::ETAG, etag.as_str()),
-            ],
-            body.into_body(),
-        )
-            .into_response()
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
 }
 
 /// 304 for a body the client has (`tag`).

@@ -244,6 +244,19 @@ pub fn unique_namespace(label: &str) -> String {
     format!("t-{}-{}-{}", std::process::id(), n, label)
 }
 
+/// Panics, saying which Debian package to install, unless `program` is on `PATH`: a test
+/// that runs a real program fails with that message rather than with an assertion about
+/// what the missing program did not do.
+pub fn require_program(program: &str, package: &str) {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+    });
+    assert!(
+        found,
+        "`{program}` is not installed: install it with `apt-get install {package}`"
+    );
+}
+
 /// Waits until `condition` holds, checking every 20 ms, or panics after `timeout` naming `what`.
 pub async fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;

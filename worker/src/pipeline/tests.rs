@@ -226,6 +226,7 @@ retry = 1
 
 #[tokio::test]
 async fn a_failing_rsync_log_explains_the_exit_code() {
+    tunasync_shared::testkit::require_program("rsync", "rsync");
     let case = case(
         r#"[[mirrors]]
 name = "rsync-noconn"
