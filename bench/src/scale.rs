@@ -9,7 +9,8 @@
 //! `soak`: 1000 simulated workers × 20 jobs, heartbeats every 10 s and status changes, for
 //! `BENCH_SOAK_SECS` (default 1800), `/metrics` scraped every 15 s as Prometheus would
 //! (with gzip): RSS (read before that tenth's scrape) and open fds at each tenth of the run,
-//! the ingest lag over the second and the last tenth, and the size of one `/metrics`.
+//! RSS's low and high within each tenth (read every second), the ingest lag over the second
+//! and the last tenth, and the size of one `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -508,6 +509,28 @@ async fn sample(client: &reqwest::Client, manager: &ManagerProcess) -> Sample {
     }
 }
 
+/// Each tenth's lowest and highest reading, in MB: "low–high, …".
+fn tenths_low_high(readings: &[(Duration, u64)], tenth: Duration) -> String {
+    let mut spans: Vec<(u64, u64)> = Vec::with_capacity(10);
+    for (at, kib) in readings {
+        let n = (at.as_secs_f64() / tenth.as_secs_f64()) as usize;
+        let n = n.min(9);
+        if spans.len() <= n {
+            spans.resize(n + 1, (u64::MAX, 0));
+        }
+        let span = &mut spans[n];
+        *span = (span.0.min(*kib), span.1.max(*kib));
+    }
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    spans
+        .iter()
+        .filter(|(low, _)| *low != u64::MAX)
+        .map(|(low, high)| format!("{:.0}–{:.0}", mb(*low), mb(*high)))
+        .collect::<Vec<_>>()
+        .join(", ")
+        + " MB"
+}
+
 /// The mean ingest lag between two samples, in milliseconds.
 fn mean_lag_ms(from: &Sample, to: &Sample) -> f64 {
     let count = to.lag_count - from.lag_count;
@@ -571,6 +594,22 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
         seq.clone(),
         stop.clone(),
     ));
+    // RSS once a second all along, to give each tenth its low and high: a reading at one
+    // moment cannot tell a scrape's passing buffers from growth.
+    let rss_track = {
+        let pid = manager.child.0.id();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut readings: Vec<(Duration, u64)> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                readings.push((started.elapsed(), setup::status_kib(pid, "VmRSS")));
+            }
+            readings
+        })
+    };
     // One sampler, in sequence: a sample (RSS and fds, then one scrape) at each tenth of
     // the run, and between them a scrape every 15 s as Prometheus would
     // do, so the scrape's cost is part of the steady state rather than a spike at the
@@ -593,6 +632,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
     }
     stop.cancel();
     let _ = beats.await;
+    let readings = rss_track.await.unwrap_or_default();
     let sent = events.await.unwrap_or(0);
     let reads = reader.await.unwrap_or(0);
     shutdown.cancel();
@@ -632,6 +672,15 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             baseline: "–".into(),
             ratio: "–".into(),
             target: "levels off".into(),
+        },
+        Row {
+            what: format!(
+                "{what}: manager RSS low–high within each tenth (read every second)"
+            ),
+            figure: tenths_low_high(&readings, tenth),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            target: "no trend in the lows".into(),
         },
         Row {
             what: format!("{what}: open fds"),

@@ -8,6 +8,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 use tunasync_shared::gotime::GoTime;
+use tunasync_shared::names::{MirrorName, WorkerId};
 use tunasync_shared::status::SyncStatus;
 
 use super::size_bytes;
@@ -72,7 +73,11 @@ where
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
-fn job_labels(mirror: &impl ToString, worker: &impl ToString) -> Labels {
+fn worker_labels(worker: &WorkerId) -> Labels {
+    vec![("worker", worker.to_string())]
+}
+
+fn job_labels(mirror: &MirrorName, worker: &WorkerId) -> Labels {
     vec![
         ("mirror", mirror.to_string()),
         ("worker", worker.to_string()),
@@ -81,15 +86,13 @@ fn job_labels(mirror: &impl ToString, worker: &impl ToString) -> Labels {
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.view.with_state(|model, offline| {
+        // The view's lock is held only to copy out the figures; the text (megabytes with
+        // thousands of jobs) is written after it is let go.
+        let snapshot = self.view.with_state(|model, offline| {
             let pools = crate::pool_status::summaries(model, offline, GoTime::now_local());
-            encode_state(
-                &mut encoder,
-                model,
-                |worker| !offline.contains(worker),
-                &pools,
-            )
-        })?;
+            StateSnapshot::of(model, |worker| !offline.contains(worker), pools)
+        });
+        encode_state(&mut encoder, &snapshot)?;
         gauge(
             &mut encoder,
             "tunasync_broker_connected",
@@ -99,72 +102,154 @@ impl Collector for StateCollector {
     }
 }
 
-/// Workers, jobs and pools as the model holds them.
+/// A worker's figures at a scrape.
+struct WorkerSample {
+    worker: WorkerId,
+    online: bool,
+    last_online: i64,
+}
+
+/// A job's figures at a scrape.
+struct JobSample {
+    mirror: MirrorName,
+    worker: WorkerId,
+    status: SyncStatus,
+    size_bytes: f64,
+    last_success: i64,
+    last_duration: i64,
+    last_transferred: i64,
+    total_transferred: i64,
+    consecutive_failures: i64,
+    maintenance: bool,
+}
+
+/// What a scrape reads of the model, copied out under the view's lock (about 150 bytes a
+/// job, against some 700 of text).
+pub struct StateSnapshot {
+    workers: Vec<WorkerSample>,
+    /// Jobs per status, in [`SyncStatus::ALL`]'s order.
+    by_status: [usize; SyncStatus::ALL.len()],
+    jobs: Vec<JobSample>,
+    pools: Vec<PoolSummary>,
+}
+
+impl StateSnapshot {
+    pub fn of(model: &Model, online: impl Fn(&WorkerId) -> bool, pools: Vec<PoolSummary>) -> Self {
+        let workers = model
+            .workers
+            .iter()
+            .map(|(worker, record)| WorkerSample {
+                worker: worker.clone(),
+                online: online(worker),
+                last_online: record.last_online.unix(),
+            })
+            .collect();
+        let mut by_status = [0; SyncStatus::ALL.len()];
+        let jobs = model
+            .jobs
+            .iter()
+            .map(|(key, job)| {
+                if let Some(slot) = SyncStatus::ALL
+                    .iter()
+                    .position(|status| *status == job.status)
+                {
+                    by_status[slot] += 1;
+                }
+                let (mirror, worker) = key;
+                JobSample {
+                    mirror: mirror.clone(),
+                    worker: worker.clone(),
+                    status: job.status,
+                    size_bytes: size_bytes(&job.size).unwrap_or(-1.0),
+                    last_success: if job.last_update.is_zero() {
+                        0
+                    } else {
+                        job.last_update.unix()
+                    },
+                    last_duration: if job.last_started.is_zero() || job.last_ended.is_zero() {
+                        0
+                    } else {
+                        (job.last_ended.unix() - job.last_started.unix()).max(0)
+                    },
+                    last_transferred: i64::try_from(job.last_transferred_bytes.unwrap_or(0))
+                        .unwrap_or(i64::MAX),
+                    total_transferred: i64::try_from(job.total_transferred_bytes)
+                        .unwrap_or(i64::MAX),
+                    consecutive_failures: i64::from(job.consecutive_failures),
+                    maintenance: model.maintenance.of_job(key).is_some(),
+                }
+            })
+            .collect();
+        StateSnapshot {
+            workers,
+            by_status,
+            jobs,
+            pools,
+        }
+    }
+}
+
+/// A per-job gauge: its name, its help text, and how to read it.
+type JobGauge = (&'static str, &'static str, fn(&JobSample) -> i64);
+
+/// Workers, jobs and pools as the model held them.
 pub fn encode_state(
     encoder: &mut DescriptorEncoder,
-    model: &Model,
-    online: impl Fn(&tunasync_shared::names::WorkerId) -> bool,
-    pools: &[PoolSummary],
+    state: &StateSnapshot,
 ) -> Result<(), std::fmt::Error> {
     gauge(
         encoder,
         "tunasync_workers_total",
         "Known workers",
-        i64::try_from(model.workers.len()).unwrap_or(i64::MAX),
+        i64::try_from(state.workers.len()).unwrap_or(i64::MAX),
     )?;
     gauges(
         encoder,
         "tunasync_worker_online",
         "Whether the worker's heartbeats are current",
-        model.workers.keys().map(|worker| {
-            (
-                vec![("worker", worker.to_string())],
-                i64::from(online(worker)),
-            )
-        }),
+        state
+            .workers
+            .iter()
+            .map(|sample| (worker_labels(&sample.worker), i64::from(sample.online))),
     )?;
     gauges(
         encoder,
         "tunasync_worker_last_heartbeat_timestamp_seconds",
         "When the worker was last heard from",
-        model.workers.iter().map(|(worker, record)| {
-            (
-                vec![("worker", worker.to_string())],
-                record.last_online.unix(),
-            )
-        }),
+        state
+            .workers
+            .iter()
+            .map(|sample| (worker_labels(&sample.worker), sample.last_online)),
     )?;
     gauges(
         encoder,
         "tunasync_mirrors_total",
         "Jobs by status",
-        SyncStatus::ALL.into_iter().map(|status| {
-            let count = model
-                .jobs
-                .values()
-                .filter(|job| job.status == status)
-                .count();
-            (
-                vec![("status", status.as_str().to_owned())],
-                i64::try_from(count).unwrap_or(i64::MAX),
-            )
-        }),
+        SyncStatus::ALL
+            .into_iter()
+            .zip(state.by_status)
+            .map(|(status, count)| {
+                (
+                    vec![("status", status.as_str().to_owned())],
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                )
+            }),
     )?;
     gauges(
         encoder,
         "tunasync_mirror_status",
         "The job's status: 0 none, 1 pre-syncing, 2 syncing, 3 success, 4 failed, 5 paused, 6 disabled",
-        model
+        state
             .jobs
             .iter()
-            .map(|((mirror, worker), job)| (job_labels(mirror, worker), status_code(job.status))),
+            .map(|job| (job_labels(&job.mirror, &job.worker), status_code(job.status))),
     )?;
     gauges(
         encoder,
         "tunasync_mirror_state",
         "The job's status as a label (1 for the current one)",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            let mut labels = job_labels(mirror, worker);
+        state.jobs.iter().map(|job| {
+            let mut labels = job_labels(&job.mirror, &job.worker);
             labels.push(("status", job.status.as_str().to_owned()));
             (labels, 1i64)
         }),
@@ -173,86 +258,57 @@ pub fn encode_state(
         encoder,
         "tunasync_mirror_size_bytes",
         "The mirror's size as last reported, in bytes (-1 when unknown)",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            (
-                job_labels(mirror, worker),
-                size_bytes(&job.size).unwrap_or(-1.0),
-            )
-        }),
+        state
+            .jobs
+            .iter()
+            .map(|job| (job_labels(&job.mirror, &job.worker), job.size_bytes)),
     )?;
-    gauges(
-        encoder,
-        "tunasync_mirror_last_success_timestamp_seconds",
-        "End of the last successful sync (0: never)",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            let at = if job.last_update.is_zero() {
-                0
-            } else {
-                job.last_update.unix()
-            };
-            (job_labels(mirror, worker), at)
-        }),
-    )?;
-    gauges(
-        encoder,
-        "tunasync_mirror_last_sync_duration_seconds",
-        "How long the last finished run took (0: none yet)",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            let took = if job.last_started.is_zero() || job.last_ended.is_zero() {
-                0
-            } else {
-                (job.last_ended.unix() - job.last_started.unix()).max(0)
-            };
-            (job_labels(mirror, worker), took)
-        }),
-    )?;
-    gauges(
-        encoder,
-        "tunasync_mirror_last_transferred_bytes",
-        "What the latest run transferred, once it succeeded (0: unknown or running)",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            (
-                job_labels(mirror, worker),
-                i64::try_from(job.last_transferred_bytes.unwrap_or(0)).unwrap_or(i64::MAX),
-            )
-        }),
-    )?;
-    // A running sum kept in the store, under the other port's exact name (a counter here
-    // would have to be called `…_total`); `rate()` reads it all the same.
-    gauges(
-        encoder,
-        "tunasync_mirror_total_transferred_bytes",
-        "What the job's successful runs transferred, all together",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            (
-                job_labels(mirror, worker),
-                i64::try_from(job.total_transferred_bytes).unwrap_or(i64::MAX),
-            )
-        }),
-    )?;
-    gauges(
-        encoder,
-        "tunasync_mirror_consecutive_failures",
-        "Runs in a row that ended failed, since the last success",
-        model.jobs.iter().map(|((mirror, worker), job)| {
-            (
-                job_labels(mirror, worker),
-                i64::from(job.consecutive_failures),
-            )
-        }),
-    )?;
-    gauges(
-        encoder,
-        "tunasync_mirror_maintenance",
-        "Whether a maintenance (of the cluster, the worker or the mirror) covers the job",
-        model.jobs.keys().map(|key| {
-            (
-                job_labels(&key.0, &key.1),
-                i64::from(model.maintenance.of_job(key).is_some()),
-            )
-        }),
-    )?;
-    encode_pools(encoder, pools)
+    let job_gauges: [JobGauge; 6] = [
+        (
+            "tunasync_mirror_last_success_timestamp_seconds",
+            "End of the last successful sync (0: never)",
+            |job| job.last_success,
+        ),
+        (
+            "tunasync_mirror_last_sync_duration_seconds",
+            "How long the last finished run took (0: none yet)",
+            |job| job.last_duration,
+        ),
+        (
+            "tunasync_mirror_last_transferred_bytes",
+            "What the latest run transferred, once it succeeded (0: unknown or running)",
+            |job| job.last_transferred,
+        ),
+        // A running sum kept in the store, under the other port's exact name (a counter
+        // here would have to be called `…_total`); `rate()` reads it all the same.
+        (
+            "tunasync_mirror_total_transferred_bytes",
+            "What the job's successful runs transferred, all together",
+            |job| job.total_transferred,
+        ),
+        (
+            "tunasync_mirror_consecutive_failures",
+            "Runs in a row that ended failed, since the last success",
+            |job| job.consecutive_failures,
+        ),
+        (
+            "tunasync_mirror_maintenance",
+            "Whether a maintenance (of the cluster, the worker or the mirror) covers the job",
+            |job| i64::from(job.maintenance),
+        ),
+    ];
+    for (name, help, value) in job_gauges {
+        gauges(
+            encoder,
+            name,
+            help,
+            state
+                .jobs
+                .iter()
+                .map(|job| (job_labels(&job.mirror, &job.worker), value(job))),
+        )?;
+    }
+    encode_pools(encoder, &state.pools)
 }
 
 /// A per-pool gauge: its name, its help text, and how to read it.
@@ -328,14 +384,13 @@ fn encode_pools(
 mod tests {
     use super::*;
     use crate::records::{JobRecord, WorkerRecord};
-    use tunasync_shared::names::{MirrorName, WorkerId};
 
     #[derive(Debug)]
     struct Fixed(Model);
 
     impl Collector for Fixed {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-            encode_state(&mut encoder, &self.0, |_| true, &[])
+            encode_state(&mut encoder, &StateSnapshot::of(&self.0, |_| true, Vec::new()))
         }
     }
 

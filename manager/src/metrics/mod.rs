@@ -9,6 +9,8 @@
 //! (`mirror`, `worker`), so its dashboards work unchanged.
 
 pub mod collector;
+mod gzip_text;
+pub use gzip_text::render_gzip;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -433,12 +433,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// `data` in gzip at the level bodies are served with.
 pub(crate) fn compress(data: &[u8]) -> Bytes {
-    compress_at(data, 6)
-}
-
-/// `data` in gzip at `level` (0–9).
-pub(crate) fn compress_at(data: &[u8], level: u32) -> Bytes {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::new(level));
+    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::new(6));
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(data);
     Bytes::from(encoder.finish().unwrap_or_default())
