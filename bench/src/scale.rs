@@ -674,9 +674,7 @@ pub async fn soak(n_workers: usize, jobs_per_worker: usize, length: Duration) ->
             target: "levels off".into(),
         },
         Row {
-            what: format!(
-                "{what}: manager RSS low–high within each tenth (read every second)"
-            ),
+            what: format!("{what}: manager RSS low–high within each tenth (read every second)"),
             figure: tenths_low_high(&readings, tenth),
             baseline: "–".into(),
             ratio: "–".into(),

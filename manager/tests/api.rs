@@ -190,21 +190,7 @@ async fn worker_events_become_the_status_page_over(kind: Kind) {
         "{metrics}"
     );
     // A scraper that takes gzip (Prometheus does) gets the same text gzipped.
-    let response = manager
-        .client
-        .get(format!("{}/metrics", manager.url))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["content-encoding"], "gzip");
-    let gzipped = response.bytes().await.unwrap();
-    let mut unzipped = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(&gzipped[..]),
-        &mut unzipped,
-    )
-    .unwrap();
+    let unzipped = manager.get_gzipped("/metrics").await;
     assert!(
         unzipped.contains("tunasync_mirror_status{mirror=\"debian\",worker=\"w1\"} 3"),
         "{unzipped}"
@@ -621,18 +607,7 @@ async fn the_status_page_is_served_with_tags_filters_and_escaping_over(kind: Kin
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("bogus"));
 
-    let zipped = manager
-        .client
-        .get(format!("{}/", manager.url))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(zipped.headers()["content-encoding"], "gzip");
-    let bytes = zipped.bytes().await.unwrap();
-    let mut html = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut html)
-        .unwrap();
+    let html = manager.get_gzipped("/").await;
     assert!(html.contains("data-name=\"debian\""));
 
     // A change: the old tag no longer matches.

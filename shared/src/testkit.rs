@@ -248,9 +248,8 @@ pub fn unique_namespace(label: &str) -> String {
 /// that runs a real program fails with that message rather than with an assertion about
 /// what the missing program did not do.
 pub fn require_program(program: &str, package: &str) {
-    let found = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
     assert!(
         found,
         "`{program}` is not installed: install it with `apt-get install {package}`"

@@ -239,10 +239,12 @@ pub fn encode_state(
         encoder,
         "tunasync_mirror_status",
         "The job's status: 0 none, 1 pre-syncing, 2 syncing, 3 success, 4 failed, 5 paused, 6 disabled",
-        state
-            .jobs
-            .iter()
-            .map(|job| (job_labels(&job.mirror, &job.worker), status_code(job.status))),
+        state.jobs.iter().map(|job| {
+            (
+                job_labels(&job.mirror, &job.worker),
+                status_code(job.status),
+            )
+        }),
     )?;
     gauges(
         encoder,
@@ -390,7 +392,10 @@ mod tests {
 
     impl Collector for Fixed {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-            encode_state(&mut encoder, &StateSnapshot::of(&self.0, |_| true, Vec::new()))
+            encode_state(
+                &mut encoder,
+                &StateSnapshot::of(&self.0, |_| true, Vec::new()),
+            )
         }
     }
 

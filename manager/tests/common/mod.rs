@@ -240,6 +240,24 @@ impl TestManager {
             .unwrap()
     }
 
+    /// `GET path` asking for gzip: the body, which must come gzip-encoded, unzipped.
+    pub async fn get_gzipped(&self, path: &str) -> String {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        assert_eq!(response.headers()["content-encoding"], "gzip", "GET {path}");
+        let gzipped = response.bytes().await.unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut text)
+            .unwrap();
+        text
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");

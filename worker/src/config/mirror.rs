@@ -36,6 +36,14 @@ fn merge_codes(lists: &[&[i32]]) -> Vec<i32> {
     merged
 }
 
+/// A mirror's own list of hook commands, or `[global]`'s when it has none (an empty list
+/// counts as none).
+fn own_or_global<'a>(own: &'a Option<Vec<String>>, global: &'a [String]) -> &'a [String] {
+    own.as_deref()
+        .filter(|list| !list.is_empty())
+        .unwrap_or(global)
+}
+
 pub(super) fn resolve_mirror(
     mirror: &RawMirror,
     idx: usize,
@@ -287,22 +295,16 @@ pub(super) fn resolve_mirror(
             })
             .collect()
     };
-    let exec_on_success = match mirror
-        .exec_on_success
-        .as_deref()
-        .filter(|list| !list.is_empty())
-    {
-        Some(list) => commands("exec_on_success", list, collector),
-        None => commands("exec_on_success", &global.exec_on_success, collector),
-    };
-    let exec_on_failure = match mirror
-        .exec_on_failure
-        .as_deref()
-        .filter(|list| !list.is_empty())
-    {
-        Some(list) => commands("exec_on_failure", list, collector),
-        None => commands("exec_on_failure", &global.exec_on_failure, collector),
-    };
+    let exec_on_success = commands(
+        "exec_on_success",
+        own_or_global(&mirror.exec_on_success, &global.exec_on_success),
+        collector,
+    );
+    let exec_on_failure = commands(
+        "exec_on_failure",
+        own_or_global(&mirror.exec_on_failure, &global.exec_on_failure),
+        collector,
+    );
     let exec_on_success_extra = commands(
         "exec_on_success_extra",
         mirror.exec_on_success_extra.as_deref().unwrap_or_default(),
