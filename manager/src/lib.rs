@@ -24,6 +24,7 @@ pub mod config;
 pub mod deflate_pieces;
 pub mod dispatch;
 pub mod etag;
+pub mod https_client;
 pub mod import;
 pub mod ingest;
 pub mod jobs_body;

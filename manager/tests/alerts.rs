@@ -5,7 +5,7 @@ mod common;
 
 use tunasync_shared::both_transports;
 
-use common::receivers::{Alertmanager, Posted, Receiver, free_port};
+use common::receivers::{Alertmanager, Posted, Receiver, TlsReceiver, free_port};
 use common::{FakeWorker, Kind, Setup, TestManager, WAIT, wait_until_async, wait_welcomed};
 use serde_json::Value;
 use tunasync_shared::gotime::GoTime;
@@ -151,6 +151,57 @@ async fn failures_alert_once_through_a_receiver_that_was_down_and_a_restart() {
         text.contains("tunasync_alerts_sent_total{sink=\"hook\"} 2\n"),
         "{text}"
     );
+    worker.stop().await;
+    manager.stop().await;
+}
+
+/// A sink over HTTPS trusts its `ca_cert` only: the sink whose CA signed the receiver's
+/// certificate delivers; the one given another CA is refused in the handshake, and its
+/// notification waits, undelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_sinks_trust_their_ca_cert_only() {
+    let env = tunasync_shared::testkit::BrokerEnv::get();
+    let port = free_port();
+    let posted = Posted::default();
+    let _receiver =
+        TlsReceiver::start(port, posted.clone(), &env.server_cert, &env.server_key).await;
+    let sink = |name: &str, ca: &std::path::Path| {
+        format!(
+            "[[alerts.sinks]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/{name}\"\nca_cert = \"{}\"\n",
+            ca.display()
+        )
+    };
+    let extra = format!(
+        "[alerts]\nfailures = 1\nworker_offline = false\ninterval = \"100ms\"\nretry_max = \"300ms\"\n{}{}",
+        sink("trusted", &env.ca_cert),
+        sink("stranger", &env.other_ca_cert)
+    );
+    let manager = TestManager::start(Setup {
+        extra,
+        ..Setup::default()
+    })
+    .await;
+    let worker = FakeWorker::start("w1", manager.broker_config()).await;
+    worker.hello(&["debian"]).await;
+    wait_welcomed(&worker).await;
+
+    run(&worker, "debian", SyncStatus::Failed, GoTime::now_local()).await;
+    wait_until_async(
+        WAIT,
+        "the trusted sink to deliver and the other to fail",
+        || async {
+            let status = alerts(&manager).await;
+            let text = manager.get("/metrics").await.text().await.unwrap();
+            status["undelivered"]["trusted"] == 0
+                && status["undelivered"]["stranger"] == 1
+                && text.contains("tunasync_alerts_failed_total{sink=\"stranger\"}")
+        },
+    )
+    .await;
+    let trusted = posted.to("/trusted");
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    assert_eq!(trusted[0]["mirror"], "debian");
+    assert!(posted.to("/stranger").is_empty());
     worker.stop().await;
     manager.stop().await;
 }

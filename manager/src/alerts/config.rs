@@ -15,6 +15,7 @@
 //! url = "https://chat.example.org/hooks/abc"
 //! max_per_minute = 20
 //! token_file = "/etc/tunasync/ops-hook.token"   # optional: sent as a bearer token
+//! ca_cert = "/etc/tunasync/ops-ca.pem"          # optional: the only CA trusted for https
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +76,10 @@ pub struct SinkConfig {
     /// A file holding a bearer token for the `Authorization` header.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// For an HTTPS `url`: trust only the certificates in this PEM file (a private CA)
+    /// instead of the system's roots.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 fn default_per_minute() -> u32 {

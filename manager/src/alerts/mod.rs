@@ -49,8 +49,12 @@ pub enum AlertsError {
     },
     #[error("cannot read the alerts from the store")]
     Store(#[from] StoreError),
-    #[error("cannot set up the HTTP client for alerts")]
-    Http(#[source] reqwest::Error),
+    #[error("cannot set up the HTTP client of alert sink {sink:?}")]
+    Http {
+        sink: String,
+        #[source]
+        source: crate::https_client::ClientError,
+    },
 }
 
 /// What `GET /alerts` shows.
@@ -94,11 +98,6 @@ pub async fn start(
     let stored = tokio::task::spawn_blocking(move || loading.load_alerts())
         .await
         .map_err(|err| StoreError::Redb(Box::new(err)))??;
-    // reqwest needs a process-wide TLS provider; the other TLS users name theirs.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .build()
-        .map_err(AlertsError::Http)?;
     let telemetry = view.telemetry.alerts.clone();
 
     let book = Book::new(stored.incidents, stored.next_incident);
@@ -124,12 +123,18 @@ pub async fn start(
             ),
             None => None,
         };
+        // Each sink its own client: its `ca_cert`, or the system's roots.
+        let http = crate::https_client::build(reqwest::Client::builder(), sink.ca_cert.as_deref())
+            .map_err(|source| AlertsError::Http {
+                sink: sink.name.clone(),
+                source,
+            })?;
         let (items_tx, items) = mpsc::unbounded_channel();
         couriers.insert(sink.name.clone(), items_tx);
         let courier = Courier {
             sink: sink.clone(),
             token,
-            http: http.clone(),
+            http,
             items,
             delivered: delivered_tx.clone(),
             open: open_rx.clone(),

@@ -33,14 +33,8 @@ struct WorkerAnswer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("cannot read the CA for Go workers' HTTPS {path}")]
-    Ca {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot make the HTTP client for Go workers")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::https_client::ClientError),
     /// tunasync's text when the worker cannot be reached.
     #[error("post command to worker {worker}({url}) fail: {reason}")]
     Unreachable {
@@ -70,20 +64,11 @@ pub struct Relay {
 impl Relay {
     /// A client bounded by `timeout`, trusting only `ca_cert` for HTTPS when given.
     pub fn new(ca_cert: Option<&Path>, timeout: Duration) -> Result<Relay, RelayError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("tunasync-manager/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|source| RelayError::Ca {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let certificate = reqwest::Certificate::from_pem(&pem).map_err(RelayError::Client)?;
-            builder = builder.tls_certs_only([certificate]);
-        }
         Ok(Relay {
-            client: builder.build().map_err(RelayError::Client)?,
+            client: crate::https_client::build(builder, ca_cert).map_err(RelayError::Client)?,
             timeout,
         })
     }

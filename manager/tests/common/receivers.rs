@@ -38,6 +38,12 @@ impl Posted {
     }
 }
 
+/// Records a POST to `posted`.
+async fn record(State(posted): State<Posted>, uri: Uri, Json(body): Json<Value>) -> StatusCode {
+    posted.0.lock().unwrap().push((uri.path().to_owned(), body));
+    StatusCode::OK
+}
+
 /// An HTTP receiver on `127.0.0.1:port`, up until dropped.
 pub struct Receiver {
     stop: CancellationToken,
@@ -51,14 +57,6 @@ impl Drop for Receiver {
 
 impl Receiver {
     pub async fn start(port: u16, posted: Posted) -> Receiver {
-        async fn record(
-            State(posted): State<Posted>,
-            uri: Uri,
-            Json(body): Json<Value>,
-        ) -> StatusCode {
-            posted.0.lock().unwrap().push((uri.path().to_owned(), body));
-            StatusCode::OK
-        }
         let app = axum::Router::new()
             .fallback(axum::routing::post(record))
             .with_state(posted);
@@ -73,6 +71,40 @@ impl Receiver {
                 .await;
         });
         Receiver { stop }
+    }
+}
+
+/// An HTTPS receiver on `127.0.0.1:port` with the certificate `cert` (and its `key`), up
+/// until dropped.
+pub struct TlsReceiver {
+    handle: axum_server::Handle<std::net::SocketAddr>,
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+impl TlsReceiver {
+    pub async fn start(port: u16, posted: Posted, cert: &Path, key: &Path) -> TlsReceiver {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .unwrap_or_else(|err| panic!("cannot load {}: {err}", cert.display()));
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(record))
+            .with_state(posted);
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|err| panic!("cannot listen on port {port}: {err}"));
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .unwrap_or_else(|err| panic!("cannot serve on port {port}: {err}"))
+            .handle(handle.clone());
+        tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+        TlsReceiver { handle }
     }
 }
 
