@@ -511,20 +511,16 @@ async fn sample(client: &reqwest::Client, manager: &ManagerProcess) -> Sample {
 
 /// Each tenth's lowest and highest reading, in MB: "low–high, …".
 fn tenths_low_high(readings: &[(Duration, u64)], tenth: Duration) -> String {
-    let mut spans: Vec<(u64, u64)> = Vec::with_capacity(10);
+    let mut spans: [Option<(u64, u64)>; 10] = [None; 10];
     for (at, kib) in readings {
-        let n = (at.as_secs_f64() / tenth.as_secs_f64()) as usize;
-        let n = n.min(9);
-        if spans.len() <= n {
-            spans.resize(n + 1, (u64::MAX, 0));
-        }
-        let span = &mut spans[n];
-        *span = (span.0.min(*kib), span.1.max(*kib));
+        let n = ((at.as_secs_f64() / tenth.as_secs_f64()) as usize).min(9);
+        let (low, high) = spans[n].unwrap_or((*kib, *kib));
+        spans[n] = Some((low.min(*kib), high.max(*kib)));
     }
     let mb = |kib: u64| kib as f64 / 1024.0;
     spans
         .iter()
-        .filter(|(low, _)| *low != u64::MAX)
+        .flatten()
         .map(|(low, high)| format!("{:.0}–{:.0}", mb(*low), mb(*high)))
         .collect::<Vec<_>>()
         .join(", ")
